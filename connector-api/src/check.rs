@@ -1,0 +1,59 @@
+//! The result of [`Connector::check`](crate::Connector::check): named steps, each ok,
+//! warning, failed or skipped.
+
+use serde::{Deserialize, Serialize};
+
+/// Outcome of one check step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckStatus {
+    /// The step passed.
+    Ok,
+    /// The step passed with a caveat the operator should act on (a key about to
+    /// expire, a stream this key cannot read).
+    Warning,
+    /// The step failed; reading will not work until it is fixed.
+    Failed,
+    /// The step was not attempted because an earlier one failed.
+    Skipped,
+}
+
+/// One named step of a check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckStep {
+    /// What was checked (`authenticate`, `permissions for licence data` …).
+    pub name: String,
+    /// How it went.
+    pub status: CheckStatus,
+    /// What was found, and for warnings and failures what to do.
+    pub message: String,
+}
+
+/// Every step of a check, in the order they ran.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CheckReport {
+    /// The steps.
+    pub steps: Vec<CheckStep>,
+}
+
+impl CheckReport {
+    /// Appends a step.
+    pub fn push(&mut self, name: impl Into<String>, status: CheckStatus, message: impl Into<String>) {
+        self.steps.push(CheckStep { name: name.into(), status, message: message.into() });
+    }
+
+    /// True when no step failed (warnings allowed).
+    pub fn passed(&self) -> bool {
+        !self.steps.iter().any(|s| s.status == CheckStatus::Failed)
+    }
+
+    /// The worst status of any step, `Ok` for an empty report.
+    pub fn worst(&self) -> CheckStatus {
+        let rank = |s: CheckStatus| match s {
+            CheckStatus::Ok | CheckStatus::Skipped => 0,
+            CheckStatus::Warning => 1,
+            CheckStatus::Failed => 2,
+        };
+        self.steps.iter().map(|s| s.status).max_by_key(|s| rank(*s)).unwrap_or(CheckStatus::Ok)
+    }
+}

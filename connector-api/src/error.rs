@@ -1,0 +1,235 @@
+//! The one error type every connector returns.
+//!
+//! An [`Error`] says what went wrong in words an operator understands
+//! ([`Error::message`]), what to do about it ([`Error::hint`]), where it happened
+//! ([`Error::context`]: stream, endpoint, field …) and whether trying again may help
+//! ([`Error::is_retryable`]). It never carries a secret: build messages from names and
+//! statuses, never from config values or request headers.
+
+use std::fmt;
+
+/// What class of failure an [`Error`] is. Hosts map kinds to exit codes.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The configuration is invalid: a missing, mistyped or unknown field, a bad URL.
+    Config,
+    /// The source rejected the credentials (HTTP 401, an expired or revoked key).
+    Auth,
+    /// The credentials are valid but lack a right the request needs (HTTP 403).
+    Permission,
+    /// The requested resource does not exist (HTTP 404, a wrong tenant URL).
+    NotFound,
+    /// The source throttled us and retrying within our budget did not get through.
+    RateLimited,
+    /// A temporary failure: timeouts, connection resets, 5xx, truncated bodies.
+    Transient,
+    /// The source answered something we cannot use: malformed JSON, a paging loop,
+    /// a link to a foreign host.
+    Source,
+    /// A bug or an environment failure inside the connector or host.
+    Internal,
+}
+
+impl ErrorKind {
+    /// Whether errors of this kind are worth retrying by default.
+    pub fn is_retryable_by_default(self) -> bool {
+        matches!(self, ErrorKind::RateLimited | ErrorKind::Transient)
+    }
+
+    /// A short lowercase label (`auth`, `rate_limited` …) for logs and JSON output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Config => "config",
+            ErrorKind::Auth => "auth",
+            ErrorKind::Permission => "permission",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::Transient => "transient",
+            ErrorKind::Source => "source",
+            ErrorKind::Internal => "internal",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A connector failure: kind, message, optional remediation hint, context, retryability.
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    hint: Option<String>,
+    context: Vec<(&'static str, String)>,
+    retryable: bool,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Creates an error of `kind`; retryability defaults from the kind.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            message: message.into(),
+            hint: None,
+            context: Vec::new(),
+            retryable: kind.is_retryable_by_default(),
+            source: None,
+        }
+    }
+
+    /// A [`ErrorKind::Config`] error naming the offending field.
+    pub fn config(field: &str, message: impl fmt::Display) -> Self {
+        Error::new(ErrorKind::Config, format!("{field}: {message}")).with_context("field", field)
+    }
+
+    /// An [`ErrorKind::Internal`] error.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Internal, message)
+    }
+
+    /// Adds what the operator should do about it.
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// Adds a key/value pair of context (`stream`, `endpoint`, `status`, `field` …).
+    /// A key given twice keeps its first value, so outer layers cannot hide where an
+    /// error really happened.
+    pub fn with_context(mut self, key: &'static str, value: impl Into<String>) -> Self {
+        if !self.context.iter().any(|(k, _)| *k == key) {
+            self.context.push((key, value.into()));
+        }
+        self
+    }
+
+    /// Overrides whether retrying may help.
+    pub fn with_retryable(mut self, retryable: bool) -> Self {
+        self.retryable = retryable;
+        self
+    }
+
+    /// Keeps the underlying error for `source()` chains. Its text must not contain
+    /// secrets (reqwest errors do not include headers).
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// The class of failure.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// What went wrong, for a person.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// What to do about it, if known.
+    pub fn hint(&self) -> Option<&str> {
+        self.hint.as_deref()
+    }
+
+    /// Where it happened, as key/value pairs in the order they were added.
+    pub fn context(&self) -> &[(&'static str, String)] {
+        &self.context
+    }
+
+    /// The value of one context key.
+    pub fn context_value(&self, key: &str) -> Option<&str> {
+        self.context.iter().find(|(k, _)| *k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// Whether trying the same operation again may succeed.
+    pub fn is_retryable(&self) -> bool {
+        self.retryable
+    }
+}
+
+impl fmt::Display for Error {
+    /// `message (key: value, …)`, then `Hint: …` on its own line when there is one.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        let shown: Vec<_> = self
+            .context
+            .iter()
+            .filter(|(k, v)| !(*k == "field" && self.message.starts_with(v.as_str())))
+            .collect();
+        if !shown.is_empty() {
+            f.write_str(" (")?;
+            for (i, (k, v)) in shown.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(", ")?;
+                }
+                write!(f, "{k}: {v}")?;
+            }
+            f.write_str(")")?;
+        }
+        if let Some(hint) = &self.hint {
+            write!(f, "\nHint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Error")
+            .field("kind", &self.kind)
+            .field("message", &self.message)
+            .field("hint", &self.hint)
+            .field("context", &self.context)
+            .field("retryable", &self.retryable)
+            .field("source", &self.source.as_ref().map(|s| s.to_string()))
+            .finish()
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|s| s as &(dyn std::error::Error + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_shows_context_and_hint() {
+        let err = Error::new(ErrorKind::Auth, "The API key was rejected")
+            .with_context("endpoint", "/api/v1/users/me")
+            .with_context("status", "401")
+            .with_hint("Generate a new key");
+        assert_eq!(
+            err.to_string(),
+            "The API key was rejected (endpoint: /api/v1/users/me, status: 401)\nHint: Generate a new key"
+        );
+        assert!(!err.is_retryable());
+    }
+
+    #[test]
+    fn first_context_value_wins() {
+        let err = Error::new(ErrorKind::Transient, "timeout")
+            .with_context("stream", "users")
+            .with_context("stream", "outer");
+        assert_eq!(err.context_value("stream"), Some("users"));
+        assert!(err.is_retryable());
+    }
+
+    #[test]
+    fn config_error_names_field_once() {
+        let err = Error::config("tenant_url", "must start with https://");
+        assert_eq!(err.to_string(), "tenant_url: must start with https://");
+        assert_eq!(err.context_value("field"), Some("tenant_url"));
+    }
+}
