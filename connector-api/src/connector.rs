@@ -74,10 +74,6 @@ pub trait Connector: Send + Sync {
     /// Records flow as they arrive: implementations must not buffer a whole stream, so
     /// memory stays flat however large the source. A [`Message::State`] checkpoint covers
     /// every record of its stream emitted before it.
-    async fn read(
-        &self,
-        config: &Value,
-        catalog: &ConfiguredCatalog,
-        state: &State,
-    ) -> Result<MessageStream>;
+    async fn read(&self, config: &Value, catalog: &ConfiguredCatalog, state: &State)
+    -> Result<MessageStream>;
 }

@@ -25,12 +25,10 @@ pub mod message;
 pub mod registry;
 pub mod secret;
 pub mod state;
-#[cfg(feature = "testkit")]
-pub mod testkit;
 
 pub use catalog::{Catalog, ConfiguredCatalog, ConfiguredStream, StreamDescriptor, SyncMode};
 pub use check::{CheckReport, CheckStatus, CheckStep};
-pub use connector::{Connector, Metadata, MessageStream, Spec};
+pub use connector::{Connector, MessageStream, Metadata, Spec};
 pub use error::{Error, ErrorKind, Result};
 pub use message::{Checkpoint, LogLevel, LogMessage, Message, Record, StreamEvent, StreamStatus};
 pub use registry::Registration;

@@ -6,8 +6,8 @@
 //! [`schema`], carries `"writeOnly": true` and `"x-secret": true` so hosts know which
 //! fields to resolve from the environment or a file and never to print or store.
 
-pub use secrecy::{ExposeSecret, SecretString};
 use schemars::{Schema, SchemaGenerator, json_schema};
+pub use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
 /// JSON Schema of a secret string; use with
@@ -56,7 +56,8 @@ mod tests {
 
     #[test]
     fn redact_replaces_only_secret_fields() {
-        let schema = json!({"properties": {"key": {"type": "string", "x-secret": true}, "url": {"type": "string"}}});
+        let schema =
+            json!({"properties": {"key": {"type": "string", "x-secret": true}, "url": {"type": "string"}}});
         let config = json!({"key": "s3cr3t", "url": "https://x"});
         assert_eq!(secret_fields(&schema), vec!["key".to_string()]);
         assert_eq!(redact(&schema, &config), json!({"key": "**redacted**", "url": "https://x"}));
