@@ -21,6 +21,7 @@ pub mod check;
 pub mod config;
 pub mod connector;
 pub mod error;
+pub mod http;
 pub mod message;
 pub mod registry;
 pub mod secret;

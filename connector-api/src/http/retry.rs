@@ -1,0 +1,322 @@
+//! Sending a request until it succeeds, fails for good, or the retry budget runs out.
+//!
+//! [`RetryingClient::execute`] owns the loop every HTTP connector needs: wait for the
+//! shared [`RateLimiter`], send, read the whole body, and decide. Throttling (429,
+//! honouring `Retry-After` as seconds or an HTTP date), server errors (5xx, 408),
+//! timeouts, connection resets and truncated bodies are retried with exponential
+//! backoff and full jitter (AWS's "full jitter": a uniform wait between zero and the
+//! exponential cap, which spreads synchronized clients apart). Every other response goes
+//! to the connector's handler, which may accept it, fail, or ask for a retry (for a
+//! body that does not parse). The loop is bounded by attempts and by total time, and the
+//! final error names the endpoint and the last status.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use rand::Rng;
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use tokio::time::Instant;
+use url::Url;
+
+use super::{HttpEvent, RateLimiter};
+use crate::{Error, ErrorKind, Result};
+
+/// How hard to try before giving up on a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in total, the first included.
+    pub max_attempts: u32,
+    /// The backoff cap before the first retry; it doubles with each retry.
+    pub initial_backoff: Duration,
+    /// The largest backoff cap, however many retries came before.
+    pub max_backoff: Duration,
+    /// Total time budget for one request, all attempts and waits included. A wait
+    /// (backoff or `Retry-After`) that would overrun it ends the loop instead.
+    pub max_elapsed: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// 8 attempts, backoff caps from 200 ms doubling to 30 s, 5 minutes in total.
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 8,
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(30),
+            max_elapsed: Duration::from_secs(300),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The exponential cap before retry number `retry` (0 for the first retry).
+    pub fn backoff_cap(&self, retry: u32) -> Duration {
+        let factor = 2u32.saturating_pow(retry.min(30));
+        self.initial_backoff.saturating_mul(factor).min(self.max_backoff)
+    }
+
+    /// A full-jitter wait before retry number `retry`: uniform in `[0, backoff_cap]`.
+    pub fn backoff(&self, retry: u32, rng: &mut impl Rng) -> Duration {
+        let cap = self.backoff_cap(retry).as_micros() as u64;
+        Duration::from_micros(rng.random_range(0..=cap))
+    }
+}
+
+/// Parses a `Retry-After` value: delay seconds (`120`, also `1.5`) or an HTTP date
+/// (`Wed, 21 Oct 2015 07:28:00 GMT`) relative to `now`. A date in the past means "now".
+/// Returns `None` for anything else, so a garbled header falls back to backoff.
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    if let Ok(secs) = value.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// A response whose body was read in full.
+#[derive(Debug)]
+pub struct Fetched {
+    /// The URL that answered.
+    pub url: Url,
+    /// Its status.
+    pub status: StatusCode,
+    /// Its headers.
+    pub headers: HeaderMap,
+    /// The whole body.
+    pub body: Vec<u8>,
+}
+
+/// What a connector's handler makes of a response the retry loop did not handle itself.
+#[derive(Debug)]
+pub enum Verdict<T> {
+    /// The response is good; `execute` returns this value.
+    Done(T),
+    /// The response is unusable but another attempt may fix it (a body that does not
+    /// parse because it was cut off); `reason` is reported and ends up in the error.
+    Retry {
+        /// Why, for the retry event and the final error.
+        reason: String,
+    },
+    /// The request failed for good; `execute` returns this error.
+    Fail(Error),
+}
+
+/// A `reqwest` client with a retry policy and, optionally, a shared rate limiter.
+#[derive(Debug, Clone)]
+pub struct RetryingClient {
+    client: reqwest::Client,
+    policy: RetryPolicy,
+    limiter: Option<Arc<RateLimiter>>,
+}
+
+impl RetryingClient {
+    /// Wraps `client` with `policy` and no rate limiter.
+    pub fn new(client: reqwest::Client, policy: RetryPolicy) -> Self {
+        RetryingClient { client, policy, limiter: None }
+    }
+
+    /// Paces every request through `limiter`, which may be shared with other clients.
+    pub fn with_limiter(mut self, limiter: Arc<RateLimiter>) -> Self {
+        self.limiter = Some(limiter);
+        self
+    }
+
+    /// The same client and limiter with another policy (e.g. a quick one for a probe).
+    pub fn with_policy(&self, policy: RetryPolicy) -> Self {
+        RetryingClient { policy, ..self.clone() }
+    }
+
+    /// The retry policy in force.
+    pub fn policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
+
+    /// Sends the request `build` makes until `handle` accepts a response, a failure is
+    /// final, or the policy's budget is spent.
+    ///
+    /// `endpoint` names the request in errors (`GET /api/v1/users`); keep secrets and
+    /// long cursors out of it. Retries and rate-limiter waits are appended to `events`
+    /// as they happen, for the caller to report.
+    pub async fn execute<T>(
+        &self,
+        endpoint: &str,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+        mut handle: impl FnMut(Fetched) -> Verdict<T>,
+        events: &mut Vec<HttpEvent>,
+    ) -> Result<T> {
+        let started = Instant::now();
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            if let Some(limiter) = &self.limiter {
+                let waited = limiter.acquire().await;
+                if !waited.is_zero() {
+                    events.push(HttpEvent::Throttled(waited));
+                }
+            }
+            let failure = match send(&self.client, &build).await {
+                Err(err) => Failure::transport(err),
+                Ok(fetched) if fetched.status == StatusCode::TOO_MANY_REQUESTS => {
+                    let retry_after = fetched
+                        .headers
+                        .get(RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| parse_retry_after(v, SystemTime::now()));
+                    Failure::throttled(retry_after)
+                }
+                Ok(fetched)
+                    if fetched.status.is_server_error() || fetched.status == StatusCode::REQUEST_TIMEOUT =>
+                {
+                    Failure::status(fetched.status)
+                }
+                Ok(fetched) => {
+                    let status = fetched.status;
+                    match handle(fetched) {
+                        Verdict::Done(value) => return Ok(value),
+                        Verdict::Fail(err) => {
+                            return Err(err
+                                .with_context("endpoint", endpoint.to_string())
+                                .with_context("status", status.as_u16().to_string()));
+                        }
+                        Verdict::Retry { reason } => {
+                            Failure { reason, status: Some(status), ..Failure::default() }
+                        }
+                    }
+                }
+            };
+
+            let wait = match failure.retry_after {
+                Some(after) => after,
+                None => self.policy.backoff(attempt - 1, &mut rand::rng()),
+            };
+            if let (Some(after), Some(limiter)) = (failure.retry_after, &self.limiter) {
+                limiter.defer_until(Instant::now() + after);
+            }
+            let elapsed = started.elapsed();
+            if attempt >= self.policy.max_attempts || elapsed + wait > self.policy.max_elapsed {
+                return Err(failure.give_up(endpoint, attempt, elapsed, wait));
+            }
+            tracing::debug!(endpoint, attempt, reason = %failure.reason, wait_ms = wait.as_millis() as u64, "Retrying request");
+            events.push(HttpEvent::Retrying { reason: failure.reason.clone(), wait });
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// Sends one attempt and reads its body; a body cut short is a transport error.
+async fn send(
+    client: &reqwest::Client,
+    build: &impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+) -> std::result::Result<Fetched, reqwest::Error> {
+    let response = build(client).send().await?;
+    let url = response.url().clone();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.bytes().await?.into();
+    Ok(Fetched { url, status, headers, body })
+}
+
+/// Why one attempt failed.
+#[derive(Debug, Default)]
+struct Failure {
+    reason: String,
+    status: Option<StatusCode>,
+    retry_after: Option<Duration>,
+    throttled: bool,
+    source: Option<reqwest::Error>,
+}
+
+impl Failure {
+    fn transport(err: reqwest::Error) -> Self {
+        let reason = if err.is_timeout() {
+            "timed out"
+        } else if err.is_connect() {
+            "could not connect"
+        } else if err.is_body() || err.is_decode() {
+            "response body cut off"
+        } else {
+            "connection failed"
+        };
+        Failure { reason: reason.to_string(), source: Some(err), ..Failure::default() }
+    }
+
+    fn throttled(retry_after: Option<Duration>) -> Self {
+        Failure {
+            reason: "HTTP 429".into(),
+            status: Some(StatusCode::TOO_MANY_REQUESTS),
+            retry_after,
+            throttled: true,
+            source: None,
+        }
+    }
+
+    fn status(status: StatusCode) -> Self {
+        Failure { reason: format!("HTTP {}", status.as_u16()), status: Some(status), ..Failure::default() }
+    }
+
+    fn give_up(self, endpoint: &str, attempts: u32, elapsed: Duration, next_wait: Duration) -> Error {
+        let kind = if self.throttled { ErrorKind::RateLimited } else { ErrorKind::Transient };
+        let mut message = format!(
+            "{endpoint} failed after {attempts} attempt{} over {:.1}s; last: {}",
+            if attempts == 1 { "" } else { "s" },
+            elapsed.as_secs_f64(),
+            self.reason
+        );
+        if self.throttled && self.retry_after.is_some() {
+            message.push_str(&format!(" (the source asked to wait {}s more)", next_wait.as_secs()));
+        }
+        let mut err = Error::new(kind, message).with_context("endpoint", endpoint.to_string());
+        if let Some(status) = self.status {
+            err = err.with_context("status", status.as_u16().to_string());
+        }
+        if let Some(source) = self.source {
+            err = err.with_source(source);
+        }
+        err
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand::rngs::SmallRng;
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_480);
+        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(parse_retry_after(" 1.5 ", now), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now),
+            Some(Duration::from_secs(30)),
+            "an HTTP date is relative to now"
+        );
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-3", now), None);
+    }
+
+    #[test]
+    fn backoff_is_bounded_and_jittered() {
+        let policy = RetryPolicy {
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(2),
+            ..RetryPolicy::default()
+        };
+        assert_eq!(policy.backoff_cap(0), Duration::from_millis(100));
+        assert_eq!(policy.backoff_cap(3), Duration::from_millis(800));
+        assert_eq!(policy.backoff_cap(10), Duration::from_secs(2));
+        assert_eq!(policy.backoff_cap(u32::MAX), Duration::from_secs(2));
+        let mut rng = SmallRng::seed_from_u64(7);
+        let waits: Vec<Duration> = (0..200).map(|_| policy.backoff(4, &mut rng)).collect();
+        assert!(waits.iter().all(|w| *w <= Duration::from_millis(1600)));
+        let distinct: std::collections::HashSet<_> = waits.iter().collect();
+        assert!(distinct.len() > 150, "full jitter spreads waits");
+        assert!(waits.iter().any(|w| *w < Duration::from_millis(400)));
+    }
+}

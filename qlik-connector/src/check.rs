@@ -1,0 +1,222 @@
+//! `check`: named steps from the config to every stream's endpoint.
+//!
+//! Steps stop at the first failure (later ones are reported as skipped) so the operator
+//! sees the one thing to fix: URL, then key expiry (read from the key itself, before
+//! anything is sent), then reachability (without the key), then the key, the tenant,
+//! and finally a `limit=1` probe of every endpoint the selected streams read. A probe
+//! that is forbidden is a warning naming the streams lost and the fix, since the other
+//! streams still work.
+
+use std::time::Duration;
+
+use connector_api::http::RetryPolicy;
+use connector_api::{CheckReport, CheckStatus, ErrorKind, Result};
+use serde_json::Value;
+use time::OffsetDateTime;
+use url::Url;
+
+use crate::auth::{self, Credentials, KeyExpiry};
+use crate::client::QlikClient;
+use crate::config::{QlikConfig, Settings};
+use crate::remediation;
+use crate::streams::users::all_statuses_filter;
+
+/// Step names, in order.
+pub const STEP_URL: &str = "tenant URL valid";
+/// Reads the key's expiry from its claims.
+pub const STEP_EXPIRY: &str = "key not expired";
+/// Reaches the tenant over HTTPS without the key.
+pub const STEP_REACH: &str = "tenant reachable";
+/// `users/me` with the key.
+pub const STEP_KEY: &str = "key accepted";
+/// `tenants/me` with the key.
+pub const STEP_TENANT: &str = "tenant identified";
+/// Prefix of the per-endpoint probe steps.
+pub const STEP_PROBE: &str = "stream access";
+
+/// Probes and checks fail fast rather than retry for minutes.
+fn quick_policy() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 3,
+        initial_backoff: Duration::from_millis(200),
+        max_backoff: Duration::from_secs(2),
+        max_elapsed: Duration::from_secs(20),
+    }
+}
+
+/// Runs every step. `Err` only for a config that cannot be parsed at all.
+pub async fn run(config: &Value) -> Result<CheckReport> {
+    let raw: QlikConfig = connector_api::config::parse(config)?;
+    let mut report = CheckReport::default();
+    let remaining = [STEP_EXPIRY, STEP_REACH, STEP_KEY, STEP_TENANT, STEP_PROBE];
+
+    let settings = match Settings::from_config(raw) {
+        Ok(s) => {
+            report.push(
+                STEP_URL,
+                CheckStatus::Ok,
+                format!("tenant at {}", s.tenant.as_str().trim_end_matches('/')),
+            );
+            s
+        }
+        Err(err) if err.context_value("field") == Some("tenant_url") => {
+            report.push(STEP_URL, CheckStatus::Failed, err.to_string());
+            skip(&mut report, &remaining);
+            return Ok(report);
+        }
+        Err(err) => return Err(err),
+    };
+    let credentials = Credentials::from_secret(&settings.api_key)?;
+
+    match credentials.claims.as_ref().map(|c| c.expiry(OffsetDateTime::now_utc())) {
+        Some(KeyExpiry::Expired(at)) => {
+            report.push(STEP_EXPIRY, CheckStatus::Failed, auth::expired_error(at).to_string());
+            skip(&mut report, &remaining[1..]);
+            return Ok(report);
+        }
+        Some(KeyExpiry::ExpiresSoon(at)) => report.push(
+            STEP_EXPIRY,
+            CheckStatus::Warning,
+            format!(
+                "The API key expires on {}, within 14 days.\nHint: {}",
+                auth::show(at),
+                remediation::KEY_EXPIRING_SOON
+            ),
+        ),
+        Some(KeyExpiry::Valid(at)) => {
+            report.push(STEP_EXPIRY, CheckStatus::Ok, format!("expires on {}", auth::show(at)))
+        }
+        Some(KeyExpiry::Unknown) => report.push(STEP_EXPIRY, CheckStatus::Ok, "the key states no expiry"),
+        None => report.push(
+            STEP_EXPIRY,
+            CheckStatus::Warning,
+            format!(
+                "The API key is not a JWT, so its expiry cannot be read.\nHint: {}",
+                remediation::KEY_NOT_A_JWT
+            ),
+        ),
+    }
+
+    let client = QlikClient::new(&settings, &credentials)?.with_policy(quick_policy());
+    match client.reach().await {
+        Ok(status) => report.push(STEP_REACH, CheckStatus::Ok, format!("the tenant answered HTTP {status}")),
+        Err(err) => {
+            report.push(STEP_REACH, CheckStatus::Failed, err.to_string());
+            skip(&mut report, &remaining[2..]);
+            return Ok(report);
+        }
+    }
+
+    let mut events = Vec::new();
+    match client.get_json(&client.url("/api/v1/users/me"), &mut events).await {
+        Ok((_, me)) => {
+            let who =
+                me.get("name").or_else(|| me.get("id")).and_then(Value::as_str).unwrap_or("an unnamed user");
+            report.push(STEP_KEY, CheckStatus::Ok, format!("the key acts as {who}"));
+        }
+        Err(err) => {
+            report.push(STEP_KEY, CheckStatus::Failed, err.to_string());
+            skip(&mut report, &remaining[3..]);
+            return Ok(report);
+        }
+    }
+
+    match client.get_json(&client.url("/api/v1/tenants/me"), &mut events).await {
+        Ok((_, tenant)) => {
+            let id = tenant.get("id").and_then(Value::as_str).unwrap_or("");
+            let name = tenant.get("name").and_then(Value::as_str).unwrap_or(id);
+            let claimed = credentials.claims.as_ref().and_then(|c| c.tenant_id.as_deref());
+            if claimed.is_some_and(|c| !id.is_empty() && c != id) {
+                report.push(
+                    STEP_TENANT,
+                    CheckStatus::Warning,
+                    format!(
+                        "tenant {name} ({id}), but the key was issued for another tenant.\nHint: {}",
+                        remediation::WRONG_TENANT_URL
+                    ),
+                );
+            } else {
+                report.push(STEP_TENANT, CheckStatus::Ok, format!("tenant {name} ({id})"));
+            }
+        }
+        Err(err) => {
+            report.push(STEP_TENANT, CheckStatus::Failed, err.to_string());
+            skip(&mut report, &remaining[4..]);
+            return Ok(report);
+        }
+    }
+
+    for probe in probes(&settings) {
+        probe_endpoint(&client, &probe, &mut report).await;
+    }
+    Ok(report)
+}
+
+fn skip(report: &mut CheckReport, steps: &[&str]) {
+    for s in steps {
+        report.push(*s, CheckStatus::Skipped, "skipped: an earlier step failed");
+    }
+}
+
+/// One endpoint to probe and the streams that depend on it. (`tenant` reads
+/// `tenants/me`, already checked, and tolerates a forbidden `licenses/status`.)
+struct Probe {
+    path: &'static str,
+    query: Vec<(&'static str, String)>,
+    streams: Vec<&'static str>,
+}
+
+/// An endpoint, its extra query and the streams reading it.
+type ProbeRow = (&'static str, Vec<(&'static str, String)>, &'static [&'static str]);
+
+fn probes(settings: &Settings) -> Vec<Probe> {
+    let table: [ProbeRow; 9] = [
+        ("/api/v1/users", vec![("filter", all_statuses_filter())], &["users", "user_roles", "user_groups"]),
+        ("/api/v1/groups", vec![], &["groups"]),
+        ("/api/v1/roles", vec![], &["roles"]),
+        ("/api/v1/licenses/overview", vec![], &["license_overview", "license_allotments"]),
+        ("/api/v1/licenses/assignments", vec![], &["license_assignments"]),
+        ("/api/v1/licenses/consumption", vec![], &["license_consumption"]),
+        ("/api/v1/spaces", vec![], &["spaces", "space_assignments"]),
+        ("/api/v1/items", vec![("resourceType", "app".into())], &["apps"]),
+        ("/api/v1/api-keys", vec![], &["api_keys"]),
+    ];
+    table
+        .into_iter()
+        .filter_map(|(path, query, streams)| {
+            let streams: Vec<&'static str> =
+                streams.iter().copied().filter(|s| settings.streams.contains(s)).collect();
+            (!streams.is_empty()).then_some(Probe { path, query, streams })
+        })
+        .collect()
+}
+
+fn is_list(path: &str) -> bool {
+    path != "/api/v1/licenses/overview"
+}
+
+async fn probe_endpoint(client: &QlikClient, probe: &Probe, report: &mut CheckReport) {
+    let name = format!("{STEP_PROBE}: {}", probe.path);
+    let mut url: Url = client.url(probe.path);
+    {
+        let mut q = url.query_pairs_mut();
+        if is_list(probe.path) {
+            q.append_pair("limit", "1");
+        }
+        q.extend_pairs(&probe.query);
+    }
+    if url.query() == Some("") {
+        url.set_query(None);
+    }
+    let streams = probe.streams.join(", ");
+    let mut events = Vec::new();
+    match client.get_json(&url, &mut events).await {
+        Ok(_) => report.push(name, CheckStatus::Ok, format!("readable: {streams}")),
+        Err(err) if err.kind() == ErrorKind::Permission => report.push(
+            name,
+            CheckStatus::Warning,
+            format!("This key cannot read {streams}; those streams will fail. {err}"),
+        ),
+        Err(err) => report.push(name, CheckStatus::Failed, err.to_string()),
+    }
+}

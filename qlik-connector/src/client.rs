@@ -1,0 +1,181 @@
+//! The HTTP client every request of the connector goes through.
+//!
+//! It wraps the shared [`RetryingClient`] (rate limit, retries, backoff) and adds the
+//! Qlik specifics: the bearer key, sent only to the tenant's origin; JSON bodies that
+//! are retried when cut off; redirects (`users/me` → `users/{id}`) followed by hand so
+//! the key never follows one to another origin; Qlik's error envelopes mapped by
+//! [`crate::error`].
+
+use std::sync::Arc;
+
+use connector_api::http::{
+    ClientOptions, Fetched, HttpEvent, OriginGuard, RateLimiter, RetryPolicy, RetryingClient, Verdict,
+    build_client,
+};
+use connector_api::{Error, ErrorKind, Result};
+use reqwest::header::{AUTHORIZATION, HeaderValue, LOCATION};
+use serde_json::Value;
+use url::Url;
+
+use crate::auth::Credentials;
+use crate::config::Settings;
+use crate::error;
+
+/// `User-Agent` of every request, so Qlik's operators can tell who is calling.
+pub const USER_AGENT: &str = concat!("data-hub-qlik-sense/", env!("CARGO_PKG_VERSION"));
+
+/// The longest chain of redirects followed for one request.
+const MAX_REDIRECTS: usize = 3;
+
+/// The tenant's HTTP client, shared by every stream of a read.
+#[derive(Debug, Clone)]
+pub struct QlikClient {
+    http: RetryingClient,
+    guard: OriginGuard,
+    tenant: Url,
+    /// `Bearer <key>`, marked sensitive so `Debug` of the header map hides it.
+    auth: HeaderValue,
+}
+
+/// What a successful request returned.
+#[derive(Debug)]
+pub enum Reply {
+    /// A JSON body, and the URL that answered it (links resolve against it).
+    Json(Url, Value),
+    /// A redirect to `Location`, not yet followed.
+    Redirect(String),
+}
+
+impl QlikClient {
+    /// Builds the client for `settings`, with its own rate limiter.
+    pub fn new(settings: &Settings, credentials: &Credentials) -> Result<Self> {
+        let limiter = Arc::new(RateLimiter::per_minute(settings.requests_per_minute));
+        Self::with_limiter(settings, credentials, limiter, RetryPolicy::default())
+    }
+
+    /// Builds the client with a given limiter and retry policy.
+    pub fn with_limiter(
+        settings: &Settings,
+        credentials: &Credentials,
+        limiter: Arc<RateLimiter>,
+        policy: RetryPolicy,
+    ) -> Result<Self> {
+        let mut options = ClientOptions::new(USER_AGENT);
+        options.request_timeout = settings.request_timeout;
+        options.pool_max_idle_per_host = settings.max_concurrency * 2;
+        let http = RetryingClient::new(build_client(&options)?, policy).with_limiter(limiter);
+        Ok(QlikClient {
+            http,
+            guard: OriginGuard::new(&settings.tenant).with_path_prefix("/api"),
+            tenant: settings.tenant.clone(),
+            auth: credentials.header.clone(),
+        })
+    }
+
+    /// The same client with another retry policy (quick probes in `check`).
+    pub fn with_policy(&self, policy: RetryPolicy) -> Self {
+        QlikClient { http: self.http.with_policy(policy), ..self.clone() }
+    }
+
+    /// The tenant's origin.
+    pub fn tenant(&self) -> &Url {
+        &self.tenant
+    }
+
+    /// The guard deciding which links may carry the key.
+    pub fn guard(&self) -> &OriginGuard {
+        &self.guard
+    }
+
+    /// `path_and_query` (e.g. `api/v1/users?limit=1`) on the tenant.
+    pub fn url(&self, path: &str) -> Url {
+        let mut url = self.tenant.clone();
+        url.set_path(path);
+        url
+    }
+
+    /// GETs `url` with the key, retrying transient failures; 2xx JSON and 3xx come back
+    /// as a [`Reply`], anything else as an error naming the endpoint.
+    pub async fn get(&self, url: &Url, events: &mut Vec<HttpEvent>) -> Result<Reply> {
+        if !self.guard.is_same_origin(url) {
+            return Err(Error::internal(format!(
+                "refusing to send the API key to {}, which is not the tenant {}",
+                url.origin().ascii_serialization(),
+                self.guard.origin()
+            )));
+        }
+        let path = url.path().to_string();
+        let endpoint = format!("GET {path}");
+        let auth = &self.auth;
+        self.http
+            .execute(
+                &endpoint,
+                |client| client.get(url.clone()).header(AUTHORIZATION, auth.clone()),
+                |fetched| interpret(fetched, &path),
+                events,
+            )
+            .await
+            .map_err(error::with_remediation)
+    }
+
+    /// Sends one GET to the tenant's origin *without* the key, to learn whether the
+    /// host answers HTTP over a trusted TLS connection. Any status counts as reachable.
+    pub async fn reach(&self) -> Result<u16> {
+        let url = self.tenant.clone();
+        let mut events = Vec::new();
+        self.http
+            .execute(
+                "GET /",
+                |client| client.get(url.clone()),
+                |f| Verdict::Done(f.status.as_u16()),
+                &mut events,
+            )
+            .await
+            .map_err(error::with_remediation)
+    }
+
+    /// GETs `url`, following up to three redirects on the tenant's origin (a redirect
+    /// to another origin is rebased onto the tenant, never followed with the key).
+    pub async fn get_json(&self, url: &Url, events: &mut Vec<HttpEvent>) -> Result<(Url, Value)> {
+        let mut current = url.clone();
+        for _ in 0..=MAX_REDIRECTS {
+            match self.get(&current, events).await? {
+                Reply::Json(at, value) => return Ok((at, value)),
+                Reply::Redirect(location) => {
+                    let target = self.guard.resolve_link(&current, &location)?;
+                    if let connector_api::http::LinkTarget::Rebased { from, .. } = &target {
+                        tracing::debug!(endpoint = current.path(), from = %from, "Rebased a redirect onto the tenant");
+                    }
+                    current = target.into_url();
+                }
+            }
+        }
+        Err(Error::new(
+            ErrorKind::Source,
+            format!("{} redirected more than {MAX_REDIRECTS} times", url.path()),
+        )
+        .with_context("endpoint", url.path().to_string())
+        .with_hint(crate::remediation::SOURCE_PROTOCOL))
+    }
+}
+
+fn interpret(fetched: Fetched, path: &str) -> Verdict<Reply> {
+    let status = fetched.status;
+    if status.is_redirection() {
+        return match fetched.headers.get(LOCATION).and_then(|l| l.to_str().ok()) {
+            Some(location) => Verdict::Done(Reply::Redirect(location.to_string())),
+            None => Verdict::Fail(Error::new(
+                ErrorKind::Source,
+                format!("{path} answered HTTP {} without a Location", status.as_u16()),
+            )),
+        };
+    }
+    if !status.is_success() {
+        return Verdict::Fail(error::from_response(status.as_u16(), &fetched.body, path));
+    }
+    match serde_json::from_slice(&fetched.body) {
+        Ok(value) => Verdict::Done(Reply::Json(fetched.url, value)),
+        Err(e) if e.is_eof() => Verdict::Retry { reason: "response body cut off".into() },
+        Err(_) => Verdict::Retry { reason: "malformed JSON".into() },
+    }
+}

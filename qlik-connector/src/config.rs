@@ -1,0 +1,328 @@
+//! The connector's configuration: what an operator writes, and the validated
+//! [`Settings`] the rest of the crate uses.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use connector_api::{Error, Result};
+use schemars::JsonSchema;
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::Value;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use url::{Host, Url};
+
+use crate::streams;
+
+/// Default requests per minute: Qlik's Tier 1 budget, which every endpoint read uses.
+pub const DEFAULT_REQUESTS_PER_MINUTE: u32 = 1000;
+/// Default number of streams read at once.
+pub const DEFAULT_MAX_CONCURRENCY: usize = 8;
+/// Default per-request timeout, in seconds.
+pub const DEFAULT_REQUEST_TIMEOUT: u64 = 60;
+
+/// Configuration of the Qlik Sense (Qlik Cloud) connector.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "Qlik Sense (Qlik Cloud)")]
+pub struct QlikConfig {
+    /// Address of the Qlik Cloud tenant, e.g. `https://acme.eu.qlikcloud.com` or a custom
+    /// domain. Trailing slashes and a pasted `/api/v1/...` path are ignored. `http://` is
+    /// accepted only for loopback hosts (a local simulator).
+    pub tenant_url: String,
+    /// API key generated under Profile settings > API keys by a user with the "Manage API
+    /// keys" permission. The key acts with its creator's rights: licence streams need a
+    /// Tenant Admin. Never logged or stored by the connector.
+    #[schemars(schema_with = "connector_api::secret::schema")]
+    pub api_key: SecretString,
+    /// Streams to read; every stream when omitted.
+    #[serde(default)]
+    pub streams: Option<Vec<String>>,
+    /// Records per request. Capped at each endpoint's maximum (100, or 200 for
+    /// licence consumption); the maximum when omitted.
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub page_size: Option<u32>,
+    /// Streams read at the same time, and concurrent requests when fanning out to each
+    /// space's assignments.
+    #[serde(default = "default_max_concurrency")]
+    #[schemars(range(min = 1, max = 64))]
+    pub max_concurrency: usize,
+    /// Requests per minute for all streams together; the connector paces itself below
+    /// this so Qlik does not have to throttle it. Qlik's Tier 1 limit is 1000.
+    #[serde(default = "default_requests_per_minute")]
+    #[schemars(range(min = 1))]
+    pub requests_per_minute: u32,
+    /// Seconds one request may take before it is abandoned and retried.
+    #[serde(default = "default_request_timeout")]
+    #[schemars(range(min = 1, max = 600))]
+    pub request_timeout: u64,
+    /// How far back the first `license_consumption` sync reaches: an RFC 3339 timestamp
+    /// (`2025-01-01T00:00:00Z`) or a date (`2025-01-01`). All history when omitted.
+    /// Later syncs resume from the saved cursor.
+    #[serde(default)]
+    pub consumption_start: Option<String>,
+    /// Also list licence assignments whose subject matches no user (`orphans=true`),
+    /// flagged with `orphan = true`.
+    #[serde(default)]
+    pub include_orphans: bool,
+}
+
+fn default_max_concurrency() -> usize {
+    DEFAULT_MAX_CONCURRENCY
+}
+
+fn default_requests_per_minute() -> u32 {
+    DEFAULT_REQUESTS_PER_MINUTE
+}
+
+fn default_request_timeout() -> u64 {
+    DEFAULT_REQUEST_TIMEOUT
+}
+
+/// A validated configuration.
+#[derive(Debug)]
+pub struct Settings {
+    /// The tenant's origin (`https://acme.eu.qlikcloud.com/`), path stripped.
+    pub tenant: Url,
+    /// The API key.
+    pub api_key: SecretString,
+    /// Streams the config allows, in catalog order.
+    pub streams: Vec<&'static str>,
+    /// Requested page size, before each endpoint's cap.
+    pub page_size: Option<u32>,
+    /// Concurrent streams and fan-out requests.
+    pub max_concurrency: usize,
+    /// Client-side request budget per minute.
+    pub requests_per_minute: u32,
+    /// Per-request timeout.
+    pub request_timeout: Duration,
+    /// Lower bound of the first consumption sync, RFC 3339.
+    pub consumption_start: Option<String>,
+    /// Whether to run the `orphans=true` assignments pass.
+    pub include_orphans: bool,
+}
+
+impl Settings {
+    /// Parses and validates a config, naming the offending field on failure.
+    pub fn from_json(config: &Value) -> Result<Self> {
+        let raw: QlikConfig = connector_api::config::parse(config)?;
+        Self::from_config(raw)
+    }
+
+    /// Validates a parsed config.
+    pub fn from_config(raw: QlikConfig) -> Result<Self> {
+        let tenant = normalize_tenant_url(&raw.tenant_url)?;
+        let streams = select_streams(raw.streams.as_deref())?;
+        if raw.page_size == Some(0) {
+            return Err(Error::config("page_size", "must be at least 1"));
+        }
+        if !(1..=64).contains(&raw.max_concurrency) {
+            return Err(Error::config("max_concurrency", "must be between 1 and 64"));
+        }
+        if raw.requests_per_minute == 0 {
+            return Err(Error::config("requests_per_minute", "must be at least 1"));
+        }
+        if !(1..=600).contains(&raw.request_timeout) {
+            return Err(Error::config("request_timeout", "must be between 1 and 600 seconds"));
+        }
+        let consumption_start = raw.consumption_start.as_deref().map(parse_start).transpose()?;
+        Ok(Settings {
+            tenant,
+            api_key: raw.api_key,
+            streams,
+            page_size: raw.page_size,
+            max_concurrency: raw.max_concurrency,
+            requests_per_minute: raw.requests_per_minute,
+            request_timeout: Duration::from_secs(raw.request_timeout),
+            consumption_start,
+            include_orphans: raw.include_orphans,
+        })
+    }
+
+    /// The page size for an endpoint whose maximum `limit` is `max`.
+    pub fn limit(&self, max: u32) -> u32 {
+        self.page_size.unwrap_or(max).clamp(1, max)
+    }
+}
+
+/// Reduces what an operator pastes to the tenant's origin.
+///
+/// Accepts a bare host (`acme.eu.qlikcloud.com`), drops any path (a pasted
+/// `/api/v1/users`, the hub's `/hub/home`), query and fragment, and refuses plain HTTP
+/// except on loopback hosts, where the simulator runs.
+pub fn normalize_tenant_url(input: &str) -> Result<Url> {
+    const FIELD: &str = "tenant_url";
+    let trimmed = input.trim();
+    if trimmed.is_empty() {
+        return Err(Error::config(
+            FIELD,
+            "is empty; give the tenant address, e.g. https://acme.eu.qlikcloud.com",
+        ));
+    }
+    let with_scheme =
+        if trimmed.contains("://") { trimmed.to_string() } else { format!("https://{trimmed}") };
+    let mut url = Url::parse(&with_scheme).map_err(|e| {
+        Error::config(FIELD, format!("is not a URL ({e}); expected e.g. https://acme.eu.qlikcloud.com"))
+    })?;
+    let Some(host) = url.host() else {
+        return Err(Error::config(FIELD, "has no host name; expected e.g. https://acme.eu.qlikcloud.com"));
+    };
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Error::config(
+            FIELD,
+            "must not contain a user name or password; put the API key in api_key",
+        ));
+    }
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(&host) => {}
+        "http" => {
+            return Err(Error::config(
+                FIELD,
+                "uses http://, which would send the API key unencrypted; use https:// (http:// is allowed only for loopback hosts)",
+            ));
+        }
+        other => return Err(Error::config(FIELD, format!("uses `{other}://`; use https://"))),
+    }
+    url.set_path("/");
+    url.set_query(None);
+    url.set_fragment(None);
+    Ok(url)
+}
+
+fn is_loopback(host: &Host<&str>) -> bool {
+    match host {
+        Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
+        Host::Ipv4(ip) => IpAddr::V4(*ip).is_loopback(),
+        Host::Ipv6(ip) => IpAddr::V6(*ip).is_loopback(),
+    }
+}
+
+fn select_streams(selection: Option<&[String]>) -> Result<Vec<&'static str>> {
+    let known = streams::NAMES;
+    let Some(selection) = selection else {
+        return Ok(known.to_vec());
+    };
+    if selection.is_empty() {
+        return Err(Error::config("streams", "is empty; omit it to read every stream")
+            .with_hint(format!("Known streams: {}", known.join(", "))));
+    }
+    for name in selection {
+        if !known.contains(&name.as_str()) {
+            return Err(Error::config("streams", format!("unknown stream `{name}`"))
+                .with_hint(format!("Known streams: {}", known.join(", "))));
+        }
+    }
+    Ok(known.iter().copied().filter(|k| selection.iter().any(|s| s == k)).collect())
+}
+
+fn parse_start(value: &str) -> Result<String> {
+    const FIELD: &str = "consumption_start";
+    let value = value.trim();
+    let parsed = OffsetDateTime::parse(value, &Rfc3339).or_else(|_| {
+        let format = time::macros::format_description!("[year]-[month]-[day]");
+        time::Date::parse(value, &format).map(|d| d.midnight().assume_utc())
+    });
+    let at = parsed.map_err(|_| {
+        Error::config(FIELD, "is not an RFC 3339 timestamp (2025-01-01T00:00:00Z) or a date (2025-01-01)")
+    })?;
+    at.format(&Rfc3339).map_err(|e| Error::config(FIELD, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use connector_api::ErrorKind;
+    use serde_json::json;
+
+    #[test]
+    fn tenant_url_is_normalised() {
+        for input in [
+            "https://acme.eu.qlikcloud.com",
+            "https://acme.eu.qlikcloud.com/",
+            "https://acme.eu.qlikcloud.com///",
+            "  https://acme.eu.qlikcloud.com/api/v1/users?limit=5 ",
+            "acme.eu.qlikcloud.com",
+            "https://ACME.eu.qlikcloud.com/hub/home#x",
+        ] {
+            assert_eq!(
+                normalize_tenant_url(input).unwrap().as_str(),
+                "https://acme.eu.qlikcloud.com/",
+                "{input}"
+            );
+        }
+        assert_eq!(
+            normalize_tenant_url("https://analytics.example.com:8443/api").unwrap().as_str(),
+            "https://analytics.example.com:8443/"
+        );
+    }
+
+    #[test]
+    fn http_only_for_loopback() {
+        for ok in ["http://127.0.0.1:4000", "http://localhost:4000/api/v1", "http://[::1]:9"] {
+            assert_eq!(normalize_tenant_url(ok).unwrap().scheme(), "http", "{ok}");
+        }
+        let err = normalize_tenant_url("http://acme.eu.qlikcloud.com").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config);
+        assert_eq!(err.context_value("field"), Some("tenant_url"));
+        assert!(err.message().contains("use https://"), "{err}");
+    }
+
+    #[test]
+    fn bad_urls_name_the_field() {
+        for bad in ["", "ftp://acme.example", "https://user:pw@acme.example", "https://"] {
+            let err = normalize_tenant_url(bad).unwrap_err();
+            assert_eq!(err.context_value("field"), Some("tenant_url"), "{bad}: {err}");
+            assert!(!err.to_string().contains("pw@"), "{err}");
+        }
+    }
+
+    #[test]
+    fn defaults_and_caps() {
+        let s = Settings::from_json(&json!({"tenant_url": "https://a.eu.qlikcloud.com", "api_key": "k"}))
+            .unwrap();
+        assert_eq!(s.requests_per_minute, 1000);
+        assert_eq!(s.streams, streams::NAMES.to_vec());
+        assert_eq!(s.limit(100), 100);
+        let s = Settings::from_json(
+            &json!({"tenant_url": "https://a.eu.qlikcloud.com", "api_key": "k", "page_size": 150}),
+        )
+        .unwrap();
+        assert_eq!((s.limit(100), s.limit(200)), (100, 150));
+    }
+
+    #[test]
+    fn unknown_fields_and_streams_are_named() {
+        let err = Settings::from_json(
+            &json!({"tenant_url": "https://a.qlikcloud.com", "api_key": "k", "pagesize": 3}),
+        )
+        .unwrap_err();
+        assert!(err.message().contains("unknown field `pagesize`"), "{err}");
+        let err = Settings::from_json(
+            &json!({"tenant_url": "https://a.qlikcloud.com", "api_key": "k", "streams": ["userz"]}),
+        )
+        .unwrap_err();
+        assert_eq!(err.context_value("field"), Some("streams"));
+        assert!(err.hint().unwrap().contains("users"), "{err}");
+    }
+
+    #[test]
+    fn consumption_start_accepts_dates() {
+        assert_eq!(parse_start("2025-01-01").unwrap(), "2025-01-01T00:00:00Z");
+        assert_eq!(parse_start("2025-03-04T05:06:07+01:00").unwrap(), "2025-03-04T05:06:07+01:00");
+        assert_eq!(parse_start("last year").unwrap_err().context_value("field"), Some("consumption_start"));
+    }
+
+    #[test]
+    fn debug_hides_the_key() {
+        let raw: QlikConfig = connector_api::config::parse(
+            &json!({"tenant_url": "https://a.qlikcloud.com", "api_key": "canary-key-123"}),
+        )
+        .unwrap();
+        assert!(!format!("{raw:?}").contains("canary-key-123"));
+        let s = Settings::from_config(raw).unwrap();
+        assert!(!format!("{s:?}").contains("canary-key-123"));
+    }
+}

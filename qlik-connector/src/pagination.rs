@@ -1,0 +1,99 @@
+//! Qlik's list endpoints, page by page.
+//!
+//! Every list answer is `{"data": [...], "links": {"next": {"href": "..."}}}`. The
+//! connector follows `links.next.href` as given (cursor, page token and all) rather
+//! than rebuilding it, because endpoints disagree on the token's name (`next`, `page`,
+//! `startingAfter`). Each link goes through the tenant's
+//! [`OriginGuard`](connector_api::http::OriginGuard) (a link to another host is rebased
+//! onto the tenant, so the key never leaves it) and a
+//! [`CursorGuard`] (a link seen twice ends the listing with an error, never a loop).
+
+use std::sync::Arc;
+
+use connector_api::http::{CursorGuard, HttpEvent, LinkTarget, paginate};
+use connector_api::{Error, ErrorKind, Result};
+use futures::Stream;
+use serde_json::{Map, Value};
+use url::Url;
+
+use crate::client::{QlikClient, Reply};
+use crate::remediation;
+
+/// One page of a listing.
+#[derive(Debug)]
+pub struct Page {
+    /// The page's records, as Qlik sent them.
+    pub records: Vec<Map<String, Value>>,
+    /// Retries and throttling while fetching it.
+    pub events: Vec<HttpEvent>,
+}
+
+struct Cursor {
+    url: Url,
+    seen: CursorGuard,
+}
+
+/// Streams the pages of the listing that starts at `first`, fetching each only when
+/// the consumer asks for it.
+pub fn pages(client: Arc<QlikClient>, first: Url) -> impl Stream<Item = Result<Page>> + Send {
+    let mut seen = CursorGuard::new();
+    let start = seen.check(first.path(), first.as_str()).map(|_| Cursor { url: first, seen });
+    paginate(start, move |cursor| {
+        let client = client.clone();
+        async move { fetch(&client, cursor?).await.map(|(page, next)| (page, next.map(Ok))) }
+    })
+}
+
+async fn fetch(client: &QlikClient, mut cursor: Cursor) -> Result<(Page, Option<Cursor>)> {
+    let mut events = Vec::new();
+    let path = cursor.url.path().to_string();
+    let (at, body) = match client.get(&cursor.url, &mut events).await? {
+        Reply::Json(at, body) => (at, body),
+        Reply::Redirect(_) => {
+            return Err(protocol(&path, "answered a list request with a redirect"));
+        }
+    };
+    let Value::Object(mut body) = body else {
+        return Err(protocol(&path, "returned a list that is not a JSON object"));
+    };
+    let records = match body.remove("data") {
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .map(|item| match item {
+                Value::Object(map) => Ok(map),
+                _ => Err(protocol(&path, "returned a list item that is not a JSON object")),
+            })
+            .collect::<Result<Vec<_>>>()?,
+        Some(Value::Null) | None => Vec::new(),
+        Some(_) => return Err(protocol(&path, "returned `data` that is not an array")),
+    };
+    let href = body
+        .get("links")
+        .and_then(|l| l.get("next"))
+        .and_then(|n| n.get("href"))
+        .and_then(Value::as_str)
+        .filter(|h| !h.is_empty());
+    let next = match href {
+        None => None,
+        Some(href) => {
+            let target = client
+                .guard()
+                .resolve_link(&at, href)
+                .map_err(|e| e.with_context("endpoint", path.clone()))?;
+            if let LinkTarget::Rebased { from, .. } = &target {
+                tracing::debug!(endpoint = %path, from = %from, "Rebased a next-page link onto the tenant");
+            }
+            let url = target.into_url();
+            cursor.seen.check(&path, url.as_str()).map_err(|e| e.with_hint(remediation::SOURCE_PROTOCOL))?;
+            cursor.url = url;
+            Some(cursor)
+        }
+    };
+    Ok((Page { records, events }, next))
+}
+
+fn protocol(path: &str, what: &str) -> Error {
+    Error::new(ErrorKind::Source, format!("{path} {what}"))
+        .with_context("endpoint", path.to_string())
+        .with_hint(remediation::SOURCE_PROTOCOL)
+}

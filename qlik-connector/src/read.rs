@@ -1,0 +1,267 @@
+//! Running a read: one task per source endpoint ("job"), at most `max_concurrency` at a
+//! time, all feeding one bounded channel that becomes the [`MessageStream`].
+//!
+//! The channel's bound is what keeps memory flat: a job that produces faster than the
+//! host consumes waits on `send`, so at most a page per job plus the channel's capacity
+//! is in memory, whatever the tenant's size. The first error ends the stream (after a
+//! `Failed` status for the streams of the failing job); dropping the stream aborts every
+//! job.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use connector_api::http::HttpEvent;
+use connector_api::{Error, Message, MessageStream, Result, StreamEvent};
+use serde_json::{Value, json};
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+use url::Url;
+
+use crate::client::QlikClient;
+use crate::config::Settings;
+use crate::pagination::pages;
+use crate::streams::{self, StreamDef};
+
+/// Messages buffered between the jobs and the host.
+const CHANNEL_CAPACITY: usize = 512;
+
+/// Where a job's messages go, counting records per stream.
+#[derive(Clone)]
+pub struct Out {
+    tx: mpsc::Sender<Result<Message>>,
+    selected: Arc<HashSet<&'static str>>,
+    counts: Arc<Mutex<BTreeMap<&'static str, u64>>>,
+}
+
+impl Out {
+    /// Whether `stream` was selected.
+    pub fn wants(&self, stream: &str) -> bool {
+        self.selected.contains(stream)
+    }
+
+    async fn send(&self, message: Message) -> Result<()> {
+        self.tx.send(Ok(message)).await.map_err(|_| Error::internal("the reader stopped listening"))
+    }
+
+    /// Emits a record of `stream` if it was selected.
+    pub async fn record(&self, stream: &'static str, data: Value) -> Result<()> {
+        if !self.wants(stream) {
+            return Ok(());
+        }
+        *self.counts.lock().unwrap_or_else(|e| e.into_inner()).entry(stream).or_default() += 1;
+        self.send(Message::record(stream, data)).await
+    }
+
+    /// Emits a status event of `stream` if it was selected.
+    pub async fn status(&self, stream: &'static str, event: StreamEvent) -> Result<()> {
+        if !self.wants(stream) {
+            return Ok(());
+        }
+        self.send(Message::status(stream, event)).await
+    }
+
+    /// Reports retries and throttling while fetching a page of `stream`; waits in the
+    /// rate limiter are summed into one `Throttled` event.
+    pub async fn http_events(&self, stream: &'static str, events: Vec<HttpEvent>) -> Result<()> {
+        let mut throttled = Duration::ZERO;
+        for event in events {
+            match event {
+                HttpEvent::Throttled(wait) => throttled += wait,
+                retrying => self.status(stream, retrying.to_stream_event()).await?,
+            }
+        }
+        if !throttled.is_zero() {
+            self.status(stream, StreamEvent::Throttled { wait: throttled }).await?;
+        }
+        Ok(())
+    }
+
+    /// Emits a log line for the operator.
+    pub async fn log(&self, level: connector_api::LogLevel, message: impl Into<String>) -> Result<()> {
+        self.send(Message::log(level, message)).await
+    }
+
+    /// Emits a checkpoint of `stream`.
+    pub async fn state(&self, stream: &'static str, value: Value) -> Result<()> {
+        if !self.wants(stream) {
+            return Ok(());
+        }
+        self.send(Message::state(stream, value)).await
+    }
+
+    /// Records emitted so far for `stream`.
+    pub fn count(&self, stream: &str) -> u64 {
+        self.counts.lock().unwrap_or_else(|e| e.into_inner()).get(stream).copied().unwrap_or(0)
+    }
+}
+
+/// What every job gets.
+pub struct Ctx {
+    /// The tenant's client.
+    pub client: Arc<QlikClient>,
+    /// The validated config.
+    pub settings: Arc<Settings>,
+    /// Where messages go.
+    pub out: Out,
+    /// The saved checkpoint of `license_consumption`, when reading incrementally.
+    pub consumption_state: Option<Value>,
+}
+
+impl Ctx {
+    /// `path` on the tenant with `query` pairs.
+    pub fn url(&self, path: &str, query: &[(&str, String)]) -> Url {
+        let mut url = self.client.url(path);
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        url
+    }
+}
+
+/// Lists `url` page by page, emitting each item as a record of `def` with `derived`
+/// columns, a `PageFetched` per page.
+pub async fn list(ctx: &Ctx, def: &'static StreamDef, url: Url, derived: &[(&str, Value)]) -> Result<()> {
+    use futures::TryStreamExt;
+    let mut pages = std::pin::pin!(pages(ctx.client.clone(), url));
+    while let Some(page) = pages.try_next().await? {
+        ctx.out.http_events(def.name, page.events).await?;
+        let n = page.records.len() as u64;
+        for src in page.records {
+            ctx.out.record(def.name, def.record(src, derived)).await?;
+        }
+        ctx.out.status(def.name, StreamEvent::PageFetched { records: n }).await?;
+    }
+    Ok(())
+}
+
+/// A unit of work: one source endpoint and the streams it feeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Job {
+    Consumption,
+    Users,
+    Assignments,
+    Spaces,
+    Apps,
+    Groups,
+    Roles,
+    ApiKeys,
+    Overview,
+    Tenant,
+}
+
+impl Job {
+    /// Longest listings first, so they are never queued behind short ones.
+    const ALL: [Job; 10] = [
+        Job::Consumption,
+        Job::Users,
+        Job::Assignments,
+        Job::Spaces,
+        Job::Apps,
+        Job::Groups,
+        Job::Roles,
+        Job::ApiKeys,
+        Job::Overview,
+        Job::Tenant,
+    ];
+
+    fn streams(self) -> &'static [&'static str] {
+        match self {
+            Job::Consumption => &["license_consumption"],
+            Job::Users => &["users", "user_roles", "user_groups"],
+            Job::Assignments => &["license_assignments"],
+            Job::Spaces => &["spaces", "space_assignments"],
+            Job::Apps => &["apps"],
+            Job::Groups => &["groups"],
+            Job::Roles => &["roles"],
+            Job::ApiKeys => &["api_keys"],
+            Job::Overview => &["license_overview", "license_allotments"],
+            Job::Tenant => &["tenant"],
+        }
+    }
+
+    async fn run(self, ctx: &Ctx) -> Result<()> {
+        match self {
+            Job::Consumption => streams::license_consumption::run(ctx).await,
+            Job::Users => streams::users::run(ctx).await,
+            Job::Assignments => streams::license_assignments::run(ctx).await,
+            Job::Spaces => streams::spaces::run(ctx).await,
+            Job::Apps => streams::apps::run(ctx).await,
+            Job::Groups => streams::groups::run(ctx).await,
+            Job::Roles => streams::roles::run(ctx).await,
+            Job::ApiKeys => streams::api_keys::run(ctx).await,
+            Job::Overview => streams::license_overview::run(ctx).await,
+            Job::Tenant => streams::tenant::run(ctx).await,
+        }
+    }
+}
+
+/// Starts reading `selected` streams and returns the message stream.
+pub fn start(
+    client: Arc<QlikClient>,
+    settings: Arc<Settings>,
+    selected: HashSet<&'static str>,
+    consumption_state: Option<Value>,
+) -> MessageStream {
+    let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+    let out = Out { tx, selected: Arc::new(selected), counts: Arc::default() };
+    let permits = Arc::new(Semaphore::new(settings.max_concurrency));
+    let mut tasks = JoinSet::new();
+    for job in Job::ALL {
+        let streams: Vec<&'static str> = job.streams().iter().copied().filter(|s| out.wants(s)).collect();
+        if streams.is_empty() {
+            continue;
+        }
+        let ctx = Ctx {
+            client: client.clone(),
+            settings: settings.clone(),
+            out: out.clone(),
+            consumption_state: consumption_state.clone(),
+        };
+        let permits = permits.clone();
+        tasks.spawn(async move {
+            let Ok(_permit) = permits.acquire_owned().await else { return };
+            for s in &streams {
+                if ctx.out.status(s, StreamEvent::Started).await.is_err() {
+                    return;
+                }
+            }
+            match job.run(&ctx).await {
+                Ok(()) => {
+                    for s in &streams {
+                        let records = ctx.out.count(s);
+                        if ctx.out.status(s, StreamEvent::Completed { records }).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(err) => {
+                    let err = err.with_context("stream", streams.join(", "));
+                    tracing::warn!(streams = %streams.join(","), kind = %err.kind(), error = %err.message(), "Stream failed");
+                    for s in &streams {
+                        let event = StreamEvent::Failed { message: err.message().to_string() };
+                        if ctx.out.status(s, event).await.is_err() {
+                            return;
+                        }
+                    }
+                    let _ = ctx.out.tx.send(Err(err)).await;
+                }
+            }
+        });
+    }
+    drop(out);
+    let stream = futures::stream::unfold((rx, tasks, false), |(mut rx, tasks, done)| async move {
+        if done {
+            return None;
+        }
+        let item = rx.recv().await?;
+        let failed = item.is_err();
+        Some((item, (rx, tasks, failed)))
+    });
+    Box::pin(stream)
+}
+
+/// The checkpoint a consumption read starts from, if the state has one.
+pub fn consumption_checkpoint(state: &connector_api::State) -> Option<Value> {
+    state.get("license_consumption").cloned().filter(|v| v != &json!(null))
+}

@@ -1,0 +1,92 @@
+//! `license_overview` and `license_allotments`: one call to `/v1/licenses/overview`.
+//!
+//! The overview carries `licenseKey`, the tenant's signed licence token. It is a
+//! secret and is never emitted, logged or kept in `_extra`.
+
+use connector_api::{Error, ErrorKind, Result, StreamEvent};
+use serde_json::Value;
+
+use super::{StreamDef, Ty, col, derived};
+use crate::read::Ctx;
+use crate::remediation;
+
+/// The `license_overview` stream.
+pub const LICENSE_OVERVIEW: StreamDef = StreamDef {
+    name: "license_overview",
+    description: "The tenant's licence (one record). The licence key itself is never emitted.",
+    primary_key: &["license_number"],
+    cursor: None,
+    fields: &[
+        col("license_number", "licenseNumber", Ty::String, "Licence number."),
+        col("secondary_number", "secondaryNumber", Ty::String, "Secondary licence number."),
+        col(
+            "parent_license_number",
+            "parentLicenseNumber",
+            Ty::String,
+            "Parent licence number, for child licences.",
+        ),
+        col("product", "product", Ty::String, "Licensed product."),
+        col("license_type", "licenseType", Ty::String, "Licence type."),
+        col("status", "status", Ty::String, "Ok, Blacklisted or Expired (other values kept as text)."),
+        col("origin", "origin", Ty::String, "Internal or External (other values kept as text)."),
+        col("trial", "trial", Ty::Boolean, "Whether the licence is a trial."),
+        col("valid", "valid", Ty::String, "Validity period of the licence."),
+        col("updated", "updated", Ty::String, "When the licence was last updated, as Qlik reports it."),
+        col("change_time", "changeTime", Ty::String, "When the licence last changed, as Qlik reports it."),
+        col("latest_valid_time", "latestValidTime", Ty::String, "Latest time the licence was seen valid."),
+        col("parameters", "parameters", Ty::Array, "Licence parameters (name, valid, values, access)."),
+    ],
+    consumed: &["allotments"],
+};
+
+/// The `license_allotments` stream.
+pub const LICENSE_ALLOTMENTS: StreamDef = StreamDef {
+    name: "license_allotments",
+    description: "Allotments of the licence: units bought and used per licence type (professional, analyzer, analyzer_time).",
+    primary_key: &["license_number", "name"],
+    cursor: None,
+    fields: &[
+        derived("license_number", Ty::String, "Licence number."),
+        col(
+            "name",
+            "name",
+            Ty::String,
+            "Allotment: professional, analyzer, analyzer_time (other values kept as text).",
+        ),
+        col("usage_class", "usageClass", Ty::String, "How units are consumed (assigned, time …)."),
+        col("units", "units", Ty::Integer, "Units in the licence."),
+        col("units_used", "unitsUsed", Ty::Integer, "Units in use."),
+        col("overage", "overage", Ty::Integer, "Units allowed beyond the licence; -1 means unbounded."),
+    ],
+    consumed: &[],
+};
+
+/// Reads the overview and its allotments.
+pub async fn run(ctx: &Ctx) -> Result<()> {
+    let mut events = Vec::new();
+    let (_, body) = ctx.client.get_json(&ctx.url("/api/v1/licenses/overview", &[]), &mut events).await?;
+    ctx.out.http_events(LICENSE_OVERVIEW.name, events).await?;
+    let Value::Object(mut overview) = body else {
+        return Err(Error::new(ErrorKind::Source, "/api/v1/licenses/overview did not return a JSON object")
+            .with_hint(remediation::SOURCE_PROTOCOL));
+    };
+    let number = overview.get("licenseNumber").cloned().unwrap_or(Value::Null);
+    let allotments = match overview.remove("allotments") {
+        Some(Value::Array(items)) => items,
+        _ => Vec::new(),
+    };
+    ctx.out.record(LICENSE_OVERVIEW.name, LICENSE_OVERVIEW.record(overview, &[])).await?;
+    ctx.out.status(LICENSE_OVERVIEW.name, StreamEvent::PageFetched { records: 1 }).await?;
+    let n = allotments.len() as u64;
+    for item in allotments {
+        if let Value::Object(a) = item {
+            ctx.out
+                .record(
+                    LICENSE_ALLOTMENTS.name,
+                    LICENSE_ALLOTMENTS.record(a, &[("license_number", number.clone())]),
+                )
+                .await?;
+        }
+    }
+    ctx.out.status(LICENSE_ALLOTMENTS.name, StreamEvent::PageFetched { records: n }).await
+}

@@ -1,0 +1,266 @@
+//! The streams: what each reads, its record schema, primary key and cursor, and how a
+//! Qlik object becomes a record.
+//!
+//! Each source endpoint has one file. A stream's columns are declared once as
+//! [`Field`]s; the same list produces the JSON Schema in the catalog and drives
+//! [`StreamDef::record`], so schema and records cannot disagree. Source fields the
+//! connector does not know (fields Qlik adds later) are kept in each record's `_extra`
+//! object, and a value of an unexpected type is moved there instead of failing the sync.
+//! Enumerations (`status`, `type` …) are plain strings, so a new value is kept as text.
+
+pub mod api_keys;
+pub mod apps;
+pub mod groups;
+pub mod license_assignments;
+pub mod license_consumption;
+pub mod license_overview;
+pub mod roles;
+pub mod spaces;
+pub mod tenant;
+pub mod users;
+
+use connector_api::{Catalog, StreamDescriptor, SyncMode};
+use serde_json::{Map, Value, json};
+
+/// Source fields never emitted, not even in `_extra`: `licenseKey` is the tenant's
+/// signed licence token, a secret.
+pub const NEVER_EMITTED: &[&str] = &["licenseKey"];
+
+/// The column holding source fields the connector does not know.
+pub const EXTRA: &str = "_extra";
+
+/// A column's type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ty {
+    /// Text (also enumerations, kept as text).
+    String,
+    /// An RFC 3339 timestamp, as text.
+    DateTime,
+    /// A whole number.
+    Integer,
+    /// Any number.
+    Number,
+    /// true or false.
+    Boolean,
+    /// A JSON array.
+    Array,
+    /// A JSON object.
+    Object,
+}
+
+impl Ty {
+    fn json_type(self) -> &'static str {
+        match self {
+            Ty::String | Ty::DateTime => "string",
+            Ty::Integer => "integer",
+            Ty::Number => "number",
+            Ty::Boolean => "boolean",
+            Ty::Array => "array",
+            Ty::Object => "object",
+        }
+    }
+
+    /// Whether `value` fits a column of this type (null always does).
+    pub fn accepts(self, value: &Value) -> bool {
+        match self {
+            _ if value.is_null() => true,
+            Ty::String | Ty::DateTime => value.is_string(),
+            Ty::Integer => value.is_i64() || value.is_u64(),
+            Ty::Number => value.is_number(),
+            Ty::Boolean => value.is_boolean(),
+            Ty::Array => value.is_array(),
+            Ty::Object => value.is_object(),
+        }
+    }
+}
+
+/// One column of a stream.
+#[derive(Debug, Clone, Copy)]
+pub struct Field {
+    /// snake_case column name.
+    pub column: &'static str,
+    /// The Qlik field it comes from; `None` for columns the connector derives (a
+    /// parent's id, a flag).
+    pub source: Option<&'static str>,
+    /// Its type.
+    pub ty: Ty,
+    /// What it means, for the docs.
+    pub description: &'static str,
+}
+
+/// A column copied from Qlik field `source`.
+pub const fn col(column: &'static str, source: &'static str, ty: Ty, description: &'static str) -> Field {
+    Field { column, source: Some(source), ty, description }
+}
+
+/// A column the connector fills in itself.
+pub const fn derived(column: &'static str, ty: Ty, description: &'static str) -> Field {
+    Field { column, source: None, ty, description }
+}
+
+/// A stream: name, docs, keys, columns.
+#[derive(Debug)]
+pub struct StreamDef {
+    /// Stream name.
+    pub name: &'static str,
+    /// What one record is.
+    pub description: &'static str,
+    /// Primary-key columns.
+    pub primary_key: &'static [&'static str],
+    /// Cursor column of incremental streams.
+    pub cursor: Option<&'static str>,
+    /// Columns.
+    pub fields: &'static [Field],
+    /// Source fields used elsewhere (child streams, links) that are neither columns nor
+    /// `_extra`.
+    pub consumed: &'static [&'static str],
+}
+
+impl StreamDef {
+    /// The catalog entry.
+    pub fn descriptor(&self) -> StreamDescriptor {
+        let mut properties = Map::new();
+        for f in self.fields {
+            let nullable = !self.primary_key.contains(&f.column);
+            let ty = if nullable { json!([f.ty.json_type(), "null"]) } else { json!(f.ty.json_type()) };
+            let mut p = json!({"type": ty, "description": f.description});
+            if f.ty == Ty::DateTime {
+                p["format"] = json!("date-time");
+            }
+            properties.insert(f.column.to_string(), p);
+        }
+        properties.insert(
+            EXTRA.to_string(),
+            json!({"type": "object", "description": "Source fields this connector version does not map to a column, as Qlik sent them."}),
+        );
+        StreamDescriptor {
+            name: self.name.to_string(),
+            description: self.description.to_string(),
+            json_schema: json!({
+                "$schema": "https://json-schema.org/draft/2020-12/schema",
+                "type": "object",
+                "properties": properties,
+                "required": self.primary_key,
+                "additionalProperties": false,
+            }),
+            primary_key: self.primary_key.iter().map(|k| k.to_string()).collect(),
+            cursor_field: self.cursor.map(str::to_string),
+            supported_sync_modes: if self.cursor.is_some() {
+                vec![SyncMode::Incremental, SyncMode::FullRefresh]
+            } else {
+                vec![SyncMode::FullRefresh]
+            },
+        }
+    }
+
+    /// Builds a record from Qlik object `src`, with values for derived columns.
+    pub fn record(&self, mut src: Map<String, Value>, derived: &[(&str, Value)]) -> Value {
+        let mut extra = Map::new();
+        let mut out = Map::new();
+        for f in self.fields {
+            let value = match f.source {
+                Some(source) => {
+                    let v = src.remove(source).unwrap_or(Value::Null);
+                    if f.ty.accepts(&v) {
+                        v
+                    } else {
+                        extra.insert(source.to_string(), v);
+                        Value::Null
+                    }
+                }
+                None => derived
+                    .iter()
+                    .find(|(c, _)| *c == f.column)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or(Value::Null),
+            };
+            out.insert(f.column.to_string(), value);
+        }
+        for key in self.consumed.iter().chain(NEVER_EMITTED) {
+            src.remove(*key);
+        }
+        extra.extend(src);
+        out.insert(EXTRA.to_string(), Value::Object(extra));
+        Value::Object(out)
+    }
+}
+
+/// Every stream, in catalog order.
+pub const ALL: &[&StreamDef] = &[
+    &tenant::TENANT,
+    &users::USERS,
+    &users::USER_ROLES,
+    &users::USER_GROUPS,
+    &groups::GROUPS,
+    &roles::ROLES,
+    &license_overview::LICENSE_OVERVIEW,
+    &license_overview::LICENSE_ALLOTMENTS,
+    &license_assignments::LICENSE_ASSIGNMENTS,
+    &license_consumption::LICENSE_CONSUMPTION,
+    &spaces::SPACES,
+    &spaces::SPACE_ASSIGNMENTS,
+    &apps::APPS,
+    &api_keys::API_KEYS,
+];
+
+/// Every stream name, in catalog order.
+pub const NAMES: &[&str] = &[
+    "tenant",
+    "users",
+    "user_roles",
+    "user_groups",
+    "groups",
+    "roles",
+    "license_overview",
+    "license_allotments",
+    "license_assignments",
+    "license_consumption",
+    "spaces",
+    "space_assignments",
+    "apps",
+    "api_keys",
+];
+
+/// The fixed catalog.
+pub fn catalog() -> Catalog {
+    Catalog { streams: ALL.iter().map(|d| d.descriptor()).collect() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_match_definitions() {
+        let names: Vec<&str> = ALL.iter().map(|d| d.name).collect();
+        assert_eq!(names, NAMES);
+    }
+
+    #[test]
+    fn every_primary_key_and_cursor_is_a_column() {
+        for d in ALL {
+            for k in d.primary_key.iter().chain(d.cursor.iter()) {
+                assert!(d.fields.iter().any(|f| f.column == *k), "{}: {k}", d.name);
+            }
+            for f in d.fields {
+                assert_eq!(f.column, f.column.to_lowercase(), "{}: snake_case", d.name);
+                assert!(!f.description.is_empty(), "{}.{} has a description", d.name, f.column);
+            }
+        }
+    }
+
+    #[test]
+    fn record_keeps_unknown_fields_and_drops_secrets() {
+        let src = json!({
+            "licenseNumber": "123", "licenseKey": "eyJsecret", "status": "SomethingNew",
+            "trial": "not-a-bool", "brandNewField": {"a": 1}, "allotments": []
+        });
+        let Value::Object(src) = src else { unreachable!() };
+        let r = license_overview::LICENSE_OVERVIEW.record(src, &[]);
+        assert_eq!(r["license_number"], "123");
+        assert_eq!(r["status"], "SomethingNew", "unknown enum values stay text");
+        assert_eq!(r["trial"], Value::Null);
+        assert_eq!(r["_extra"], json!({"trial": "not-a-bool", "brandNewField": {"a": 1}}));
+        assert!(!r.to_string().contains("eyJsecret"));
+    }
+}

@@ -1,0 +1,89 @@
+//! `tenant`: the tenant itself (`/v1/tenants/me`, which redirects to
+//! `/v1/tenants/{id}`), with its licence status from `/v1/licenses/status`.
+
+use connector_api::{ErrorKind, LogLevel, Result, StreamEvent};
+use serde_json::{Map, Value};
+
+use super::{StreamDef, Ty, col, derived};
+use crate::read::Ctx;
+
+/// The `tenant` stream.
+pub const TENANT: StreamDef = StreamDef {
+    name: "tenant",
+    description: "The Qlik Cloud tenant the key belongs to, with its licence status (one record).",
+    primary_key: &["id"],
+    cursor: None,
+    fields: &[
+        col("id", "id", Ty::String, "Tenant id."),
+        col("name", "name", Ty::String, "Display name of the tenant."),
+        col(
+            "hostnames",
+            "hostnames",
+            Ty::Array,
+            "Host names mapped to the tenant; the first is the display name.",
+        ),
+        col("datacenter", "datacenter", Ty::String, "Datacenter (region) hosting the tenant."),
+        col(
+            "status",
+            "status",
+            Ty::String,
+            "Tenant status: active, disabled, deleted (other values kept as text).",
+        ),
+        col("created", "created", Ty::DateTime, "When the tenant was created."),
+        col("last_updated", "lastUpdated", Ty::DateTime, "When the tenant record last changed."),
+        col("created_by_user", "createdByUser", Ty::String, "Id of the user who created the tenant."),
+        derived(
+            "license_status",
+            Ty::String,
+            "Licence status from licenses/status: Ok, Blacklisted, Expired, Missing; null when the key may not read licences.",
+        ),
+        derived("license_type", Ty::String, "Licence type from licenses/status: Signed or Plain."),
+        derived("license_product", Ty::String, "Licensed product name."),
+        derived("license_valid", Ty::String, "Licence validity period."),
+        derived("license_trial", Ty::Boolean, "Whether the licence is a trial."),
+        derived("license_origin", Ty::String, "Licence origin: Internal or External."),
+    ],
+    consumed: &["links"],
+};
+
+/// Reads the tenant and its licence status.
+pub async fn run(ctx: &Ctx) -> Result<()> {
+    let mut events = Vec::new();
+    let (_, tenant) = ctx.client.get_json(&ctx.url("/api/v1/tenants/me", &[]), &mut events).await?;
+    let status = match ctx.client.get_json(&ctx.url("/api/v1/licenses/status", &[]), &mut events).await {
+        Ok((_, Value::Object(status))) => status,
+        Ok(_) => Map::new(),
+        Err(err) if err.kind() == ErrorKind::Permission => {
+            ctx.out
+                .log(
+                    LogLevel::Warn,
+                    "The API key may not read licenses/status; the tenant's licence columns are null",
+                )
+                .await?;
+            Map::new()
+        }
+        Err(err) => return Err(err),
+    };
+    ctx.out.http_events(TENANT.name, events).await?;
+    let Value::Object(tenant) = tenant else {
+        return Err(connector_api::Error::new(
+            ErrorKind::Source,
+            "/api/v1/tenants/me did not return a JSON object",
+        )
+        .with_hint(crate::remediation::SOURCE_PROTOCOL));
+    };
+    let get = |k: &str| status.get(k).cloned().unwrap_or(Value::Null);
+    let record = TENANT.record(
+        tenant,
+        &[
+            ("license_status", get("status")),
+            ("license_type", get("type")),
+            ("license_product", get("product")),
+            ("license_valid", get("valid")),
+            ("license_trial", get("trial")),
+            ("license_origin", get("origin")),
+        ],
+    );
+    ctx.out.record(TENANT.name, record).await?;
+    ctx.out.status(TENANT.name, StreamEvent::PageFetched { records: 1 }).await
+}
