@@ -3,3 +3,4 @@
 #![deny(missing_docs)]
 
 pub mod digest;
+pub mod qlik_sim;

@@ -1,0 +1,100 @@
+//! What tenant to simulate and how badly to behave.
+
+use std::time::Duration;
+
+/// The simulated tenant's size and behaviour. Every entity derives from `seed` and its index,
+/// so the same configuration always serves the same data.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// Seed of every generated value.
+    pub seed: u64,
+    /// Users of all five statuses (at least 6: the issued keys belong to users 0..=4).
+    pub users: usize,
+    /// Groups.
+    pub groups: usize,
+    /// Custom roles, on top of Qlik's default roles.
+    pub roles_custom: usize,
+    /// Spaces (each has 0 to 5 member assignments).
+    pub spaces: usize,
+    /// Apps served by `/api/v1/items?resourceType=app`.
+    pub apps: usize,
+    /// Licence assignments of current users (capped at `users`); orphans come on top.
+    pub license_assignments: usize,
+    /// Licence consumption events, spread over the 12 months before the data's "now".
+    pub consumption_events: usize,
+    /// API keys listed by `/api/v1/api-keys` (at least 6: the keys in [`super::ApiKeys`]).
+    pub api_keys: usize,
+    /// Requests per minute allowed per key; `None` enforces no limit, `Some(1000)` is Qlik's tier 1.
+    pub rate_limit_per_minute: Option<u32>,
+    /// `false` models a tenant with API keys switched off: every key gets 401.
+    pub api_keys_enabled: bool,
+    /// Faults injected into responses.
+    pub faults: Faults,
+}
+
+impl SimConfig {
+    /// A fast test tenant: about 250 users and several pages per stream at `limit=100`.
+    pub fn small() -> Self {
+        SimConfig {
+            seed: 42,
+            users: 250,
+            groups: 12,
+            roles_custom: 3,
+            spaces: 25,
+            apps: 230,
+            license_assignments: 210,
+            consumption_events: 1_000,
+            api_keys: 12,
+            rate_limit_per_minute: None,
+            api_keys_enabled: true,
+            faults: Faults::default(),
+        }
+    }
+
+    /// The README demo tenant.
+    pub fn demo() -> Self {
+        SimConfig {
+            seed: 2026,
+            users: 2_000,
+            groups: 40,
+            roles_custom: 4,
+            spaces: 30,
+            apps: 500,
+            license_assignments: 1_500,
+            consumption_events: 20_000,
+            api_keys: 25,
+            ..SimConfig::small()
+        }
+    }
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig::small()
+    }
+}
+
+/// Faults injected into responses; the default injects none.
+#[derive(Clone, Debug, Default)]
+pub struct Faults {
+    /// Added to every response.
+    pub latency: Duration,
+    /// A uniformly random extra delay of up to this much.
+    pub jitter: Duration,
+    /// Share (0..=1) of requests answered with a 500, 502 or 503.
+    pub error_5xx_rate: f64,
+    /// Share of requests answered with 429 and `Retry-After: 1`.
+    pub error_429_rate: f64,
+    /// Share of requests whose TCP connection is closed without any response.
+    pub drop_connection_rate: f64,
+    /// Share of successful responses whose body stops short of its `Content-Length`.
+    pub truncate_body_rate: f64,
+    /// Share of successful responses whose body is not valid JSON.
+    pub malformed_json_rate: f64,
+    /// Every `links.next` points back at the page it is on.
+    pub looping_next: bool,
+    /// Every `links.next` names another host (`evil.example:1`) with the right path and query.
+    pub foreign_host_next: bool,
+    /// Records gain unknown fields, lose optional fields and carry nulls in optional fields.
+    pub schema_drift: bool,
+}

@@ -1,0 +1,76 @@
+//! spaces, space assignments and items.
+
+use serde_json::{Value, json};
+
+use crate::qlik_sim::http::{ApiError, Ctx, Reply};
+use crate::qlik_sim::paging;
+use crate::qlik_sim::synth::{Kind, decode_id};
+use crate::qlik_sim::tenant::Tenant;
+
+/// Qlik documents no maximum for spaces; real tenants cap `limit` at 100, and so do we.
+const SPACES_MAX_LIMIT: u64 = 100;
+
+/// Resource types `/items` accepts (`itemResourceTypeEnum`); the simulator's items are all apps.
+const RESOURCE_TYPES: [&str; 13] = [
+    "app",
+    "collection",
+    "qlikview",
+    "insight",
+    "qvapp",
+    "genericlink",
+    "sharingservicetask",
+    "note",
+    "dataasset",
+    "dataset",
+    "automation",
+    "automl-experiment",
+    "automl-deployment",
+];
+
+/// `GET /api/v1/spaces`.
+pub(crate) fn spaces(t: &Tenant, ctx: &Ctx) -> Result<Reply, ApiError> {
+    let limit = paging::limit(ctx, 10, SPACES_MAX_LIMIT)?;
+    let w = paging::cursor_window(ctx, "spaces", 0..t.spaces, limit, |_| true)?;
+    let base = ctx.base();
+    let data: Vec<Value> = w.items.iter().map(|p| t.space_json(&t.space(*p), &base)).collect();
+    Ok(Reply::ok(json!({
+        "data": data,
+        "meta": {"count": t.spaces},
+        "links": paging::cursor_links(ctx, "spaces", &w),
+    })))
+}
+
+/// `GET /api/v1/spaces/{spaceId}/assignments`.
+pub(crate) fn space_assignments(t: &Tenant, ctx: &Ctx, id: &str) -> Result<Reply, ApiError> {
+    let space = decode_id(t.seed, Kind::Space, id, t.spaces)
+        .ok_or_else(|| ApiError::not_found(format!("Space `{id}` not found.")))?;
+    let limit = paging::limit(ctx, 10, SPACES_MAX_LIMIT)?;
+    let count = t.space_assignment_count(space);
+    let w = paging::cursor_window(ctx, "assignments", 0..count, limit, |_| true)?;
+    let base = ctx.base();
+    let data: Vec<Value> =
+        w.items.iter().map(|j| t.space_assignment_json(&t.space_assignment(space, *j), &base)).collect();
+    Ok(Reply::ok(json!({
+        "data": data,
+        "meta": {"count": count},
+        "links": paging::cursor_links(ctx, "assignments", &w),
+    })))
+}
+
+/// `GET /api/v1/items` (every item is an app).
+pub(crate) fn items(t: &Tenant, ctx: &Ctx) -> Result<Reply, ApiError> {
+    let limit = paging::limit(ctx, 10, 100)?;
+    let apps = match ctx.param("resourceType") {
+        None | Some("app") => t.apps,
+        Some(rt) if RESOURCE_TYPES.contains(&rt) => 0,
+        Some(rt) => {
+            return Err(ApiError::bad_request(format!(
+                "Invalid query parameter `resourceType`: `{rt}` is not a resource type."
+            )));
+        }
+    };
+    let w = paging::cursor_window(ctx, "items", 0..apps, limit, |_| true)?;
+    let base = ctx.base();
+    let data: Vec<Value> = w.items.iter().map(|p| t.app_json(&t.app(*p), &base)).collect();
+    Ok(Reply::ok(json!({"data": data, "links": paging::cursor_links(ctx, "items", &w)})))
+}

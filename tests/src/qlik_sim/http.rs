@@ -1,0 +1,161 @@
+//! Requests and replies as the handlers see them, and Qlik's error envelopes, which differ by
+//! service like a real tenant's do.
+
+use serde_json::{Value, json};
+
+/// What a handler needs of a request.
+#[derive(Clone, Debug)]
+pub(crate) struct Ctx {
+    pub method: String,
+    /// Path without the query, e.g. `/api/v1/users`.
+    pub path: String,
+    /// Raw query string (without `?`).
+    pub raw_query: String,
+    /// Decoded query pairs in request order.
+    pub query: Vec<(String, String)>,
+    /// The `Host` header (`127.0.0.1:PORT` when absent).
+    pub host: String,
+}
+
+impl Ctx {
+    /// `http://HOST`: the root of every absolute link.
+    pub(crate) fn base(&self) -> String {
+        format!("http://{}", self.host)
+    }
+
+    /// The first value of query parameter `name`.
+    pub(crate) fn param(&self, name: &str) -> Option<&str> {
+        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The absolute URL of this request.
+    pub(crate) fn self_href(&self) -> String {
+        if self.raw_query.is_empty() {
+            format!("{}{}", self.base(), self.path)
+        } else {
+            format!("{}{}?{}", self.base(), self.path, self.raw_query)
+        }
+    }
+
+    /// The service that answers this path, which decides the error envelope.
+    pub(crate) fn service(&self) -> Service {
+        let p = self.path.as_str();
+        if p.starts_with("/api/v1/licenses") {
+            Service::Licenses
+        } else if p.starts_with("/api/v1/spaces") {
+            Service::Spaces
+        } else if p.starts_with("/api/v1/items") {
+            Service::Items
+        } else {
+            Service::Identity
+        }
+    }
+}
+
+/// Qlik services whose error bodies differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Service {
+    /// users, groups, roles, tenants, api-keys: `code` and `status` strings.
+    Identity,
+    /// licenses: numeric `code` and `status`, plus deprecated top-level `error`/`message`.
+    Licenses,
+    /// spaces: service-prefixed string codes.
+    Spaces,
+    /// items: `ErrorResponseBody` with `meta`, no `status`.
+    Items,
+}
+
+/// A reply body.
+#[derive(Clone, Debug)]
+pub(crate) enum Body {
+    Json(Value),
+    Html(String),
+}
+
+/// A reply before faults and serialisation.
+#[derive(Clone, Debug)]
+pub(crate) struct Reply {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Body,
+}
+
+impl Reply {
+    /// 200 with a JSON body.
+    pub(crate) fn ok(v: Value) -> Reply {
+        Reply { status: 200, headers: Vec::new(), body: Body::Json(v) }
+    }
+
+    /// A redirect (`301` or `302`) to `location`, with the small HTML body Qlik sends.
+    pub(crate) fn redirect(status: u16, location: String) -> Reply {
+        Reply {
+            status,
+            body: Body::Html(format!("<a href=\"{location}\">Moved</a>.\n")),
+            headers: vec![("location", location)],
+        }
+    }
+}
+
+/// An error answered in the service's envelope.
+#[derive(Clone, Debug)]
+pub(crate) struct ApiError {
+    pub status: u16,
+    pub title: &'static str,
+    pub detail: String,
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    /// An error with `status`, `title` and `detail`.
+    pub(crate) fn new(status: u16, title: &'static str, detail: impl Into<String>) -> ApiError {
+        ApiError { status, title, detail: detail.into(), retry_after: None }
+    }
+
+    /// 400 Bad Request.
+    pub(crate) fn bad_request(detail: impl Into<String>) -> ApiError {
+        ApiError::new(400, "Bad Request", detail)
+    }
+
+    /// 404 Not Found.
+    pub(crate) fn not_found(detail: impl Into<String>) -> ApiError {
+        ApiError::new(404, "Not Found", detail)
+    }
+
+    /// 429 with `Retry-After: secs`.
+    pub(crate) fn too_many(secs: u64) -> ApiError {
+        ApiError {
+            retry_after: Some(secs),
+            ..ApiError::new(
+                429,
+                "Too Many Requests",
+                format!("Rate limit exceeded; retry after {secs} seconds."),
+            )
+        }
+    }
+
+    /// The reply in `service`'s envelope.
+    pub(crate) fn into_reply(self, service: Service) -> Reply {
+        let s = self.status;
+        let body = match service {
+            Service::Identity => json!({
+                "errors": [{"code": format!("HTTP-{s}"), "title": self.title, "detail": self.detail, "status": s.to_string()}],
+            }),
+            Service::Licenses => json!({
+                "error": self.title,
+                "message": self.detail,
+                "errors": [{"code": s, "title": self.title, "detail": self.detail, "status": s}],
+            }),
+            Service::Spaces => json!({
+                "errors": [{"code": format!("SPACES-{s}"), "title": self.title, "detail": self.detail, "status": s.to_string()}],
+            }),
+            Service::Items => json!({
+                "errors": [{"code": format!("ITEMS-{s}"), "title": self.title, "detail": self.detail, "meta": {"message": self.detail}}],
+            }),
+        };
+        let mut headers = Vec::new();
+        if let Some(secs) = self.retry_after {
+            headers.push(("retry-after", secs.to_string()));
+        }
+        Reply { status: s, headers, body: Body::Json(body) }
+    }
+}

@@ -1,0 +1,128 @@
+//! A local Qlik Cloud tenant: the REST endpoints a licence and usage inventory reads, with
+//! Qlik's shapes, paging, keys, error envelopes, rate limits and injectable faults.
+//!
+//! Every entity derives from `(seed, index)`, so a tenant of 100,000 users starts at once and
+//! the same seed always serves the same data. [`Simulator::ground_truth`] gives, per connector
+//! stream, what a correct sync must land.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use tests::qlik_sim::{SimConfig, Simulator};
+//! let sim = Simulator::start(SimConfig::small()).await?;
+//! let users_url = format!("{}/api/v1/users", sim.base_url());
+//! let bearer = format!("Bearer {}", sim.keys().admin);
+//! # let _ = (users_url, bearer);
+//! # Ok(()) }
+//! ```
+//!
+//! Where the definitions leave it open, the simulator follows real tenants: `limit` for
+//! spaces and space assignments is capped at 100; `/users` without `filter` or `status` lists
+//! active users only; `orphans=true` lists only orphan licence assignments.
+
+mod config;
+mod faults;
+mod ground_truth;
+mod handlers;
+mod http;
+mod keys;
+mod log;
+mod paging;
+mod ratelimit;
+mod scim;
+mod server;
+mod synth;
+mod tenant;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+pub use config::{Faults, SimConfig};
+pub use faults::FOREIGN_HOST;
+pub use ground_truth::GroundTruth;
+pub use keys::ApiKeys;
+pub use log::LoggedRequest;
+
+use server::State;
+
+/// A running simulator; the server stops when this is dropped.
+pub struct Simulator {
+    state: Arc<State>,
+    addr: SocketAddr,
+    _shutdown: tokio::sync::watch::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Simulator {
+    /// Starts on `127.0.0.1` with an ephemeral port, serving on the current tokio runtime.
+    pub async fn start(config: SimConfig) -> std::io::Result<Simulator> {
+        Simulator::start_on(config, SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// Starts on `addr`.
+    pub async fn start_on(config: SimConfig, addr: SocketAddr) -> std::io::Result<Simulator> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(State::new(&config, addr.to_string()));
+        let (tx, rx) = tokio::sync::watch::channel(());
+        let task = tokio::spawn(server::serve(listener, state.clone(), rx));
+        Ok(Simulator { state, addr, _shutdown: tx, task })
+    }
+
+    /// `http://127.0.0.1:PORT`, without a trailing slash; the API lives under `/api/v1/`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The issued API keys.
+    pub fn keys(&self) -> &ApiKeys {
+        &self.state.keys
+    }
+
+    /// What a correct sync lands, per stream (computed on first call).
+    pub fn ground_truth(&self) -> &GroundTruth {
+        self.state.ground_truth()
+    }
+
+    /// The tenant's id (the `tenant` stream's key).
+    pub fn tenant_id(&self) -> &str {
+        &self.state.tenant.tenant_id
+    }
+
+    /// The tenant's secret licence token, served in `licenses/overview`: tests assert it never
+    /// appears in a client's output.
+    pub fn license_key(&self) -> &str {
+        &self.state.tenant.license_key
+    }
+
+    /// Replaces the faults for the requests that follow.
+    pub fn set_faults(&self, faults: Faults) {
+        *self.state.faults.write().expect("faults lock") = faults;
+    }
+
+    /// Switches API keys on or off for the tenant.
+    pub fn set_api_keys_enabled(&self, enabled: bool) {
+        self.state.keys_enabled.store(enabled, Ordering::Relaxed);
+    }
+
+    /// Every request since start or the last [`Simulator::clear_requests`].
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        self.state.log.snapshot()
+    }
+
+    /// Empties the request log.
+    pub fn clear_requests(&self) {
+        self.state.log.clear();
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

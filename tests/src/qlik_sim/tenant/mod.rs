@@ -1,0 +1,118 @@
+//! The synthetic tenant: sizes, a few derived constants, and generators that build any
+//! entity from its index on demand. Nothing per entity is stored, so a tenant of 100,000 users
+//! and a million consumption events starts at once and stays small.
+
+mod api_keys;
+mod content;
+mod identity;
+mod licenses;
+
+pub(crate) use identity::{DEFAULT_ROLES, UserRec, UserStatus};
+
+use super::config::SimConfig;
+use super::synth::{Kind, alnum, object_id};
+
+/// The fewest users a tenant has: the issued keys belong to users 0..=4.
+pub(crate) const MIN_USERS: usize = 6;
+
+/// Counts of licence assignments by type, computed once at start for the overview.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct AssignmentCounts {
+    pub professional: u64,
+    pub professional_excess: u64,
+    pub analyzer: u64,
+    pub analyzer_excess: u64,
+}
+
+/// A tenant derived from a [`SimConfig`].
+#[derive(Debug)]
+pub(crate) struct Tenant {
+    pub seed: u64,
+    pub users: u64,
+    pub groups: u64,
+    pub roles_custom: u64,
+    pub spaces: u64,
+    pub apps: u64,
+    /// Assignments of current users.
+    pub assignments: u64,
+    /// Assignments whose subject is no current user (served only with `orphans=true`).
+    pub orphans: u64,
+    pub events: u64,
+    pub api_keys: u64,
+    pub tenant_id: String,
+    pub license_number: String,
+    /// The tenant's signed licence token: a secret that must never leak into a client's output.
+    pub license_key: String,
+    pub counts: AssignmentCounts,
+    /// Wall-clock Unix seconds at start: key lifetimes are relative to it.
+    pub now_s: i64,
+}
+
+impl Tenant {
+    /// Derives the tenant; O(assignments) for the licence counts, O(1) otherwise.
+    pub(crate) fn new(config: &SimConfig, now_s: i64) -> Tenant {
+        let seed = config.seed;
+        let users = config.users.max(MIN_USERS) as u64;
+        let assignments = (config.license_assignments as u64).min(users);
+        let mut tenant = Tenant {
+            seed,
+            users,
+            groups: config.groups as u64,
+            roles_custom: config.roles_custom as u64,
+            spaces: config.spaces as u64,
+            apps: config.apps as u64,
+            assignments,
+            orphans: if assignments > 0 { assignments / 40 + 2 } else { 0 },
+            events: config.consumption_events as u64,
+            api_keys: config.api_keys.max(6) as u64,
+            tenant_id: alnum(seed, Kind::Tenant, 0, 1, 32),
+            license_number: format!("{:016}", super::synth::h(seed, Kind::License, 0, 1) % 10u64.pow(16)),
+            license_key: String::new(),
+            counts: AssignmentCounts::default(),
+            now_s,
+        };
+        tenant.license_key = licenses::license_key(&tenant);
+        let mut counts = AssignmentCounts::default();
+        for j in 0..tenant.assignments {
+            let a = tenant.assignment(j);
+            match (a.kind, a.excess) {
+                ("professional", false) => counts.professional += 1,
+                ("professional", true) => counts.professional_excess += 1,
+                (_, false) => counts.analyzer += 1,
+                (_, true) => counts.analyzer_excess += 1,
+            }
+        }
+        tenant.counts = counts;
+        tenant
+    }
+
+    /// The id of user `i`.
+    pub(crate) fn user_id(&self, i: u64) -> String {
+        object_id(self.seed, Kind::User, i)
+    }
+
+    /// The id of group `i`.
+    pub(crate) fn group_id(&self, i: u64) -> String {
+        object_id(self.seed, Kind::Group, i)
+    }
+
+    /// The id of role `i` (default roles first, then custom ones).
+    pub(crate) fn role_id(&self, i: u64) -> String {
+        object_id(self.seed, Kind::Role, i)
+    }
+
+    /// Default plus custom roles.
+    pub(crate) fn roles_total(&self) -> u64 {
+        DEFAULT_ROLES.len() as u64 + self.roles_custom
+    }
+
+    /// The id of space `i`.
+    pub(crate) fn space_id(&self, i: u64) -> String {
+        object_id(self.seed, Kind::Space, i)
+    }
+
+    /// The tenant's display name.
+    pub(crate) fn name(&self) -> String {
+        format!("Simulated tenant {}", self.seed)
+    }
+}

@@ -1,0 +1,97 @@
+//! The simulator's ground truth equals what a plain paging client collects, and a seed always
+//! gives the same tenant.
+
+mod sim_common;
+
+use serde_json::Value;
+use sim_common::{pages, records, s};
+use tests::digest::key_digest;
+use tests::qlik_sim::{SimConfig, Simulator};
+
+const ALL_STATUSES: &str = r#"status eq "active" or status eq "invited" or status eq "disabled" or status eq "deleted" or status eq "provisioned""#;
+
+fn q(v: &str) -> String {
+    url::form_urlencoded::byte_serialize(v.as_bytes()).collect()
+}
+
+#[tokio::test]
+async fn ground_truth_equals_a_paging_clients_harvest() {
+    let sim = Simulator::start(SimConfig::small()).await.unwrap();
+    let truth = sim.ground_truth().clone();
+
+    let users = records(&sim, &format!("/api/v1/users?limit=100&filter={}", q(ALL_STATUSES))).await;
+    assert!(users.len() >= 250);
+    assert_eq!(key_digest(users.iter().map(|u| [s(u, "id")])), *truth.stream("users"));
+    let pairs = |field: &str| -> Vec<[String; 2]> {
+        users
+            .iter()
+            .flat_map(|u| u[field].as_array().unwrap().iter().map(move |r| [s(u, "id"), s(r, "id")]))
+            .collect()
+    };
+    assert_eq!(key_digest(pairs("assignedRoles")), *truth.stream("user_roles"));
+    assert_eq!(key_digest(pairs("assignedGroups")), *truth.stream("user_groups"));
+
+    let ids = |recs: &[Value]| key_digest(recs.iter().map(|r| [s(r, "id")]));
+    assert_eq!(ids(&records(&sim, "/api/v1/groups?limit=5").await), *truth.stream("groups"));
+    assert_eq!(ids(&records(&sim, "/api/v1/roles?limit=4").await), *truth.stream("roles"));
+    let spaces = records(&sim, "/api/v1/spaces?limit=7").await;
+    assert_eq!(ids(&spaces), *truth.stream("spaces"));
+    let mut space_assignments = Vec::new();
+    for space in &spaces {
+        space_assignments
+            .extend(records(&sim, &format!("/api/v1/spaces/{}/assignments?limit=2", s(space, "id"))).await);
+    }
+    assert_eq!(ids(&space_assignments), *truth.stream("space_assignments"));
+    assert_eq!(ids(&records(&sim, "/api/v1/items?resourceType=app&limit=100").await), *truth.stream("apps"));
+    assert_eq!(ids(&records(&sim, "/api/v1/api-keys?limit=5").await), *truth.stream("api_keys"));
+    assert_eq!(
+        ids(&records(&sim, "/api/v1/licenses/consumption").await),
+        *truth.stream("license_consumption")
+    );
+
+    let assignment_keys =
+        |recs: Vec<Value>| recs.iter().map(|a| [s(a, "subject"), s(a, "type")]).collect::<Vec<_>>();
+    let plain = assignment_keys(records(&sim, "/api/v1/licenses/assignments?limit=100").await);
+    assert_eq!(key_digest(plain.clone()), *truth.stream("license_assignments"));
+    let orphans = assignment_keys(records(&sim, "/api/v1/licenses/assignments?limit=100&orphans=true").await);
+    assert!(!orphans.is_empty());
+    let subjects: std::collections::HashSet<String> = users.iter().map(|u| s(u, "subject")).collect();
+    assert!(orphans.iter().all(|o| !subjects.contains(&o[0])), "an orphan's subject is no current user");
+    assert!(plain.iter().all(|a| subjects.contains(&a[0])));
+    assert_eq!(
+        key_digest(plain.into_iter().chain(orphans)),
+        *truth.stream("license_assignments_with_orphans")
+    );
+
+    let overview = &pages(&sim, "/api/v1/licenses/overview").await[0];
+    assert_eq!(key_digest([[s(overview, "licenseNumber")]]), *truth.stream("license_overview"));
+    let allotments = overview["allotments"].as_array().unwrap();
+    assert_eq!(
+        key_digest(allotments.iter().map(|a| [s(overview, "licenseNumber"), s(a, "name")])),
+        *truth.stream("license_allotments")
+    );
+    assert_eq!(key_digest([[sim.tenant_id()]]), *truth.stream("tenant"));
+    assert_eq!(truth.streams.len(), 15);
+}
+
+#[tokio::test]
+async fn a_seed_always_gives_the_same_tenant() {
+    let a = Simulator::start(SimConfig::small()).await.unwrap();
+    let b = Simulator::start(SimConfig::small()).await.unwrap();
+    let c = Simulator::start(SimConfig { seed: 43, ..SimConfig::small() }).await.unwrap();
+    assert_eq!(a.ground_truth(), b.ground_truth());
+    assert_ne!(a.ground_truth().stream("users"), c.ground_truth().stream("users"));
+    assert_eq!(first(&a).await, first(&b).await);
+}
+
+async fn first(sim: &Simulator) -> String {
+    let page = pages(sim, "/api/v1/users?limit=3").await.remove(0);
+    page.to_string().replace(&sim.base_url(), "BASE")
+}
+
+#[tokio::test]
+#[should_panic(expected = "known: api_keys, apps")]
+async fn an_unknown_stream_names_the_known_ones() {
+    let sim = Simulator::start(SimConfig::small()).await.unwrap();
+    sim.ground_truth().stream("no_such_stream");
+}
