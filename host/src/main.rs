@@ -1,1 +1,14 @@
-fn main() {}
+//! The `connector-host` binary: names every connector crate so the linker keeps its
+//! registration, then hands the command line to [`host::run_cli`].
+
+use std::process::ExitCode;
+
+// A crate nothing names is not linked, and its `inventory::submit!` never runs.
+use qlik_connector as _;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let mut out = std::io::stdout();
+    let mut err = std::io::stderr();
+    host::run_cli(std::env::args_os(), &mut out, &mut err).await.into()
+}

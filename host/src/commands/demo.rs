@@ -1,0 +1,54 @@
+//! `connector-host demo`: the README's first command. Starts the Qlik Cloud simulator
+//! in-process and runs a full sync from it, so a newcomer sees the whole pipeline
+//! without an account.
+
+use std::io::Write;
+
+use connector_api::{Error, Result};
+use serde_json::json;
+use tests::qlik_sim::{SimConfig, Simulator};
+
+use super::run::{RunOptions, report, sync};
+use super::write_err;
+use crate::config_file::ConfigFile;
+use crate::exit::Exit;
+use crate::progress::{Progress, ProgressMode};
+use crate::sink;
+
+/// The connector the demo runs.
+const DEMO_CONNECTOR: &str = "qlik-sense";
+
+/// Runs the demo sync into `dest`.
+pub async fn demo(dest: &str, quiet: bool, json_out: bool, out: &mut (dyn Write + Send)) -> Result<Exit> {
+    let sim = Simulator::start(SimConfig::demo())
+        .await
+        .map_err(|e| Error::internal(format!("cannot start the Qlik Cloud simulator: {e}")))?;
+    let talk = !quiet && !json_out;
+    if talk {
+        writeln!(
+            out,
+            "Started a simulated Qlik Cloud tenant at {} (no account needed).\nSyncing every stream into {} …",
+            sim.base_url(),
+            sink::redact_destination(dest)
+        )
+        .map_err(write_err)?;
+    }
+    let connector = connector_api::registry::find(DEMO_CONNECTOR)?;
+    let config = ConfigFile::from_json(
+        connector,
+        json!({"tenant_url": sim.base_url(), "api_key": sim.keys().admin}),
+        Some("demo".to_string()),
+    )?;
+    let mut destination = sink::open(dest).await?;
+    let mut progress = Progress::new(ProgressMode::detect(quiet || json_out));
+    let (summary, error) = sync(&config, destination.as_mut(), &RunOptions::default(), &mut progress).await;
+    let exit = report(&summary, error, quiet, json_out, out)?;
+    if talk {
+        writeln!(
+            out,
+            "\nNext: `connector-host runs --dest {dest}` lists runs; `connector-host docs {DEMO_CONNECTOR}` documents every table."
+        )
+        .map_err(write_err)?;
+    }
+    Ok(exit)
+}

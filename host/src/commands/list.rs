@@ -1,0 +1,29 @@
+//! `connector-host list`: every connector linked into this binary.
+
+use std::io::Write;
+
+use connector_api::Result;
+use connector_api::registry::Registry;
+
+use super::{table, write_err};
+use crate::exit::Exit;
+
+/// Prints the registered connectors, sorted by id, as a table or JSON.
+pub fn list(registry: &Registry, json: bool, out: &mut (dyn Write + Send)) -> Result<Exit> {
+    let connectors = registry.all();
+    if json {
+        let all: Vec<_> = connectors.iter().map(|c| c.metadata()).collect();
+        writeln!(out, "{}", serde_json::to_string_pretty(&all).unwrap_or_default()).map_err(write_err)?;
+    } else {
+        let rows: Vec<Vec<String>> = connectors
+            .iter()
+            .map(|c| {
+                let m = c.metadata();
+                vec![m.id.to_string(), m.name.to_string(), m.version.to_string(), m.description.to_string()]
+            })
+            .collect();
+        out.write_all(table(&["ID", "NAME", "VERSION", "DESCRIPTION"], &rows).as_bytes())
+            .map_err(write_err)?;
+    }
+    Ok(Exit::Ok)
+}

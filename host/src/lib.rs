@@ -1,0 +1,76 @@
+//! `connector-host`: runs every data-hub connector linked into the binary and loads
+//! what it reads into the hub's store.
+//!
+//! The binary is a thin `main` over [`run_cli`], so tests drive the exact command line
+//! in-process. Connectors are found only through
+//! [`connector_api::registry`]; the binary names each connector crate so the linker
+//! keeps its registration.
+//!
+//! - [`cli`]: the command line (clap);
+//! - [`config_file`]: the TOML config file, secret references and validation;
+//! - [`commands`]: one module per subcommand, with the run engine in
+//!   [`commands::run`];
+//! - [`sink`]: destinations (SQLite, PostgreSQL, JSON Lines, CSV);
+//! - [`progress`]: progress bars and log lines;
+//! - [`exit`]: the documented exit codes.
+#![deny(missing_docs)]
+
+pub mod cli;
+pub mod commands;
+pub mod config_file;
+pub mod exit;
+pub mod progress;
+pub mod sink;
+
+use std::ffi::OsString;
+use std::io::{IsTerminal, Write};
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{Cli, LogFormat};
+pub use crate::exit::Exit;
+
+/// Parses `args` (program name first) and runs the command, writing results to `out`
+/// and errors to `err`. Returns the documented exit status.
+pub async fn run_cli<I, T>(args: I, out: &mut (dyn Write + Send), err: &mut (dyn Write + Send)) -> Exit
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let text = e.render().to_string();
+            return if e.use_stderr() {
+                let _ = err.write_all(text.as_bytes());
+                Exit::Usage
+            } else {
+                let _ = out.write_all(text.as_bytes());
+                Exit::Ok
+            };
+        }
+    };
+    init_logging(cli.log_format);
+    match commands::dispatch(cli.command, out).await {
+        Ok(exit) => exit,
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            Exit::from_kind(e.kind())
+        }
+    }
+}
+
+/// Sends `tracing` output to stderr, as text or JSON. The level comes from `RUST_LOG`;
+/// without it, `info` when stderr is not a terminal (CI, cron) and `warn` on a terminal,
+/// where progress bars show what info lines would. Only the first call takes effect.
+pub fn init_logging(format: LogFormat) {
+    let default = if std::io::stderr().is_terminal() { "warn" } else { "info" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}

@@ -1,0 +1,33 @@
+//! JSON Lines export: one record object per line, exactly as the connector sent it.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+
+use serde_json::Value;
+
+/// Appends records to a `.jsonl` file.
+pub struct JsonlWriter {
+    out: BufWriter<File>,
+}
+
+impl JsonlWriter {
+    /// Writes to `file` from its current position.
+    pub fn new(file: File) -> Self {
+        JsonlWriter { out: BufWriter::with_capacity(1 << 16, file) }
+    }
+
+    /// Writes one record line.
+    pub fn write(&mut self, record: &Value) -> std::io::Result<()> {
+        serde_json::to_writer(&mut self.out, record)?;
+        self.out.write_all(b"\n")
+    }
+
+    /// Flushes and syncs to disk; returns the file length, the offset a checkpoint
+    /// records.
+    pub fn sync(&mut self) -> std::io::Result<u64> {
+        self.out.flush()?;
+        let file = self.out.get_ref();
+        file.sync_data()?;
+        Ok(file.metadata()?.len())
+    }
+}

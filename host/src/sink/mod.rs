@@ -1,0 +1,201 @@
+//! Destinations: where `run` loads records, and where runs and checkpoints are kept.
+//!
+//! Every destination honours the same contract, so a failed or killed run never leaves
+//! half-written data behind:
+//! - a full-refresh stream is loaded into a staging area and swapped in, together with
+//!   every other full-refresh stream of the run, only when the run succeeds;
+//! - an incremental stream is upserted by primary key, and each checkpoint is committed
+//!   in the same transaction as the records before it, so state never runs ahead of
+//!   data and a rerun neither skips nor duplicates.
+
+pub mod csv;
+pub mod files;
+pub mod jsonl;
+pub mod postgres;
+pub mod schema;
+pub mod sqlite;
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use connector_api::{Error, ErrorKind, Result, State};
+use serde::Serialize;
+use serde_json::Value;
+
+pub use schema::{Column, ColumnType, StreamPlan};
+
+/// Records buffered per write batch.
+pub const BATCH_ROWS: usize = 5_000;
+
+/// Identity of a run, handed to [`Destination::begin`].
+#[derive(Debug, Clone)]
+pub struct RunInfo {
+    /// Unique run id (UUID v7, so ids sort by start time).
+    pub run_id: String,
+    /// Connector id.
+    pub connector: String,
+    /// Connector instance whose state is read and written.
+    pub instance: String,
+    /// Fingerprint of the config without secrets.
+    pub config_fingerprint: String,
+    /// RFC 3339 start time.
+    pub started_at: String,
+}
+
+/// How a run ended, handed to [`Destination::commit`] or [`Destination::abort`].
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// The run's id.
+    pub run_id: String,
+    /// RFC 3339 end time.
+    pub finished_at: String,
+    /// Records received per stream.
+    pub records: BTreeMap<String, u64>,
+    /// Why the run failed (never holds secrets).
+    pub error: Option<String>,
+}
+
+/// What a stream's load changed, from [`Destination::commit`].
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct LoadStats {
+    /// Rows in the table after the run.
+    pub rows: u64,
+    /// Rows in the table before the run.
+    pub rows_before: u64,
+    /// For incremental streams: rows that did not exist before.
+    pub inserted: Option<u64>,
+    /// For incremental streams: rows that existed and were overwritten.
+    pub updated: Option<u64>,
+}
+
+/// A row of `_runs`.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct RunRecord {
+    /// Run id.
+    pub run_id: String,
+    /// Connector id.
+    pub connector: String,
+    /// Connector instance.
+    pub instance: String,
+    /// Config fingerprint without secrets.
+    pub config_fingerprint: String,
+    /// Start time.
+    pub started_at: String,
+    /// End time, if it ended.
+    pub finished_at: Option<String>,
+    /// `running`, `succeeded`, `failed` or `interrupted` (a later run found it unfinished).
+    pub status: String,
+    /// Records per stream.
+    pub records: BTreeMap<String, u64>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// A store `run` loads into.
+#[async_trait]
+pub trait Destination: Send {
+    /// Where the data goes, for people (`SQLite database ./datahub.db`); never holds a
+    /// password.
+    fn describe(&self) -> String;
+
+    /// How to look at the data (e.g. a sample query), printed after a run.
+    fn sample_query(&self, plans: &[StreamPlan]) -> Option<String>;
+
+    /// The last committed checkpoint of every stream of `instance`.
+    async fn load_state(&mut self, instance: &str) -> Result<State>;
+
+    /// Forgets the checkpoints of `instance` (only `streams` when given); returns how
+    /// many were removed.
+    async fn reset_state(&mut self, instance: &str, streams: Option<&[String]>) -> Result<u64>;
+
+    /// The most recent runs, newest first.
+    async fn recent_runs(&mut self, limit: usize) -> Result<Vec<RunRecord>>;
+
+    /// Prepares tables (checking column types against earlier runs), records the run
+    /// as `running` and opens the first transaction.
+    async fn begin(&mut self, run: &RunInfo, plans: &[StreamPlan]) -> Result<()>;
+
+    /// Writes one record of `stream`.
+    async fn write(&mut self, stream: &str, record: Value) -> Result<()>;
+
+    /// Commits a checkpoint of `stream` with every record written before it
+    /// (incremental streams), or keeps it for the final swap (full refresh).
+    async fn checkpoint(&mut self, stream: &str, value: Value) -> Result<()>;
+
+    /// Swaps in full-refresh streams, saves their checkpoints and marks the run
+    /// succeeded, all at once.
+    async fn commit(&mut self, outcome: &RunOutcome) -> Result<BTreeMap<String, LoadStats>>;
+
+    /// Discards everything not committed and marks the run failed.
+    async fn abort(&mut self, outcome: &RunOutcome) -> Result<()>;
+}
+
+/// Opens the destination `spec` names: `sqlite:PATH`, `postgres://…`, `jsonl:DIR`,
+/// `csv:DIR`.
+pub async fn open(spec: &str) -> Result<Box<dyn Destination>> {
+    if let Some(path) = spec.strip_prefix("sqlite:") {
+        return Ok(Box::new(sqlite::SqliteDestination::open(path.trim_start_matches("//"))?));
+    }
+    if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
+        return Ok(Box::new(postgres::PostgresDestination::connect(spec).await?));
+    }
+    if let Some(dir) = spec.strip_prefix("jsonl:") {
+        return Ok(Box::new(files::FileDestination::open(dir, files::Format::Jsonl)?));
+    }
+    if let Some(dir) = spec.strip_prefix("csv:") {
+        return Ok(Box::new(files::FileDestination::open(dir, files::Format::Csv)?));
+    }
+    Err(Error::config("dest", format!("unknown destination `{}`", redact_destination(spec)))
+        .with_hint("Use sqlite:PATH, postgres://user@host/db, jsonl:DIR or csv:DIR"))
+}
+
+/// `spec` with any password replaced by `****`, safe to print.
+pub fn redact_destination(spec: &str) -> String {
+    match url::Url::parse(spec) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("****"));
+            url.to_string()
+        }
+        Ok(url) if spec.starts_with("postgres") => {
+            // Passwords may also hide in the query string (`?password=`).
+            let pairs: Vec<(String, String)> = url
+                .query_pairs()
+                .map(|(k, v)| {
+                    let v =
+                        if k.eq_ignore_ascii_case("password") { "****".to_string() } else { v.into_owned() };
+                    (k.into_owned(), v)
+                })
+                .collect();
+            let mut url = url.clone();
+            if !pairs.is_empty() {
+                url.query_pairs_mut().clear().extend_pairs(pairs);
+            }
+            url.to_string()
+        }
+        _ => spec.to_string(),
+    }
+}
+
+/// A destination failure, as an [`ErrorKind::Internal`] error naming the destination.
+pub(crate) fn dest_error(what: impl std::fmt::Display, err: impl std::fmt::Display) -> Error {
+    Error::new(ErrorKind::Internal, format!("{what}: {err}"))
+}
+
+/// The current time as RFC 3339.
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact_destination("postgres://u:hunter2@h:5432/db"), "postgres://u:****@h:5432/db");
+        assert!(!redact_destination("postgres://u@h/db?password=hunter2").contains("hunter2"));
+        assert_eq!(redact_destination("sqlite:./x.db"), "sqlite:./x.db");
+    }
+}

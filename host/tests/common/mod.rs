@@ -1,0 +1,266 @@
+//! A test-only connector, `test-source`, registered exactly as a real connector crate
+//! registers, plus helpers to drive the CLI in-process.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use connector_api::secret::{ExposeSecret, SecretString};
+use connector_api::{
+    Catalog, CheckReport, CheckStatus, ConfiguredCatalog, Connector, Error, ErrorKind, Message,
+    MessageStream, Metadata, Result, Spec, State, StreamDescriptor, StreamEvent, SyncMode,
+};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// The only key `test-source` accepts.
+pub const GOOD_KEY: &str = "canary-key-7f3a9";
+
+/// `test-source`'s config.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestConfig {
+    /// Key the source checks.
+    #[schemars(schema_with = "connector_api::secret::schema")]
+    pub api_key: SecretString,
+    /// How many items the `items` stream holds.
+    pub items: u64,
+    /// How many events the `events` stream holds.
+    #[serde(default)]
+    pub events: u64,
+    /// Records per page.
+    #[serde(default = "default_page_size")]
+    pub page_size: u64,
+    /// Fail the read after this many records of `fail_stream`.
+    #[serde(default)]
+    pub fail_after: Option<u64>,
+    /// The stream `fail_after` applies to.
+    #[serde(default)]
+    pub fail_stream: Option<String>,
+    /// Adds a `score` column to both streams (schema evolution).
+    #[serde(default)]
+    pub with_score: bool,
+    /// Declares `rank` as a string instead of an integer (a type change).
+    #[serde(default)]
+    pub rank_as_text: bool,
+    /// Changes item names, so a reload is visible.
+    #[serde(default)]
+    pub version: u64,
+}
+
+fn default_page_size() -> u64 {
+    25
+}
+
+/// A deterministic source of `items` (full refresh) and `events` (incremental on `seq`).
+#[derive(Default)]
+pub struct TestConnector;
+
+connector_api::register_connector!(TestConnector);
+
+impl TestConnector {
+    fn catalog(config: Option<&TestConfig>) -> Catalog {
+        let score = config.is_some_and(|c| c.with_score);
+        let rank_type = if config.is_some_and(|c| c.rank_as_text) { "string" } else { "integer" };
+        let mut items = json!({
+            "type": "object",
+            "properties": {
+                "id": {"type": "string", "description": "Item id."},
+                "name": {"type": "string", "description": "Display name."},
+                "rank": {"type": rank_type, "description": "Position."},
+                "price": {"type": "number", "description": "Price."},
+                "active": {"type": "boolean", "description": "Whether it is sold."},
+                "created_at": {"type": "string", "format": "date-time", "description": "Creation time."},
+                "tags": {"type": "array", "items": {"type": "string"}, "description": "Labels | with a pipe."}
+            }
+        });
+        let mut events = json!({
+            "type": "object",
+            "properties": {
+                "seq": {"type": "integer", "description": "Sequence number."},
+                "item_id": {"type": "string", "description": "Item."},
+                "kind": {"type": "string", "description": "What happened.\nOn two lines."}
+            }
+        });
+        if score {
+            items["properties"]["score"] = json!({"type": ["number", "null"], "description": "Score."});
+            events["properties"]["score"] = json!({"type": ["number", "null"], "description": "Score."});
+        }
+        Catalog {
+            streams: vec![
+                StreamDescriptor {
+                    name: "items".into(),
+                    description: "Things for sale.".into(),
+                    json_schema: items,
+                    primary_key: vec!["id".into()],
+                    cursor_field: None,
+                    supported_sync_modes: vec![SyncMode::FullRefresh],
+                },
+                StreamDescriptor {
+                    name: "events".into(),
+                    description: "What happened to items, append-only.".into(),
+                    json_schema: events,
+                    primary_key: vec!["seq".into()],
+                    cursor_field: Some("seq".into()),
+                    supported_sync_modes: vec![SyncMode::Incremental, SyncMode::FullRefresh],
+                },
+            ],
+        }
+    }
+
+    fn parse(config: &Value) -> Result<TestConfig> {
+        let c: TestConfig = connector_api::config::parse(config)?;
+        if c.api_key.expose_secret() != GOOD_KEY {
+            return Err(
+                Error::new(ErrorKind::Auth, "The API key was rejected").with_hint("Use the right key")
+            );
+        }
+        Ok(c)
+    }
+}
+
+pub fn item(i: u64, c: &TestConfig) -> Value {
+    let mut v = json!({
+        "id": format!("item-{i:05}"),
+        "name": format!("Item {i} v{}\twith\\tab\nand newline", c.version),
+        "rank": if c.rank_as_text { json!(i.to_string()) } else { json!(i) },
+        "price": i as f64 * 1.25,
+        "active": i % 2 == 0,
+        "created_at": format!("2026-01-{:02}T10:00:00Z", 1 + i % 28),
+        "tags": ["a", format!("t{}", i % 3)],
+    });
+    if c.with_score {
+        v["score"] = json!(i as f64 / 10.0);
+    }
+    v
+}
+
+pub fn event(seq: u64, c: &TestConfig) -> Value {
+    let mut v = json!({"seq": seq, "item_id": format!("item-{:05}", seq % 7), "kind": "sold"});
+    if c.with_score {
+        v["score"] = json!(seq as f64);
+    }
+    v
+}
+
+#[async_trait]
+impl Connector for TestConnector {
+    fn metadata(&self) -> Metadata {
+        Metadata {
+            id: "test-source",
+            name: "Test source",
+            version: "0.0.1",
+            description: "A deterministic source for the host's tests.",
+            documentation: "host/tests/common/mod.rs",
+        }
+    }
+
+    fn spec(&self) -> Spec {
+        Spec { config_schema: serde_json::to_value(schemars::schema_for!(TestConfig)).unwrap() }
+    }
+
+    async fn check(&self, config: &Value) -> Result<CheckReport> {
+        let c: TestConfig = connector_api::config::parse(config)?;
+        let mut report = CheckReport::default();
+        report.push("reach source", CheckStatus::Ok, "reachable");
+        if c.api_key.expose_secret() == GOOD_KEY {
+            report.push("authenticate", CheckStatus::Ok, "key accepted");
+        } else {
+            report.push("authenticate", CheckStatus::Failed, "key rejected");
+        }
+        Ok(report)
+    }
+
+    async fn discover(&self, config: &Value) -> Result<Catalog> {
+        Ok(Self::catalog(Some(&Self::parse(config)?)))
+    }
+
+    fn static_catalog(&self) -> Option<Catalog> {
+        Some(Self::catalog(None))
+    }
+
+    async fn read(
+        &self,
+        config: &Value,
+        catalog: &ConfiguredCatalog,
+        state: &State,
+    ) -> Result<MessageStream> {
+        let c = Self::parse(config)?;
+        let mut out: Vec<Result<Message>> = Vec::new();
+        for s in &catalog.streams {
+            let name = s.stream.name.as_str();
+            out.push(Ok(Message::status(name, StreamEvent::Started)));
+            let (from, to) = match name {
+                "items" => (0, c.items),
+                _ => {
+                    let after = match s.sync_mode {
+                        SyncMode::Incremental => state.get(name).and_then(|v| v["seq"].as_u64()).unwrap_or(0),
+                        SyncMode::FullRefresh => 0,
+                    };
+                    (after, c.events)
+                }
+            };
+            let mut emitted = 0;
+            let mut n = from;
+            while n < to {
+                let page_end = (n + c.page_size).min(to);
+                for i in n..page_end {
+                    if c.fail_stream.as_deref() == Some(name) && c.fail_after == Some(emitted) {
+                        out.push(Ok(Message::status(
+                            name,
+                            StreamEvent::Failed { message: "injected".into() },
+                        )));
+                        out.push(Err(Error::new(ErrorKind::Transient, "injected failure after retries")
+                            .with_context("stream", name.to_string())));
+                        return Ok(Box::pin(futures::stream::iter(out)));
+                    }
+                    let record = if name == "items" { item(i, &c) } else { event(i + 1, &c) };
+                    out.push(Ok(Message::record(name, record)));
+                    emitted += 1;
+                }
+                out.push(Ok(Message::status(name, StreamEvent::PageFetched { records: page_end - n })));
+                if name == "events" {
+                    out.push(Ok(Message::state(name, json!({"seq": page_end}))));
+                }
+                n = page_end;
+            }
+            out.push(Ok(Message::status(name, StreamEvent::Completed { records: emitted })));
+        }
+        Ok(Box::pin(futures::stream::iter(out)))
+    }
+}
+
+/// What one in-process CLI invocation printed and returned.
+pub struct Outcome {
+    pub code: u8,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `connector-host <args>` in-process.
+pub async fn cli(args: &[&str]) -> Outcome {
+    let mut out = Vec::new();
+    let mut err = Vec::new();
+    let mut argv = vec!["connector-host"];
+    argv.extend_from_slice(args);
+    let exit = host::run_cli(argv, &mut out, &mut err).await;
+    Outcome {
+        code: exit.code(),
+        stdout: String::from_utf8(out).unwrap(),
+        stderr: String::from_utf8(err).unwrap(),
+    }
+}
+
+/// Writes a `test-source` config file in `dir` with extra `[config]` lines.
+pub fn config_file(dir: &Path, file: &str, config_lines: &str) -> PathBuf {
+    let path = dir.join(file);
+    std::fs::write(
+        &path,
+        format!(
+            "connector = \"test-source\"\nname = \"t1\"\n\n[config]\napi_key = \"{GOOD_KEY}\"\n{config_lines}"
+        ),
+    )
+    .unwrap();
+    path
+}
