@@ -26,6 +26,8 @@ pub mod message;
 pub mod registry;
 pub mod secret;
 pub mod state;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 pub use catalog::{Catalog, ConfiguredCatalog, ConfiguredStream, StreamDescriptor, SyncMode};
 pub use check::{CheckReport, CheckStatus, CheckStep};

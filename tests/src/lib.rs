@@ -4,3 +4,4 @@
 
 pub mod digest;
 pub mod qlik_sim;
+pub mod scim_server;
