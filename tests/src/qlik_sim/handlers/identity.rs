@@ -24,9 +24,9 @@ fn user_attr(u: &UserRec, t: &Tenant, attr: &str) -> Result<Option<String>, Stri
         "email" => u.email.clone(),
         "subject" => Some(u.subject.clone()),
         "tenantid" => Some(t.tenant_id.clone()),
-        other => {
+        _ => {
             return Err(format!(
-                "Attribute `{other}` is not filterable on users (id, status, name, email, subject, tenantId)."
+                "Attribute `{attr}` is not filterable on users (id, status, name, email, subject, tenantId)."
             ));
         }
     })
