@@ -1,0 +1,129 @@
+//! Key kinds: each gets the right error kind and the remediation text an operator can
+//! act on, in `check` and in `read`.
+
+mod qlik_support;
+
+use connector_api::{CheckStatus, Connector, ErrorKind, State};
+use qlik_connector::{QlikConnector, check, remediation};
+use qlik_support::{config, read};
+use serde_json::json;
+use tests::qlik_sim::{SimConfig, Simulator};
+
+fn step<'a>(report: &'a connector_api::CheckReport, name: &str) -> &'a connector_api::CheckStep {
+    report.steps.iter().find(|s| s.name == name).unwrap_or_else(|| panic!("no step {name}: {report:?}"))
+}
+
+#[tokio::test]
+async fn admin_key_passes_every_step() {
+    let sim = Simulator::start(SimConfig::small()).await.unwrap();
+    let report = QlikConnector.check(&config(&sim, &sim.keys().admin, json!({}))).await.unwrap();
+    assert_eq!(report.worst(), CheckStatus::Ok, "{report:#?}");
+    let names: Vec<&str> = report.steps.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        &names[..5],
+        [check::STEP_URL, check::STEP_EXPIRY, check::STEP_REACH, check::STEP_KEY, check::STEP_TENANT]
+    );
+    assert_eq!(names.len(), 5 + 9, "one probe per endpoint");
+    assert!(step(&report, check::STEP_TENANT).message.contains(sim.tenant_id()));
+}
+
+#[tokio::test]
+async fn expired_key_fails_before_any_request() {
+    let sim = Simulator::start(SimConfig::small()).await.unwrap();
+    let c = config(&sim, &sim.keys().expired, json!({}));
+    let report = QlikConnector.check(&c).await.unwrap();
+    let s = step(&report, check::STEP_EXPIRY);
+    assert_eq!(s.status, CheckStatus::Failed);
+    assert!(s.message.contains("expired on 20"), "{}", s.message);
+    assert!(s.message.contains(remediation::KEY_EXPIRED));
+    assert_eq!(step(&report, check::STEP_KEY).status, CheckStatus::Skipped);
+    let outcome = read(&c, None, &State::default(), false).await;
+    let err = outcome.error.expect("read refuses");
+    assert_eq!(err.kind(), ErrorKind::Auth);
+    assert_eq!(err.hint(), Some(remediation::KEY_EXPIRED));
+    assert!(sim.requests().is_empty(), "nothing was sent: {:?}", sim.requests());
+}
+
+#[tokio::test]
+async fn expiring_key_is_a_warning() {
+    let sim = Simulator::start(SimConfig::small()).await.unwrap();
+    let c = config(&sim, &sim.keys().expiring_soon, json!({}));
+    let report = QlikConnector.check(&c).await.unwrap();
+    let s = step(&report, check::STEP_EXPIRY);
+    assert_eq!(s.status, CheckStatus::Warning);
+    assert!(s.message.contains(remediation::KEY_EXPIRING_SOON));
+    assert!(report.passed());
+    let outcome = read(&c, Some(&["roles"]), &State::default(), false).await;
+    assert!(outcome.error.is_none());
+}
+
+#[tokio::test]
+async fn rejected_keys_say_how_to_get_a_working_one() {
+    let sim = Simulator::start(SimConfig::small()).await.unwrap();
+    for key in [&sim.keys().revoked, &sim.keys().legacy_developer] {
+        let c = config(&sim, key, json!({}));
+        let report = QlikConnector.check(&c).await.unwrap();
+        let s = step(&report, check::STEP_KEY);
+        assert_eq!(s.status, CheckStatus::Failed);
+        assert!(s.message.contains("HTTP 401"), "{}", s.message);
+        assert!(s.message.contains(remediation::KEY_REJECTED));
+        assert_eq!(step(&report, check::STEP_TENANT).status, CheckStatus::Skipped);
+        let err = read(&c, Some(&["users"]), &State::default(), false).await.error.expect("read fails");
+        assert_eq!(err.kind(), ErrorKind::Auth);
+        let text = err.to_string();
+        for needle in [
+            "Manage API keys",
+            "Profile settings > API keys > Generate new key",
+            "26 January 2026",
+            "Enable API keys",
+        ] {
+            assert!(text.contains(needle), "{needle}: {text}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn keys_switched_off_on_an_old_tenant_get_auth_errors() {
+    let mut sim_config = SimConfig::small();
+    sim_config.api_keys_enabled = false;
+    let sim = Simulator::start(sim_config).await.unwrap();
+    let err = read(&config(&sim, &sim.keys().admin, json!({})), Some(&["users"]), &State::default(), false)
+        .await
+        .error
+        .expect("read fails");
+    assert_eq!(err.kind(), ErrorKind::Auth);
+    assert_eq!(err.hint(), Some(remediation::KEY_REJECTED));
+}
+
+#[tokio::test]
+async fn non_admin_key_loses_licence_streams_with_a_warning() {
+    let sim = Simulator::start(SimConfig::small()).await.unwrap();
+    let c = config(&sim, &sim.keys().non_admin, json!({}));
+    let report = QlikConnector.check(&c).await.unwrap();
+    let s = step(&report, "stream access: /api/v1/licenses/overview");
+    assert_eq!(s.status, CheckStatus::Warning, "{report:#?}");
+    assert!(s.message.contains("license_overview, license_allotments"), "{}", s.message);
+    assert!(s.message.contains(remediation::LICENCE_NEEDS_TENANT_ADMIN));
+    assert_eq!(step(&report, "stream access: /api/v1/licenses/assignments").status, CheckStatus::Warning);
+    assert_eq!(step(&report, "stream access: /api/v1/users").status, CheckStatus::Ok);
+    assert!(report.passed(), "warnings only");
+    let err =
+        read(&c, Some(&["license_overview"]), &State::default(), false).await.error.expect("read fails");
+    assert_eq!(err.kind(), ErrorKind::Permission);
+    assert_eq!(err.hint(), Some(remediation::LICENCE_NEEDS_TENANT_ADMIN));
+}
+
+#[tokio::test]
+async fn wrong_tenant_url_and_plain_http_are_config_failures() {
+    let report = QlikConnector
+        .check(&json!({"tenant_url": "http://acme.eu.qlikcloud.com", "api_key": "k"}))
+        .await
+        .unwrap();
+    assert_eq!(step(&report, check::STEP_URL).status, CheckStatus::Failed);
+    assert!(step(&report, check::STEP_URL).message.contains("tenant_url"));
+    let report =
+        QlikConnector.check(&json!({"tenant_url": "http://127.0.0.1:1", "api_key": "k"})).await.unwrap();
+    let s = step(&report, check::STEP_REACH);
+    assert_eq!(s.status, CheckStatus::Failed);
+    assert!(s.message.contains(remediation::TENANT_UNREACHABLE), "{}", s.message);
+}
