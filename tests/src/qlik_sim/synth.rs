@@ -95,6 +95,11 @@ pub(crate) fn rfc3339_ms(ms: i64) -> String {
         .expect("the format is valid")
 }
 
+/// The UTC date of `ms` (`YYYY-MM-DD`), for fields the definitions declare `format: date`.
+pub(crate) fn date_only(ms: i64) -> String {
+    rfc3339_ms(ms)[..10].to_owned()
+}
+
 /// Parses an RFC 3339 timestamp into Unix milliseconds.
 pub(crate) fn parse_rfc3339_ms(s: &str) -> Option<i64> {
     let t = OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;

@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::Tenant;
-use crate::qlik_sim::synth::{Kind, h, pick, rfc3339_ms, spread_ms};
+use crate::qlik_sim::synth::{Kind, TENANT_CREATED_MS, date_only, h, pick, rfc3339_ms, spread_ms};
 
 /// Qlik's default roles: `(name, level)`. Ids are role indices 0.. in this order; custom roles follow.
 pub(crate) const DEFAULT_ROLES: [(&str, &str); 10] = [
@@ -278,8 +278,8 @@ impl Tenant {
             "subject": user.subject,
             "name": user.name,
             "status": user.status.as_str(),
-            "created": rfc3339_ms(user.created_ms),
-            "lastUpdated": rfc3339_ms(user.updated_ms),
+            "created": date_only(user.created_ms),
+            "lastUpdated": date_only(user.updated_ms),
             "createdAt": rfc3339_ms(user.created_ms),
             "lastUpdatedAt": rfc3339_ms(user.updated_ms),
             "locale": user.locale.0,
@@ -347,11 +347,7 @@ impl Tenant {
     /// The `Role` JSON of role `i`.
     pub(crate) fn role_json(&self, i: u64, base: &str) -> Value {
         let role = self.role(i);
-        let created = if role.custom {
-            spread_ms(h(self.seed, Kind::Role, i, 1))
-        } else {
-            crate::qlik_sim::synth::TENANT_CREATED_MS
-        };
+        let created = if role.custom { spread_ms(h(self.seed, Kind::Role, i, 1)) } else { TENANT_CREATED_MS };
         let permissions: Vec<&str> = match (role.custom, role.index) {
             (true, i) if i == DEFAULT_ROLES.len() as u64 => vec!["api-key:manage"],
             (true, _) => vec!["app:read", "space:read"],
@@ -392,8 +388,8 @@ impl Tenant {
             "hostnames": [host],
             "createdByUser": self.user_id(0),
             "datacenter": "eu-west-1",
-            "created": rfc3339_ms(crate::qlik_sim::synth::TENANT_CREATED_MS),
-            "lastUpdated": rfc3339_ms(crate::qlik_sim::synth::TENANT_CREATED_MS),
+            "created": date_only(TENANT_CREATED_MS),
+            "lastUpdated": date_only(TENANT_CREATED_MS),
             "status": "active",
             "enableAnalyticCreation": true,
             "autoAssignCreateSharedSpacesRoleToProfessionals": true,
