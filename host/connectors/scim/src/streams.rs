@@ -97,7 +97,6 @@ impl ScimStream {
                 vec![SyncMode::FullRefresh],
             ),
         };
-        let required: Vec<&str> = primary_key.clone();
         StreamDescriptor {
             name: self.name().to_string(),
             description: description.to_string(),
@@ -105,7 +104,7 @@ impl ScimStream {
                 "$schema": "https://json-schema.org/draft/2020-12/schema",
                 "type": "object",
                 "properties": properties,
-                "required": required,
+                "required": &primary_key,
                 "additionalProperties": false,
             }),
             primary_key: primary_key.into_iter().map(String::from).collect(),
