@@ -51,7 +51,12 @@ async fn ground_truth_equals_a_paging_clients_harvest() {
 
     let assignment_keys =
         |recs: Vec<Value>| recs.iter().map(|a| [s(a, "subject"), s(a, "type")]).collect::<Vec<_>>();
-    let plain = assignment_keys(records(&sim, "/api/v1/licenses/assignments?limit=100").await);
+    let plain_records = records(&sim, "/api/v1/licenses/assignments?limit=100").await;
+    assert!(plain_records.iter().any(|a| a["excess"] == true), "some assignments are excess");
+    for kind in ["professional", "analyzer"] {
+        assert!(plain_records.iter().any(|a| a["type"] == kind), "{kind} assignments");
+    }
+    let plain = assignment_keys(plain_records);
     assert_eq!(key_digest(plain.clone()), *truth.stream("license_assignments"));
     let orphans = assignment_keys(records(&sim, "/api/v1/licenses/assignments?limit=100&orphans=true").await);
     assert!(!orphans.is_empty());
