@@ -1,1 +1,116 @@
-fn main() {}
+//! End-to-end load benchmark: a large simulated Qlik Cloud tenant synced by the real
+//! `connector-host` binary into SQLite and (when DATAHUB_TEST_POSTGRES_URL is set)
+//! PostgreSQL. Prints rows/s per destination and the host process's peak memory
+//! (VmHWM), sampled from /proc while it runs.
+//!
+//! `cargo bench -p host --bench load`. Sizes scale with DATAHUB_BENCH_USERS (default
+//! 100,000), DATAHUB_BENCH_ASSIGNMENTS (100,000) and DATAHUB_BENCH_EVENTS (1,000,000).
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tests::qlik_sim::{SimConfig, Simulator};
+
+fn size(var: &str, default: usize) -> usize {
+    std::env::var(var).ok().and_then(|v| v.replace('_', "").parse().ok()).unwrap_or(default)
+}
+
+/// Peak resident memory of `pid` in kB, while it is alive.
+fn vm_hwm_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+struct Measured {
+    records: u64,
+    seconds: f64,
+    peak_kb: u64,
+}
+
+async fn load(config: &Path, dest: &str) -> Measured {
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_connector-host"))
+        .args(["run", "--config", &config.display().to_string(), "--dest", dest, "--json"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn connector-host");
+    let pid = child.id();
+    let mut peak_kb = 0;
+    while child.try_wait().expect("wait").is_none() {
+        if let Some(kb) = vm_hwm_kb(pid) {
+            peak_kb = peak_kb.max(kb);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let out = child.wait_with_output().expect("output");
+    let wall = started.elapsed().as_secs_f64();
+    assert!(out.status.success(), "connector-host run failed: {}", String::from_utf8_lossy(&out.stdout));
+    let summary: Value = serde_json::from_slice(&out.stdout).expect("JSON summary");
+    Measured {
+        records: summary["records"].as_u64().unwrap_or(0),
+        seconds: summary["seconds"].as_f64().unwrap_or(wall),
+        peak_kb,
+    }
+}
+
+fn report(dest: &str, m: &Measured) {
+    println!(
+        "{dest:<11} {:>10} rows in {:>7.2} s = {:>9.0} rows/s, peak memory (VmHWM) {:>6.1} MB",
+        m.records,
+        m.seconds,
+        m.records as f64 / m.seconds.max(0.001),
+        m.peak_kb as f64 / 1024.0
+    );
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let users = size("DATAHUB_BENCH_USERS", 100_000);
+    let assignments = size("DATAHUB_BENCH_ASSIGNMENTS", 100_000);
+    let events = size("DATAHUB_BENCH_EVENTS", 1_000_000);
+    println!(
+        "Simulated tenant: {users} users, {assignments} licence assignments, {events} consumption events"
+    );
+    let sim = Simulator::start(SimConfig {
+        users,
+        license_assignments: assignments,
+        consumption_events: events,
+        ..SimConfig::small()
+    })
+    .await
+    .expect("start the simulator");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("qlik.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "connector = \"qlik-sense\"\n[config]\ntenant_url = \"{}\"\napi_key = \"{}\"\nrequests_per_minute = 10000000\n",
+            sim.base_url(),
+            sim.keys().admin
+        ),
+    )
+    .expect("write config");
+
+    let sqlite = format!("sqlite:{}", dir.path().join("bench.db").display());
+    report("sqlite", &load(&config, &sqlite).await);
+
+    match std::env::var("DATAHUB_TEST_POSTGRES_URL") {
+        Ok(url) => {
+            let (client, conn) =
+                tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("connect to PostgreSQL");
+            tokio::spawn(conn);
+            let name = format!("hub_bench_{}", std::process::id());
+            client.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).await.expect("drop database");
+            client.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create database");
+            let mut db = url::Url::parse(&url).expect("URL");
+            db.set_path(&format!("/{name}"));
+            report("postgres", &load(&config, db.as_str()).await);
+            client.batch_execute(&format!("DROP DATABASE {name}")).await.expect("drop database");
+        }
+        Err(_) => println!("postgres    skipped: set DATAHUB_TEST_POSTGRES_URL"),
+    }
+}

@@ -84,25 +84,25 @@ impl RunSummary {
             .streams
             .iter()
             .map(|s| {
-                let (new, updated) = match &s.load {
+                let change = match &s.load {
                     Some(LoadStats { inserted: Some(i), updated: Some(u), .. }) => {
-                        (i.to_string(), u.to_string())
+                        format!("{i} new, {u} updated")
                     }
-                    Some(l) => (format!("replaced {} rows", l.rows_before), "-".into()),
-                    None => ("-".into(), "-".into()),
+                    Some(LoadStats { rows_before: 0, .. }) => "new table".to_string(),
+                    Some(l) => format!("replaced {} rows", l.rows_before),
+                    None => "not loaded".to_string(),
                 };
                 vec![
                     s.stream.clone(),
                     s.sync_mode.to_string(),
                     s.records.to_string(),
-                    new,
-                    updated,
+                    change,
                     format!("{:.1}s", s.seconds),
                 ]
             })
             .collect();
         writeln!(out)?;
-        out.write_all(table(&["STREAM", "MODE", "RECORDS", "NEW", "UPDATED", "DURATION"], &rows).as_bytes())?;
+        out.write_all(table(&["STREAM", "MODE", "RECORDS", "NEW/UPDATED", "DURATION"], &rows).as_bytes())?;
         writeln!(out)?;
         match self.status {
             "succeeded" => {
@@ -203,7 +203,11 @@ pub async fn sync(
     summary.seconds = clock.elapsed().as_secs_f64();
     summary.streams = stream_summaries(&plans, &counts, progress, stats.as_ref());
     summary.records = counts.values().sum();
-    summary.sample_query = dest.sample_query(&plans);
+    // Point at the stream with the most records: the table a person most likely wants.
+    summary.sample_query = plans
+        .iter()
+        .max_by_key(|p| counts.get(&p.stream).copied().unwrap_or(0))
+        .map(|p| dest.sample_query(p));
     (summary, None)
 }
 

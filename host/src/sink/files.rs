@@ -228,9 +228,8 @@ impl Destination for FileDestination {
         format!("{kind} files in {}", self.dir.display())
     }
 
-    fn sample_query(&self, plans: &[StreamPlan]) -> Option<String> {
-        let plan = plans.first()?;
-        Some(format!("head {}", self.dir.join(format!("{}.{}", plan.stream, self.format.ext())).display()))
+    fn sample_query(&self, plan: &StreamPlan) -> String {
+        format!("head {}", self.dir.join(format!("{}.{}", plan.stream, self.format.ext())).display())
     }
 
     async fn load_state(&mut self, instance: &str) -> Result<State> {

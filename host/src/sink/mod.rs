@@ -98,8 +98,8 @@ pub trait Destination: Send {
     /// password.
     fn describe(&self) -> String;
 
-    /// How to look at the data (e.g. a sample query), printed after a run.
-    fn sample_query(&self, plans: &[StreamPlan]) -> Option<String>;
+    /// How to look at `plan`'s data (e.g. a sample query), printed after a run.
+    fn sample_query(&self, plan: &StreamPlan) -> String;
 
     /// The last committed checkpoint of every stream of `instance`.
     async fn load_state(&mut self, instance: &str) -> Result<State>;

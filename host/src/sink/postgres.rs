@@ -391,14 +391,13 @@ impl Destination for PostgresDestination {
         format!("PostgreSQL database {}", self.shown_url)
     }
 
-    fn sample_query(&self, plans: &[StreamPlan]) -> Option<String> {
-        let plan = plans.first()?;
-        Some(format!(
+    fn sample_query(&self, plan: &StreamPlan) -> String {
+        format!(
             "psql '{}' -c 'select count(*) from {}.{}'",
             self.shown_url,
             plan.connector,
             sql_name(&plan.stream)
-        ))
+        )
     }
 
     async fn load_state(&mut self, instance: &str) -> Result<State> {

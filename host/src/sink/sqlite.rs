@@ -257,9 +257,8 @@ impl Destination for SqliteDestination {
         format!("SQLite database {}", self.path)
     }
 
-    fn sample_query(&self, plans: &[StreamPlan]) -> Option<String> {
-        let table = plans.first()?.flat_table();
-        Some(format!("sqlite3 {} 'select count(*) from {table}'", self.path))
+    fn sample_query(&self, plan: &StreamPlan) -> String {
+        format!("sqlite3 {} 'select count(*) from {}'", self.path, plan.flat_table())
     }
 
     async fn load_state(&mut self, instance: &str) -> Result<State> {

@@ -126,7 +126,7 @@ pub fn item(i: u64, c: &TestConfig) -> Value {
         "name": format!("Item {i} v{}\twith\\tab\nand newline", c.version),
         "rank": if c.rank_as_text { json!(i.to_string()) } else { json!(i) },
         "price": i as f64 * 1.25,
-        "active": i % 2 == 0,
+        "active": i.is_multiple_of(2),
         "created_at": format!("2026-01-{:02}T10:00:00Z", 1 + i % 28),
         "tags": ["a", format!("t{}", i % 3)],
     });

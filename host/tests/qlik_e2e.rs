@@ -1,0 +1,282 @@
+//! End to end with the real Qlik Sense connector against the simulator: every stream
+//! lands exactly (count and key digest equal the simulator's ground truth) in every
+//! destination, and a SIGKILLed run followed by a rerun still lands exactly.
+
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::cli;
+use connector_api::Connector;
+use qlik_connector as _;
+use serde_json::Value;
+use tests::digest::{KeyDigest, key_digest};
+use tests::qlik_sim::{Faults, SimConfig, Simulator};
+
+fn qlik() -> std::sync::Arc<dyn Connector> {
+    connector_api::registry::find("qlik-sense").unwrap()
+}
+
+fn streams() -> Vec<(String, Vec<String>)> {
+    qlik().static_catalog().unwrap().streams.into_iter().map(|s| (s.name, s.primary_key)).collect()
+}
+
+fn write_config(dir: &Path, sim: &Simulator) -> String {
+    let path = dir.join("qlik.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "connector = \"qlik-sense\"\n[config]\ntenant_url = \"{}\"\napi_key = {{ file = \"key\" }}\nrequests_per_minute = 1000000\n",
+            sim.base_url()
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.join("key"), &sim.keys().admin).unwrap();
+    path.display().to_string()
+}
+
+fn text(v: rusqlite::types::Value) -> String {
+    match v {
+        rusqlite::types::Value::Text(t) => t,
+        rusqlite::types::Value::Integer(i) => i.to_string(),
+        rusqlite::types::Value::Real(f) => f.to_string(),
+        rusqlite::types::Value::Null => "null".into(),
+        rusqlite::types::Value::Blob(_) => "<blob>".into(),
+    }
+}
+
+fn sqlite_digest(db: &Path, stream: &str, pk: &[String]) -> KeyDigest {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let cols: Vec<String> = pk.iter().map(|k| format!("\"{k}\"")).collect();
+    let mut stmt = conn.prepare(&format!("SELECT {} FROM qlik_sense__{stream}", cols.join(", "))).unwrap();
+    let rows: Vec<Vec<String>> = stmt
+        .query_map([], |r| (0..pk.len()).map(|i| r.get::<_, rusqlite::types::Value>(i).map(text)).collect())
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    key_digest(rows)
+}
+
+fn assert_sqlite_matches(db: &Path, sim: &Simulator) {
+    for (stream, pk) in streams() {
+        assert_eq!(sqlite_digest(db, &stream, &pk), *sim.ground_truth().stream(&stream), "stream {stream}");
+    }
+}
+
+#[tokio::test]
+async fn list_shows_qlik_sense_and_the_test_connector() {
+    let out = cli(&["list"]).await;
+    assert_eq!(out.code, 0);
+    assert!(out.stdout.lines().any(|l| l.starts_with("qlik-sense ")), "{}", out.stdout);
+    assert!(out.stdout.lines().any(|l| l.starts_with("test-source ")), "{}", out.stdout);
+}
+
+#[tokio::test]
+async fn the_binary_links_qlik_sense() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_connector-host"))
+        .args(["list", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let list: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(list.iter().any(|c| c["id"] == "qlik-sense"));
+}
+
+#[tokio::test]
+async fn sqlite_run_matches_ground_truth_and_rerun_is_stable() {
+    let sim = Simulator::start(SimConfig::small()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim);
+    let db = dir.path().join("hub.db");
+    let dest = format!("sqlite:{}", db.display());
+    let out = cli(&["run", "--config", &config, "--dest", &dest, "--quiet"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_sqlite_matches(&db, &sim);
+    // Same state: incremental streams re-deliver nothing, the tables stay exact.
+    let out = cli(&["run", "--config", &config, "--dest", &dest, "--json"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let summary: Value = serde_json::from_str(&out.stdout).unwrap();
+    for s in summary["streams"].as_array().unwrap() {
+        if s["sync_mode"] == "incremental" {
+            assert_eq!(s["records"], 0, "{s}");
+        }
+    }
+    assert_sqlite_matches(&db, &sim);
+}
+
+#[tokio::test]
+async fn check_and_discover_through_the_cli() {
+    let sim = Simulator::start(SimConfig::small()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim);
+    let out = cli(&["check", "--config", &config]).await;
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(!out.stdout.contains(&sim.keys().admin));
+    let out = cli(&["discover", "--config", &config]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let catalog: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(catalog["streams"].as_array().unwrap().len(), streams().len());
+
+    std::fs::write(dir.path().join("key"), &sim.keys().revoked).unwrap();
+    let out = cli(&[
+        "run",
+        "--config",
+        &config,
+        "--dest",
+        &format!("sqlite:{}", dir.path().join("x.db").display()),
+        "--quiet",
+    ])
+    .await;
+    assert_eq!(out.code, 3, "a rejected key exits 3: {}", out.stderr);
+    assert!(!out.stderr.contains(&sim.keys().revoked));
+}
+
+fn lines_digest(path: &Path, pk: &[String]) -> KeyDigest {
+    let text = std::fs::read_to_string(path).unwrap();
+    key_digest(text.lines().map(|l| {
+        let v: Value = serde_json::from_str(l).unwrap();
+        pk.iter()
+            .map(|k| match &v[k.as_str()] {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .collect::<Vec<_>>()
+    }))
+}
+
+#[tokio::test]
+async fn jsonl_and_csv_match_ground_truth() {
+    let sim = Simulator::start(SimConfig::small()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim);
+    let jsonl = dir.path().join("jsonl");
+    let out =
+        cli(&["run", "--config", &config, "--dest", &format!("jsonl:{}", jsonl.display()), "--quiet"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for (stream, pk) in streams() {
+        assert_eq!(
+            lines_digest(&jsonl.join(format!("{stream}.jsonl")), &pk),
+            *sim.ground_truth().stream(&stream),
+            "{stream}"
+        );
+    }
+    let csv_dir = dir.path().join("csv");
+    let out =
+        cli(&["run", "--config", &config, "--dest", &format!("csv:{}", csv_dir.display()), "--quiet"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for (stream, pk) in streams() {
+        let mut reader = csv::Reader::from_path(csv_dir.join(format!("{stream}.csv"))).unwrap();
+        let headers = reader.headers().unwrap().clone();
+        let idx: Vec<usize> = pk.iter().map(|k| headers.iter().position(|h| h == k).unwrap()).collect();
+        let keys: Vec<Vec<String>> = reader
+            .records()
+            .map(|r| {
+                let r = r.unwrap();
+                idx.iter().map(|i| r[*i].to_string()).collect()
+            })
+            .collect();
+        assert_eq!(key_digest(keys), *sim.ground_truth().stream(&stream), "{stream}");
+    }
+}
+
+#[tokio::test]
+async fn postgres_run_matches_ground_truth() {
+    let Ok(url) = std::env::var("DATAHUB_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but DATAHUB_TEST_POSTGRES_URL is not: PostgreSQL tests must run"
+        );
+        eprintln!("skipping: set DATAHUB_TEST_POSTGRES_URL to run the PostgreSQL destination tests");
+        return;
+    };
+    let (admin, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let name = format!("hub_qlik_{}", uuid::Uuid::new_v4().simple());
+    admin.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+    let mut db_url = url::Url::parse(&url).unwrap();
+    db_url.set_path(&format!("/{name}"));
+
+    let sim = Simulator::start(SimConfig::small()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim);
+    for _ in 0..2 {
+        let out = cli(&["run", "--config", &config, "--dest", db_url.as_str(), "--quiet"]).await;
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let (client, conn) = tokio_postgres::connect(db_url.as_str(), tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        for (stream, pk) in streams() {
+            let cols: Vec<String> = pk.iter().map(|k| format!("\"{k}\"::text")).collect();
+            let rows = client
+                .query(&format!("SELECT {} FROM qlik_sense.{stream}", cols.join(", ")), &[])
+                .await
+                .unwrap();
+            let keys: Vec<Vec<String>> =
+                rows.iter().map(|r| (0..pk.len()).map(|i| r.get::<_, String>(i)).collect()).collect();
+            assert_eq!(key_digest(keys), *sim.ground_truth().stream(&stream), "{stream}");
+        }
+    }
+}
+
+/// SIGKILL the real binary mid-run, then rerun: the tables equal the ground truth, the
+/// killed run is recorded as interrupted, and no staging table is left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_run_then_rerun_lands_exactly() {
+    let config = SimConfig {
+        faults: Faults { latency: Duration::from_millis(40), ..Faults::default() },
+        ..SimConfig::small()
+    };
+    let sim = Simulator::start(config).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim);
+    let db = dir.path().join("hub.db");
+    let dest = format!("sqlite:{}", db.display());
+
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_connector-host"))
+        .args(["run", "--config", &config, "--dest", &dest])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until some rows have been committed, then kill without warning.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run finished before it could be killed; slow the simulator down"
+        );
+        assert!(Instant::now() < deadline, "no checkpoint was committed within 30 s");
+        let committed = rusqlite::Connection::open(&db)
+            .and_then(|c| c.query_row("SELECT count(*) FROM _state", [], |r| r.get::<_, i64>(0)))
+            .unwrap_or(0);
+        if committed > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let out = cli(&["run", "--config", &config, "--dest", &dest, "--quiet"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_sqlite_matches(&db, &sim);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let statuses: Vec<String> = conn
+        .prepare("SELECT status FROM _runs ORDER BY started_at")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(statuses, ["interrupted", "succeeded"]);
+    let staging: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name LIKE '\\_staging\\_\\_%' ESCAPE '\\'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(staging, 0);
+}
