@@ -7,21 +7,24 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// The default destination: an SQLite file in the working directory.
 pub const DEFAULT_DEST: &str = "sqlite:./datahub.db";
 
-/// connector-host runs data-hub connectors and loads what they read into a database.
-///
-/// Start with `connector-host demo` (a full sync from a built-in Qlik Cloud simulator into
-/// ./datahub.db), then `connector-host list` to see the connectors this binary ships.
-/// A connector is configured with a TOML file:
-///
-///     connector = "qlik-sense"
-///     [config]
-///     tenant_url = "https://your-tenant.eu.qlikcloud.com"
-///     api_key = { env = "QLIK_API_KEY" }
-///
-/// Exit codes: 0 ok, 1 internal error, 2 usage or config error, 3 authentication or
-/// permission error, 4 source failure after retries.
+/// What `connector-host --help` says before the list of subcommands.
+const ABOUT: &str = "connector-host runs data-hub connectors and loads what they read into a database.
+
+Start with `connector-host demo` (a full sync from a built-in Qlik Cloud simulator into
+./datahub.db), then `connector-host list` to see the connectors this binary ships.
+A connector is configured with a TOML file:
+
+    connector = \"qlik-sense\"
+    [config]
+    tenant_url = \"https://your-tenant.eu.qlikcloud.com\"
+    api_key = { env = \"QLIK_API_KEY\" }   # or { file = \"/run/secrets/qlik\" }
+
+Exit codes: 0 ok, 1 internal error, 2 usage or config error, 3 authentication or
+permission error, 4 source failure after retries.";
+
+/// The command line of `connector-host`.
 #[derive(Debug, Parser)]
-#[command(name = "connector-host", version, verbatim_doc_comment)]
+#[command(name = "connector-host", version, about = "Runs data-hub connectors and loads what they read into a database.", long_about = ABOUT)]
 pub struct Cli {
     /// Log format on stderr; the level comes from RUST_LOG (default `info`).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
