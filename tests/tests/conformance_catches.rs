@@ -47,8 +47,8 @@ impl Connector for Broken {
         // Logs the token at trace level.
         tracing::trace!(token = %config["token"].as_str().unwrap_or_default(), "Reading");
         let inner = self.0.read(config, catalog, state).await?;
-        // A `groups` record whether or not `groups` was selected, and a user without
-        // its primary key.
+        // A `groups` record whether or not `groups` was selected (and even when the
+        // token is rejected), and a user without its primary key.
         let extra = vec![
             Ok(Message::record("groups", json!({"id": "g-extra", "member_count": 0}))),
             Ok(Message::record("users", json!({"user_name": "no-id"}))),
@@ -72,6 +72,7 @@ async fn broken_connector_fails_the_checks_it_breaks() {
         vec![
             "metadata",
             "metadata.registry",
+            "read.bad_config",
             "read.primary_keys",
             "read.records",
             "read.selection",
@@ -82,7 +83,7 @@ async fn broken_connector_fails_the_checks_it_breaks() {
     );
     // The report names the leak without quoting the secret.
     let logs = report.outcome("secrets.logs").unwrap();
-    assert_eq!(logs.detail, "secret #1 appears in log output");
+    assert_eq!(logs.detail, "secret #1 appears in log output; secret #2 appears in log output");
     assert!(!report.to_string().contains(server.token()));
     assert_eq!(report.outcome("check.bad_config").unwrap().verdict, Verdict::Passed);
     let caught = std::panic::catch_unwind(|| report.assert_passed()).unwrap_err();

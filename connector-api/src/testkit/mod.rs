@@ -8,7 +8,8 @@
 //! - spec: the config schema is a valid draft 2020-12 JSON Schema, every expected secret
 //!   field is marked `writeOnly` and `x-secret`, and the working config validates;
 //! - check: the working config passes; the bad one yields a failed step or a
-//!   Config/Auth error with a message, and nothing panics;
+//!   Config/Auth error with a message, and nothing panics; a read with the bad config
+//!   ends with a Config/Auth/Permission error before any record;
 //! - discover: stream schemas compile, primary keys and cursor fields are properties,
 //!   cursor fields only on streams that support incremental reads;
 //! - read: records only for selected streams, each valid against its stream's schema
@@ -162,7 +163,8 @@ impl fmt::Display for ConformanceReport {
 /// Runs the whole suite against `connector`.
 ///
 /// `good_config` must reach a source with at least one record in some stream;
-/// `bad_config` must be rejected by that source (a wrong key, an unknown host).
+/// `bad_config` must be rejected by that source (a wrong or revoked key: an unreachable
+/// host would be retried for minutes before failing, and is not a Config/Auth error).
 /// `secret_fields` names the config fields that hold secrets: the spec must mark each
 /// one, and their values (from both configs) must never appear in anything the
 /// connector emits or logs.
@@ -215,6 +217,8 @@ struct Suite {
 struct ReadRun {
     messages: Vec<Message>,
     error: Option<String>,
+    /// The kind of that error, and its `Debug` text (scanned for secrets).
+    error_detail: Option<(ErrorKind, String)>,
 }
 
 impl ReadRun {
@@ -475,30 +479,36 @@ impl Suite {
 
     async fn read_once(
         &self,
+        config: &Value,
         catalog: &ConfiguredCatalog,
         state: &State,
         leaks: &mut Leaks,
     ) -> Result<ReadRun, String> {
         let run = async {
-            let mut stream = match self.connector.read(&self.good, catalog, state).await {
+            let failed = |messages, e: crate::Error| ReadRun {
+                messages,
+                error: Some(e.to_string()),
+                error_detail: Some((e.kind(), format!("{e:?}"))),
+            };
+            let mut stream = match self.connector.read(config, catalog, state).await {
                 Ok(s) => s,
-                Err(e) => return ReadRun { messages: vec![], error: Some(format!("{e} {e:?}")) },
+                Err(e) => return failed(vec![], e),
             };
             let mut messages = Vec::new();
             while let Some(item) = stream.next().await {
                 match item {
                     Ok(m) => messages.push(m),
-                    Err(e) => return ReadRun { messages, error: Some(format!("{e} {e:?}")) },
+                    Err(e) => return failed(messages, e),
                 }
             }
-            ReadRun { messages, error: None }
+            ReadRun { messages, error: None, error_detail: None }
         };
         let run = self.guarded("read", run).await?;
         for m in &run.messages {
             leaks.scan("a read message", &serde_json::to_string(m).unwrap_or_default());
         }
-        if let Some(e) = &run.error {
-            leaks.scan("a read error", e);
+        if let (Some(e), Some((_, debug))) = (&run.error, &run.error_detail) {
+            leaks.scan("a read error", &format!("{e} {debug}"));
         }
         Ok(run)
     }
@@ -513,36 +523,40 @@ impl Suite {
             let selected = catalog.configure(Some(std::slice::from_ref(&chosen)), false).ok();
             match selected {
                 None => report.push("read.selection", Verdict::Failed, "could not select one stream"),
-                Some(configured) => match self.read_once(&configured, &State::default(), leaks).await {
-                    Err(e) => report.push("read.selection", Verdict::Failed, e),
-                    Ok(run) => {
-                        let mut problems: Vec<String> =
-                            run.error.iter().map(|e| format!("read failed: {e}")).collect();
-                        problems.extend(run.messages.iter().filter_map(|m| match m {
-                            Message::Record(r) if r.stream != chosen => {
-                                Some(format!("record of unselected `{}`", r.stream))
-                            }
-                            Message::State(c) if c.stream != chosen => {
-                                Some(format!("checkpoint of unselected `{}`", c.stream))
-                            }
-                            _ => None,
-                        }));
-                        let n = run.records().count();
-                        report.verdict(
-                            "read.selection",
-                            problems,
-                            format!("only `{chosen}` read ({n} records)"),
-                        );
+                Some(configured) => {
+                    match self.read_once(&self.good, &configured, &State::default(), leaks).await {
+                        Err(e) => report.push("read.selection", Verdict::Failed, e),
+                        Ok(run) => {
+                            let mut problems: Vec<String> =
+                                run.error.iter().map(|e| format!("read failed: {e}")).collect();
+                            problems.extend(run.messages.iter().filter_map(|m| match m {
+                                Message::Record(r) if r.stream != chosen => {
+                                    Some(format!("record of unselected `{}`", r.stream))
+                                }
+                                Message::State(c) if c.stream != chosen => {
+                                    Some(format!("checkpoint of unselected `{}`", c.stream))
+                                }
+                                _ => None,
+                            }));
+                            let n = run.records().count();
+                            report.verdict(
+                                "read.selection",
+                                problems,
+                                format!("only `{chosen}` read ({n} records)"),
+                            );
+                        }
                     }
-                },
+                }
             }
         }
+
+        self.read_bad_config(report, leaks, catalog).await;
 
         let Ok(configured) = catalog.configure(None, false) else {
             report.push("read", Verdict::Failed, "could not configure the catalog");
             return;
         };
-        let run = match self.read_once(&configured, &State::default(), leaks).await {
+        let run = match self.read_once(&self.good, &configured, &State::default(), leaks).await {
             Err(e) => {
                 report.push("read", Verdict::Failed, e);
                 return;
@@ -568,6 +582,43 @@ impl Suite {
         check_checkpoints(report, &configured, &run);
         self.check_resume(report, leaks, &configured, &run).await;
         self.check_rerun(report, leaks, &configured, &run).await;
+    }
+
+    /// Reads the first stream with the bad config: the read must end with a
+    /// Config/Auth/Permission error, before emitting any record.
+    async fn read_bad_config(
+        &self,
+        report: &mut ConformanceReport,
+        leaks: &mut Leaks,
+        catalog: &crate::Catalog,
+    ) {
+        let Some(first) = catalog.streams.first() else { return };
+        let Ok(configured) = catalog.configure(Some(std::slice::from_ref(&first.name)), false) else {
+            return;
+        };
+        let run = match self.read_once(&self.bad, &configured, &State::default(), leaks).await {
+            Err(e) => {
+                report.push("read.bad_config", Verdict::Failed, e);
+                return;
+            }
+            Ok(run) => run,
+        };
+        let records = run.records().count();
+        let problems = match (&run.error, run.error_detail.as_ref().map(|(k, _)| *k)) {
+            (None, _) => vec![format!("the read with the bad config succeeded ({records} records)")],
+            (Some(_), Some(ErrorKind::Config | ErrorKind::Auth | ErrorKind::Permission)) if records == 0 => {
+                vec![]
+            }
+            (Some(_), Some(ErrorKind::Config | ErrorKind::Auth | ErrorKind::Permission)) => {
+                vec![format!("{records} records emitted before the bad config was rejected")]
+            }
+            (Some(e), kind) => vec![format!(
+                "error kind is `{}`, expected `config`, `auth` or `permission`: {e}",
+                kind.map(ErrorKind::as_str).unwrap_or("unknown")
+            )],
+        };
+        let detail = run.error.unwrap_or_default();
+        report.verdict("read.bad_config", problems, format!("`{}` rejected: {detail}", first.name));
     }
 
     /// Resumes each incremental stream from its first checkpoint that has records on
@@ -603,7 +654,7 @@ impl Suite {
             let mut state = State::default();
             state.set(name.clone(), value);
             let one = ConfiguredCatalog { streams: vec![cs.clone()] };
-            match self.read_once(&one, &state, leaks).await {
+            match self.read_once(&self.good, &one, &state, leaks).await {
                 Err(e) => problems.push(format!("stream `{name}`: {e}")),
                 Ok(again) if again.error.is_some() => problems.push(format!(
                     "stream `{name}`: resumed read failed: {}",
@@ -662,7 +713,7 @@ impl Suite {
             }
         }
         let catalog = ConfiguredCatalog { streams: incremental };
-        let again = match self.read_once(&catalog, &state, leaks).await {
+        let again = match self.read_once(&self.good, &catalog, &state, leaks).await {
             Err(e) => {
                 report.push("read.incremental_rerun", Verdict::Failed, e);
                 return;
