@@ -33,7 +33,8 @@ pub fn render(connector: &dyn Connector) -> String {
     for (name, prop) in props.into_iter().flatten() {
         let is_required = required.contains(&name.as_str());
         let is_secret = secret::is_secret(prop);
-        let default = prop.get("default").map(|d| format!("`{d}`")).unwrap_or_default();
+        let default =
+            prop.get("default").filter(|d| !d.is_null()).map(|d| format!("`{d}`")).unwrap_or_default();
         md.push_str(&format!(
             "| `{name}` | {} | {} | {default} | {} | {} |\n",
             type_name(prop),
