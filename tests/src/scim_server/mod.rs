@@ -82,7 +82,12 @@ pub struct ScimServer {
 impl ScimServer {
     /// Binds `127.0.0.1:0` and serves `config` until dropped.
     pub async fn start(config: ScimServerConfig) -> io::Result<Self> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        Self::start_on(config, SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// Binds `addr` and serves `config` until dropped.
+    pub async fn start_on(config: ScimServerConfig, addr: SocketAddr) -> io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             directory: Mutex::new(Directory::generate(config.users, config.groups)),
