@@ -276,3 +276,13 @@ async fn the_rate_limit_answers_429_with_retry_after() {
     assert_eq!(log.iter().filter(|r| r.status == 429).count(), 1);
     assert!(log.iter().all(|r| r.authorized && r.path == "/api/v1/roles"));
 }
+
+#[tokio::test]
+async fn dropping_the_simulator_stops_the_server() {
+    let sim = Simulator::start(SimConfig::small()).await.unwrap();
+    let addr = sim.local_addr();
+    assert!(tokio::net::TcpStream::connect(addr).await.is_ok());
+    drop(sim);
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "nothing listens on {addr} any more");
+}
