@@ -275,3 +275,21 @@ async fn a_corrupt_checkpoint_is_a_config_error() {
     assert_eq!(err.kind(), ErrorKind::Config);
     assert_eq!(server.requests("/Users"), 0);
 }
+
+#[tokio::test]
+async fn requests_per_minute_paces_requests_through_the_shared_limiter() {
+    let server = ScimServer::start(ScimServerConfig::small()).await.unwrap();
+    // 6000 per minute is one request every 10 ms: 14 pages of 10 users take 130 ms at least.
+    let config = json!({
+        "base_url": server.base_url(), "token": server.token(), "page_size": 10, "requests_per_minute": 6000
+    });
+    let started = std::time::Instant::now();
+    let run = read(&ScimConnector::default(), &config, Some(&["users"]), true, &State::default()).await;
+    assert!(run.error.is_none());
+    assert_eq!(run.records("users").len(), 137);
+    assert_eq!(server.requests("/Users"), 14);
+    assert!(started.elapsed() >= Duration::from_millis(130), "{:?}", started.elapsed());
+    let throttled = run.events("users").iter().filter(|e| matches!(e, StreamEvent::Throttled { .. })).count();
+    // How many requests had to wait depends on how fast the others ran; some did.
+    assert!(throttled >= 1, "the limiter held requests back and said so");
+}

@@ -175,16 +175,6 @@ impl ScimServer {
             _ => None,
         }
     }
-
-    /// Ids of users whose `meta.lastModified` is strictly after `since`.
-    pub fn users_modified_after(&self, since: OffsetDateTime) -> Vec<String> {
-        lock(&self.shared.directory)
-            .users
-            .iter()
-            .filter(|u| u.last_modified > since)
-            .map(|u| u.id.clone())
-            .collect()
-    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
