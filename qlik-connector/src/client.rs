@@ -179,3 +179,49 @@ fn interpret(fetched: Fetched, path: &str) -> Verdict<Reply> {
         Err(_) => Verdict::Retry { reason: "malformed JSON".into() },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn never_sends_the_key_off_the_tenant() {
+        let settings =
+            Settings::from_json(&json!({"tenant_url": "http://127.0.0.1:9", "api_key": "canary"})).unwrap();
+        let credentials = Credentials::from_secret(&settings.api_key).unwrap();
+        let client = QlikClient::new(&settings, &credentials).unwrap();
+        let mut events = Vec::new();
+        for foreign in [
+            "http://evil.example/api/v1/users",
+            "http://127.0.0.1:10/api/v1/users",
+            "https://127.0.0.1:9/api",
+        ] {
+            let err = client.get(&Url::parse(foreign).unwrap(), &mut events).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Internal, "{foreign}");
+            assert!(err.message().contains("refusing to send the API key"), "{err}");
+        }
+        assert!(events.is_empty(), "nothing was attempted");
+        assert!(!format!("{client:?}").contains("canary"));
+    }
+
+    #[test]
+    fn interpret_retries_cut_off_and_malformed_bodies() {
+        let fetched = |status: u16, body: &str| Fetched {
+            url: Url::parse("http://127.0.0.1/api/v1/users").unwrap(),
+            status: reqwest::StatusCode::from_u16(status).unwrap(),
+            headers: Default::default(),
+            body: body.as_bytes().to_vec(),
+        };
+        assert!(
+            matches!(interpret(fetched(200, r#"{"data":[{"id":"#), "/p"), Verdict::Retry { reason } if reason == "response body cut off")
+        );
+        assert!(
+            matches!(interpret(fetched(200, "<html>"), "/p"), Verdict::Retry { reason } if reason == "malformed JSON")
+        );
+        assert!(matches!(interpret(fetched(200, r#"{"data":[]}"#), "/p"), Verdict::Done(Reply::Json(..))));
+        assert!(
+            matches!(interpret(fetched(403, ""), "/api/v1/licenses/overview"), Verdict::Fail(e) if e.kind() == ErrorKind::Permission)
+        );
+    }
+}
