@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use connector_api::http::{CursorGuard, HttpEvent, LinkTarget, paginate};
+use connector_api::http::{CursorGuard, HttpEvent, LinkTarget, paginate, read_ahead};
 use connector_api::{Error, ErrorKind, Result};
 use futures::Stream;
 use serde_json::{Map, Value};
@@ -33,15 +33,15 @@ struct Cursor {
     seen: CursorGuard,
 }
 
-/// Streams the pages of the listing that starts at `first`, fetching each only when
-/// the consumer asks for it.
+/// Streams the pages of the listing that starts at `first`, one page ahead of the
+/// consumer: the next page is in flight while the current one's records are emitted.
 pub fn pages(client: Arc<QlikClient>, first: Url) -> impl Stream<Item = Result<Page>> + Send {
     let mut seen = CursorGuard::new();
     let start = seen.check(first.path(), first.as_str()).map(|_| Cursor { url: first, seen });
-    paginate(start, move |cursor| {
+    read_ahead(paginate(start, move |cursor| {
         let client = client.clone();
         async move { fetch(&client, cursor?).await.map(|(page, next)| (page, next.map(Ok))) }
-    })
+    }))
 }
 
 async fn fetch(client: &QlikClient, mut cursor: Cursor) -> Result<(Page, Option<Cursor>)> {

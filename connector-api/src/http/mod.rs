@@ -14,8 +14,9 @@
 //!   together stay under the source's requests-per-minute budget;
 //! - [`origin`]: an [`OriginGuard`] that decides whether a link or redirect may carry
 //!   credentials, and rebases foreign links onto the configured origin;
-//! - [`paging`]: [`paginate`], a lazy stream of pages over any continuation token, and a
-//!   [`CursorGuard`] that stops a source that hands out the same cursor twice.
+//! - [`paging`]: [`paginate`], a lazy stream of pages over any continuation token,
+//!   [`read_ahead`] to keep one page in flight while the previous one is consumed, and
+//!   a [`CursorGuard`] that stops a source that hands out the same cursor twice.
 //!
 //! Nothing here knows any particular source; a connector supplies how to build a
 //! request and how to interpret a response.
@@ -31,7 +32,7 @@ use std::time::Duration;
 
 pub use client::{ClientOptions, build_client};
 pub use origin::{LinkTarget, OriginGuard};
-pub use paging::{CursorGuard, paginate};
+pub use paging::{CursorGuard, paginate, read_ahead};
 pub use rate_limit::RateLimiter;
 pub use retry::{Fetched, RetryPolicy, RetryingClient, Verdict, parse_retry_after};
 

@@ -10,7 +10,9 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
-use futures::Stream;
+use futures::{Stream, StreamExt};
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
 
 use crate::{Error, ErrorKind, Result};
 
@@ -49,6 +51,43 @@ where
             Err(err) => Some((Err(err), None)),
         }
     })
+}
+
+/// Drives `pages` on its own task, one page ahead of the consumer.
+///
+/// While the consumer works through page *n* (mapping and emitting its records), page
+/// *n + 1* is already in flight, so a long listing costs about one round trip per page
+/// rather than a round trip plus the consumer's work. At most three pages are in memory
+/// (one being consumed, one buffered, one arriving). Dropping the returned stream
+/// aborts the task. Must be called within a tokio runtime.
+pub fn read_ahead<P, S>(pages: S) -> impl Stream<Item = Result<P>> + Send + 'static
+where
+    P: Send + 'static,
+    S: Stream<Item = Result<P>> + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel(1);
+    let task = tokio::spawn(async move {
+        let mut pages = std::pin::pin!(pages);
+        while let Some(page) = pages.next().await {
+            let failed = page.is_err();
+            if tx.send(page).await.is_err() || failed {
+                break;
+            }
+        }
+    });
+    let guard = AbortOnDrop(task.abort_handle());
+    futures::stream::unfold((rx, guard), |(mut rx, guard)| async move {
+        rx.recv().await.map(|p| (p, (rx, guard)))
+    })
+}
+
+/// Aborts a task when the stream that owns it is dropped.
+struct AbortOnDrop(AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Detects a cursor (or next-page link) seen twice in one listing.
@@ -122,6 +161,33 @@ mod tests {
         .await;
         assert_eq!(pages.len(), 3);
         assert!(pages[2].is_err());
+    }
+
+    #[tokio::test]
+    async fn read_ahead_fetches_one_page_early_and_keeps_order() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c = calls.clone();
+        let pages = paginate(0u32, move |n| {
+            c.fetch_add(1, Ordering::SeqCst);
+            async move { Ok((n, (n < 9).then_some(n + 1))) }
+        });
+        let mut ahead = Box::pin(read_ahead(pages));
+        assert_eq!(ahead.next().await.unwrap().unwrap(), 0);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let fetched = calls.load(Ordering::SeqCst);
+        assert!((2..=3).contains(&fetched), "bounded read-ahead, got {fetched}");
+        let rest: Vec<u32> = ahead.try_collect().await.unwrap();
+        assert_eq!(rest, (1..10).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn read_ahead_stops_after_an_error() {
+        let pages = paginate(0u32, |n| async move {
+            if n == 1 { Err(Error::new(ErrorKind::Transient, "boom")) } else { Ok((n, Some(n + 1))) }
+        });
+        let items: Vec<Result<u32>> = read_ahead(pages).collect().await;
+        assert_eq!(items.len(), 2);
+        assert!(items[1].is_err());
     }
 
     #[tokio::test]
