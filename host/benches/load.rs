@@ -10,7 +10,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use connector_api::SyncMode;
+use host::sink::{self, Column, ColumnType, RunInfo, RunOutcome, StreamPlan};
+use serde_json::{Value, json};
 use tests::qlik_sim::{SimConfig, Simulator};
 
 fn size(var: &str, default: usize) -> usize {
@@ -67,6 +69,62 @@ fn report(dest: &str, m: &Measured) {
     );
 }
 
+/// Loads `rows` synthetic consumption-like records straight into `dest` through the
+/// `Destination` trait: the sink's own ceiling, without HTTP or JSON parsing upstream.
+async fn sink_only(dest: &str, rows: u64) -> f64 {
+    let mut d = sink::open(dest).await.expect("open destination");
+    let col = |name: &str, ty| Column { name: name.into(), ty, description: String::new() };
+    let plan = StreamPlan {
+        stream: "events".into(),
+        connector: "bench".into(),
+        sync_mode: SyncMode::Incremental,
+        primary_key: vec!["id".into()],
+        columns: vec![
+            col("id", ColumnType::Text),
+            col("user_id", ColumnType::Text),
+            col("app_id", ColumnType::Text),
+            col("capacity_used", ColumnType::Integer),
+            col("duration", ColumnType::Real),
+            col("allotment", ColumnType::Boolean),
+            col("end_time", ColumnType::Timestamp),
+            col("license_usage", ColumnType::Text),
+        ],
+    };
+    let info = RunInfo {
+        run_id: format!("bench-{}", std::process::id()),
+        connector: "bench".into(),
+        instance: "bench".into(),
+        config_fingerprint: "bench".into(),
+        started_at: sink::now_rfc3339(),
+    };
+    d.begin(&info, std::slice::from_ref(&plan)).await.expect("begin");
+    let started = Instant::now();
+    for i in 0..rows {
+        let record = json!({
+            "id": format!("event-{i:010}"),
+            "user_id": format!("user-{:06}", i % 100_000),
+            "app_id": format!("app-{:04}", i % 500),
+            "capacity_used": i % 360,
+            "duration": (i % 3600) as f64 * 1.5,
+            "allotment": i.is_multiple_of(3),
+            "end_time": "2025-06-01T10:00:00.000Z",
+            "license_usage": "analyzer_time",
+        });
+        d.write("events", record).await.expect("write");
+        if (i + 1) % 10_000 == 0 {
+            d.checkpoint("events", json!({"n": i + 1})).await.expect("checkpoint");
+        }
+    }
+    let outcome = RunOutcome {
+        run_id: info.run_id.clone(),
+        finished_at: sink::now_rfc3339(),
+        records: [("events".to_string(), rows)].into(),
+        error: None,
+    };
+    d.commit(&outcome).await.expect("commit");
+    rows as f64 / started.elapsed().as_secs_f64()
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let users = size("DATAHUB_BENCH_USERS", 100_000);
@@ -95,8 +153,23 @@ async fn main() {
     )
     .expect("write config");
 
-    let sqlite = format!("sqlite:{}", dir.path().join("bench.db").display());
-    report("sqlite", &load(&config, &sqlite).await);
+    // DATAHUB_BENCH_ONLY=postgres (or sqlite, jsonl) runs one destination.
+    let only = std::env::var("DATAHUB_BENCH_ONLY").ok();
+    let wanted = |name: &str| only.as_deref().is_none_or(|o| o == name);
+    if wanted("jsonl") {
+        let jsonl = format!("jsonl:{}", dir.path().join("export").display());
+        report("jsonl", &load(&config, &jsonl).await);
+    }
+    if wanted("sqlite") {
+        let sqlite = format!("sqlite:{}", dir.path().join("bench.db").display());
+        report("sqlite", &load(&config, &sqlite).await);
+        let sink_db = format!("sqlite:{}", dir.path().join("sink.db").display());
+        let rate = sink_only(&sink_db, events as u64).await;
+        println!("sqlite      sink only (no source): {events} rows at {rate:.0} rows/s");
+    }
+    if !wanted("postgres") {
+        return;
+    }
 
     match std::env::var("DATAHUB_TEST_POSTGRES_URL") {
         Ok(url) => {
@@ -109,7 +182,9 @@ async fn main() {
             let mut db = url::Url::parse(&url).expect("URL");
             db.set_path(&format!("/{name}"));
             report("postgres", &load(&config, db.as_str()).await);
-            client.batch_execute(&format!("DROP DATABASE {name}")).await.expect("drop database");
+            let rate = sink_only(db.as_str(), events as u64).await;
+            println!("postgres    sink only (no source): {events} rows at {rate:.0} rows/s");
+            client.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)")).await.expect("drop database");
         }
         Err(_) => println!("postgres    skipped: set DATAHUB_TEST_POSTGRES_URL"),
     }

@@ -224,6 +224,9 @@ async fn postgres_run_matches_ground_truth() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_run_then_rerun_lands_exactly() {
     let config = SimConfig {
+        // Enough consumption pages that checkpoints are committed (every 5,000 rows)
+        // well before the run ends.
+        consumption_events: 15_000,
         faults: Faults { latency: Duration::from_millis(40), ..Faults::default() },
         ..SimConfig::small()
     };

@@ -211,27 +211,29 @@ async fn failures_leave_previous_data_and_state(dir: &Path, db: &Db) {
     assert_eq!(db.state_seq().await, "50");
     assert_eq!(db.count("items").await, 100);
 
-    // Fail after one checkpoint of 10: those 10 rows and their checkpoint are kept together.
+    // Fail after 5,015 rows in pages of 10: checkpoints are committed with their rows
+    // once 5,000 rows (BATCH_ROWS) have accumulated, so exactly the first 5,000 stay,
+    // with the checkpoint that covers them.
     let (code, _, err) = run(
         dir,
         db,
-        "items = 200\nevents = 80\nversion = 2\npage_size = 10\nfail_stream = \"events\"\nfail_after = 15\n",
+        "items = 200\nevents = 6000\nversion = 2\npage_size = 10\nfail_stream = \"events\"\nfail_after = 5015\n",
         &[],
     )
     .await;
     assert_eq!(code, 4, "{err}");
-    assert_eq!(db.count("events").await, 60);
-    assert_eq!(db.state_seq().await, "60");
+    assert_eq!(db.count("events").await, 5050);
+    assert_eq!(db.state_seq().await, "5050");
     assert_eq!(db.count("items").await, 100);
 
     // A clean rerun lands exactly the source, nothing duplicated.
-    let (code, summary, err) = run(dir, db, "items = 200\nevents = 80\nversion = 2\n", &[]).await;
+    let (code, summary, err) = run(dir, db, "items = 200\nevents = 6000\nversion = 2\n", &[]).await;
     assert_eq!(code, 0, "{err}");
-    assert_eq!(records(&summary, "events"), 20);
+    assert_eq!(records(&summary, "events"), 950);
     assert_eq!(db.count("items").await, 200);
     assert_eq!(db.scalar(&format!("SELECT count(*) FROM {items} WHERE name LIKE '%v2%'")).await, "200");
-    assert_eq!(db.count("events").await, 80);
-    assert_eq!(db.scalar(&format!("SELECT count(DISTINCT seq) FROM {}", db.table("events"))).await, "80");
+    assert_eq!(db.count("events").await, 6000);
+    assert_eq!(db.scalar(&format!("SELECT count(DISTINCT seq) FROM {}", db.table("events"))).await, "6000");
 }
 
 async fn new_columns_are_added_and_type_changes_reported(dir: &Path, db: &Db) {
@@ -410,30 +412,31 @@ async fn jsonl_folder_keeps_exactly_once_with_state_file() {
     assert_eq!(lines(&out_dir.join("items.jsonl")), 40);
     assert_eq!(lines(&out_dir.join("events.jsonl")), 60);
 
-    // More events, failing after one checkpoint of 10: exactly those 10 stay.
+    // More events, failing after 5,015 in pages of 10: the 5,000 covered by a saved
+    // checkpoint stay, the 15 after it are cut off.
     let c = config_file(
         dir.path(),
         "source.toml",
-        "items = 45\nevents = 90\npage_size = 10\nfail_stream = \"events\"\nfail_after = 15\n",
+        "items = 45\nevents = 6000\npage_size = 10\nfail_stream = \"events\"\nfail_after = 5015\n",
     )
     .display()
     .to_string();
     let out = cli(&["run", "--config", &c, "--dest", &dest, "--quiet"]).await;
     assert_eq!(out.code, 4, "{}", out.stderr);
-    assert_eq!(lines(&out_dir.join("events.jsonl")), 70);
+    assert_eq!(lines(&out_dir.join("events.jsonl")), 5060);
     assert_eq!(lines(&out_dir.join("items.jsonl")), 40, "the failed run did not replace items");
     assert!(!out_dir.join(".items.jsonl.partial").exists());
 
-    let c = config_file(dir.path(), "source.toml", "items = 45\nevents = 90\n").display().to_string();
+    let c = config_file(dir.path(), "source.toml", "items = 45\nevents = 6000\n").display().to_string();
     let out = cli(&["run", "--config", &c, "--dest", &dest, "--quiet"]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert_eq!(lines(&out_dir.join("events.jsonl")), 90);
+    assert_eq!(lines(&out_dir.join("events.jsonl")), 6000);
     let seqs: Vec<u64> = std::fs::read_to_string(out_dir.join("events.jsonl"))
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap()["seq"].as_u64().unwrap())
         .collect();
-    assert_eq!(seqs, (1..=90).collect::<Vec<_>>());
+    assert_eq!(seqs, (1..=6000).collect::<Vec<_>>());
     assert_eq!(lines(&out_dir.join("items.jsonl")), 45);
     let runs = cli(&["runs", "--dest", &dest, "--json"]).await;
     let runs: Vec<Value> = serde_json::from_str(&runs.stdout).unwrap();

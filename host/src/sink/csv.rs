@@ -56,11 +56,16 @@ impl CsvWriter {
         self.out.write_record(&row).map_err(|e| e.to_string())
     }
 
-    /// Flushes and syncs to disk; returns the file length.
-    pub fn sync(&mut self) -> std::io::Result<u64> {
+    /// Hands buffered rows to the OS; returns the file length.
+    pub fn flush(&mut self) -> std::io::Result<u64> {
         self.out.flush()?;
-        let file = self.out.get_ref();
-        file.sync_data()?;
-        Ok(file.metadata()?.len())
+        Ok(self.out.get_ref().metadata()?.len())
+    }
+
+    /// Flushes and forces the file to disk; returns its length.
+    pub fn sync(&mut self) -> std::io::Result<u64> {
+        let len = self.flush()?;
+        self.out.get_ref().sync_data()?;
+        Ok(len)
     }
 }

@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use super::csv::CsvWriter;
 use super::jsonl::JsonlWriter;
-use super::{Destination, LoadStats, RunInfo, RunOutcome, RunRecord, StreamPlan, dest_error};
+use super::{CommitPolicy, Destination, LoadStats, RunInfo, RunOutcome, RunRecord, StreamPlan, dest_error};
 
 /// The file format of a folder destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +62,13 @@ enum Writer {
 }
 
 impl Writer {
+    fn flush(&mut self) -> std::io::Result<u64> {
+        match self {
+            Writer::Jsonl(w) => w.flush(),
+            Writer::Csv(w) => w.flush(),
+        }
+    }
+
     fn sync(&mut self) -> std::io::Result<u64> {
         match self {
             Writer::Jsonl(w) => w.sync(),
@@ -81,6 +88,9 @@ struct FileRun {
     info: RunInfo,
     files: HashMap<String, StreamFile>,
     final_states: BTreeMap<String, Value>,
+    /// Incremental checkpoints not saved yet, with their file's length when they came.
+    pending: BTreeMap<String, (Value, u64)>,
+    policy: CommitPolicy,
     doc: StateDoc,
 }
 
@@ -277,7 +287,14 @@ impl Destination for FileDestination {
             files.insert(plan.stream.clone(), self.open_stream(plan, &mut doc, &run.instance)?);
         }
         self.write_doc(&doc)?;
-        self.run = Some(FileRun { info: run.clone(), files, final_states: BTreeMap::new(), doc });
+        self.run = Some(FileRun {
+            info: run.clone(),
+            files,
+            final_states: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            policy: CommitPolicy::default(),
+            doc,
+        });
         Ok(())
     }
 
@@ -289,6 +306,9 @@ impl Destination for FileDestination {
                 format!("the connector sent a record for unselected stream `{stream}`"),
             ));
         };
+        if file.partial_path.is_none() {
+            run.policy.row();
+        }
         match &mut file.writer {
             Writer::Jsonl(w) => {
                 w.write(&record).map_err(io_err(format!("cannot write {}", file.final_path.display())))
@@ -313,11 +333,21 @@ impl Destination for FileDestination {
             return Ok(());
         }
         let offset =
-            file.writer.sync().map_err(io_err(format!("cannot flush {}", file.final_path.display())))?;
-        let entry =
-            run.doc.entry(run.info.instance.clone()).or_default().entry(stream.to_string()).or_default();
-        entry.value = Some(value);
-        entry.offset = Some(offset);
+            file.writer.flush().map_err(io_err(format!("cannot flush {}", file.final_path.display())))?;
+        run.pending.insert(stream.to_string(), (value, offset));
+        if !run.policy.due() {
+            return Ok(());
+        }
+        // The records a checkpoint covers reach the disk before the checkpoint does.
+        for (stream, (value, offset)) in std::mem::take(&mut run.pending) {
+            if let Some(file) = run.files.get_mut(&stream) {
+                file.writer.sync().map_err(io_err(format!("cannot sync {}", file.final_path.display())))?;
+            }
+            let entry = run.doc.entry(run.info.instance.clone()).or_default().entry(stream).or_default();
+            entry.value = Some(value);
+            entry.offset = Some(offset);
+        }
+        run.policy.committed();
         let doc = run.doc.clone();
         self.write_doc(&doc)
     }
@@ -334,6 +364,8 @@ impl Destination for FileDestination {
                 std::fs::rename(partial, &file.final_path)
                     .map_err(io_err(format!("cannot replace {}", file.final_path.display())))?;
                 entry.value = run.final_states.remove(stream);
+            } else if let Some((value, _)) = run.pending.remove(stream) {
+                entry.value = Some(value);
             }
             entry.offset = Some(len);
             let received = outcome.records.get(stream).copied().unwrap_or(0);

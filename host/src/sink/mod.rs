@@ -27,6 +27,42 @@ pub use schema::{Column, ColumnType, StreamPlan};
 /// Records buffered per write batch.
 pub const BATCH_ROWS: usize = 5_000;
 
+/// When an incremental checkpoint is committed: once `BATCH_ROWS` rows or
+/// `COMMIT_INTERVAL` have passed since the last commit. Checkpoints in between are kept
+/// in the open transaction with their rows, so a crash loses at most that much progress
+/// and never commits a checkpoint without the rows before it.
+pub const COMMIT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Tracks rows and time since the last commit (see [`COMMIT_INTERVAL`]).
+#[derive(Debug)]
+pub struct CommitPolicy {
+    rows: usize,
+    since: std::time::Instant,
+}
+
+impl Default for CommitPolicy {
+    fn default() -> Self {
+        CommitPolicy { rows: 0, since: std::time::Instant::now() }
+    }
+}
+
+impl CommitPolicy {
+    /// Counts a written row.
+    pub fn row(&mut self) {
+        self.rows += 1;
+    }
+
+    /// Whether enough rows or time have passed to commit at the next checkpoint.
+    pub fn due(&self) -> bool {
+        self.rows >= BATCH_ROWS || self.since.elapsed() >= COMMIT_INTERVAL
+    }
+
+    /// Restarts the count after a commit.
+    pub fn committed(&mut self) {
+        *self = CommitPolicy::default();
+    }
+}
+
 /// Identity of a run, handed to [`Destination::begin`].
 #[derive(Debug, Clone)]
 pub struct RunInfo {

@@ -26,8 +26,8 @@ use tokio_postgres::error::SqlState;
 use super::schema::{Cell, ColumnType, cell, sql_name};
 use super::sqlite::ident;
 use super::{
-    BATCH_ROWS, Destination, LoadStats, RunInfo, RunOutcome, RunRecord, StreamPlan, dest_error, now_rfc3339,
-    redact_destination,
+    BATCH_ROWS, CommitPolicy, Destination, LoadStats, RunInfo, RunOutcome, RunRecord, StreamPlan, dest_error,
+    now_rfc3339, redact_destination,
 };
 
 /// A PostgreSQL database.
@@ -56,6 +56,9 @@ struct PgRun {
     info: RunInfo,
     targets: HashMap<String, PgTarget>,
     final_states: BTreeMap<String, Value>,
+    /// Incremental checkpoints not committed yet (see [`CommitPolicy`]).
+    pending_states: BTreeMap<String, Value>,
+    policy: CommitPolicy,
     extracted_at: String,
     rows_since_stamp: usize,
 }
@@ -501,6 +504,8 @@ impl Destination for PostgresDestination {
             info: run.clone(),
             targets,
             final_states: BTreeMap::new(),
+            pending_states: BTreeMap::new(),
+            policy: CommitPolicy::default(),
             extracted_at: now_rfc3339(),
             rows_since_stamp: 0,
         });
@@ -535,6 +540,9 @@ impl Destination for PostgresDestination {
         buf.push(b'\n');
         target.rows_in_buf += 1;
         run.rows_since_stamp += 1;
+        if target.staging.is_none() {
+            run.policy.row();
+        }
         if run.rows_since_stamp >= BATCH_ROWS {
             run.rows_since_stamp = 0;
             run.extracted_at = now_rfc3339();
@@ -557,9 +565,20 @@ impl Destination for PostgresDestination {
             run.final_states.insert(stream.to_string(), value);
             return Ok(());
         }
-        Self::flush(&self.client, target).await?;
+        run.pending_states.insert(stream.to_string(), value);
+        if !run.policy.due() {
+            return Ok(());
+        }
+        // Every incremental stream's rows go in before the checkpoints that cover them.
+        for target in run.targets.values_mut().filter(|t| t.staging.is_none()) {
+            Self::flush(&self.client, target).await?;
+        }
+        let pending = std::mem::take(&mut run.pending_states);
+        run.policy.committed();
         let (instance, run_id) = (run.info.instance.clone(), run.info.run_id.clone());
-        self.save_state(&instance, stream, &value, &run_id).await?;
+        for (stream, value) in &pending {
+            self.save_state(&instance, stream, value, &run_id).await?;
+        }
         self.client.batch_execute("COMMIT; BEGIN").await.map_err(pg_err("committing a checkpoint"))
     }
 
@@ -607,7 +626,7 @@ impl Destination for PostgresDestination {
                 }
                 self.client.batch_execute(&sql).await.map_err(pg_err("swapping in the new snapshot"))?;
             }
-            for (stream, value) in &run.final_states {
+            for (stream, value) in run.final_states.iter().chain(&run.pending_states) {
                 self.save_state(&run.info.instance, stream, value, &run.info.run_id).await?;
             }
             let records = serde_json::to_value(&outcome.records).unwrap_or_default();

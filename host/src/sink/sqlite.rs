@@ -17,7 +17,8 @@ use serde_json::Value;
 
 use super::schema::{Cell, ColumnType, cell};
 use super::{
-    BATCH_ROWS, Destination, LoadStats, RunInfo, RunOutcome, RunRecord, StreamPlan, dest_error, now_rfc3339,
+    BATCH_ROWS, CommitPolicy, Destination, LoadStats, RunInfo, RunOutcome, RunRecord, StreamPlan, dest_error,
+    now_rfc3339,
 };
 
 /// An SQLite database file.
@@ -42,6 +43,7 @@ struct ActiveRun {
     /// commit, so those rows land together with their checkpoint.
     pending_incremental: bool,
     rows_since_commit: usize,
+    policy: CommitPolicy,
     final_states: BTreeMap<String, Value>,
     extracted_at: String,
 }
@@ -358,6 +360,7 @@ impl Destination for SqliteDestination {
             targets,
             pending_incremental: false,
             rows_since_commit: 0,
+            policy: CommitPolicy::default(),
             final_states: BTreeMap::new(),
             extracted_at: now_rfc3339(),
         });
@@ -405,6 +408,7 @@ impl Destination for SqliteDestination {
         drop(stmt);
         if target.staging.is_none() {
             run.pending_incremental = true;
+            run.policy.row();
         }
         run.rows_since_commit += 1;
         if run.rows_since_commit >= BATCH_ROWS && !run.pending_incremental {
@@ -433,8 +437,12 @@ impl Destination for SqliteDestination {
                 params![run.info.instance, stream, value.to_string(), run.info.run_id, now_rfc3339()],
             )
             .map_err(sqlite_err("saving a checkpoint"))?;
+        if !run.policy.due() {
+            return Ok(());
+        }
         run.pending_incremental = false;
         run.rows_since_commit = 0;
+        run.policy.committed();
         run.extracted_at = now_rfc3339();
         self.commit_and_begin()
     }
