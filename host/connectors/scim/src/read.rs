@@ -1,9 +1,10 @@
 //! Reading the selected streams one after another, one page at a time.
 //!
 //! A read is a small state machine ([`Reader`]) turned into a stream with
-//! `futures::stream::unfold`: each step either starts the next stream, fetches one page
-//! of the current one, or finishes it. Nothing runs until the host polls, and only one
-//! page is held in memory, however large the directory.
+//! `futures::stream::unfold`: each step either starts the next stream, takes one page
+//! of the current one, or finishes it. Nothing runs until the host polls, and at most
+//! three pages are held in memory (one emitted, one buffered, one arriving), however
+//! large the directory.
 //!
 //! `users` reads incrementally with the filter `meta.lastModified gt "<checkpoint>"`.
 //! SCIM servers are not required to sort, so pages come in no particular order of
@@ -12,8 +13,8 @@
 
 use std::collections::VecDeque;
 
-use connector_api::http::HttpEvent;
 use connector_api::http::offset::{OffsetPage, paginate_offset};
+use connector_api::http::{HttpEvent, read_ahead};
 use connector_api::{
     ConfiguredCatalog, Error, ErrorKind, Message, MessageStream, Result, State, StreamEvent, SyncMode,
 };
@@ -130,8 +131,8 @@ impl Reader {
         }
     }
 
-    /// Opens the listing behind `job`: the pages are fetched lazily, through the shared
-    /// offset pager, as the stream is polled.
+    /// Opens the listing behind `job`: the pages come through the shared offset pager,
+    /// and `read_ahead` keeps the next page in flight while this one is emitted.
     fn start(&self, job: Job) -> Listing {
         let client = self.client.clone();
         let count = self.page_size;
@@ -157,7 +158,7 @@ impl Reader {
                 })
             }
         });
-        Listing { job, pages: pages.boxed(), records: 0, newest: None }
+        Listing { job, pages: read_ahead(pages).boxed(), records: 0, newest: None }
     }
 
     /// Ends the read with `err`, after a status event saying which stream failed.
