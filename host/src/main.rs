@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 // A crate nothing names is not linked, and its `inventory::submit!` never runs.
 use qlik_connector as _;
+use scim_connector as _;
 
 #[tokio::main]
 async fn main() -> ExitCode {

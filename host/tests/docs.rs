@@ -7,6 +7,7 @@ mod common;
 use std::path::PathBuf;
 
 use qlik_connector as _;
+use scim_connector as _;
 
 fn page(id: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/connectors").join(format!("{id}.md"))

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use common::cli;
 use connector_api::Connector;
 use qlik_connector as _;
+use scim_connector as _;
 use serde_json::Value;
 use tests::digest::{KeyDigest, key_digest};
 use tests::qlik_sim::{Faults, SimConfig, Simulator};
@@ -74,14 +75,15 @@ async fn list_shows_qlik_sense_and_the_test_connector() {
 }
 
 #[tokio::test]
-async fn the_binary_links_qlik_sense() {
+async fn the_binary_links_every_connector_crate() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_connector-host"))
         .args(["list", "--json"])
         .output()
         .unwrap();
     assert!(out.status.success());
     let list: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(list.iter().any(|c| c["id"] == "qlik-sense"));
+    let ids: Vec<&str> = list.iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["qlik-sense", "scim"], "every connector crate of the workspace is linked, sorted by id");
 }
 
 #[tokio::test]
