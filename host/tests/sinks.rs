@@ -480,3 +480,33 @@ async fn csv_folder_writes_typed_columns() {
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("--full-refresh"), "{}", out.stderr);
 }
+
+#[tokio::test]
+async fn postgres_errors_never_show_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = config_file(dir.path(), "source.toml", "items = 1\n").display().to_string();
+    // Port 1 on loopback: nothing listens there, so the connection is refused.
+    let out =
+        cli(&["run", "--config", &c, "--dest", "postgres://hub:hunter2-secret@127.0.0.1:1/hub", "--quiet"])
+            .await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("cannot connect to PostgreSQL at postgres://hub:****@127.0.0.1:1/hub"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("hunter2"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn postgres_sslmode_require_insists_on_tls() {
+    let Some(Db::Postgres(url)) = postgres().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let c = config_file(dir.path(), "source.toml", "items = 1\n").display().to_string();
+    let tls = format!("{url}?sslmode=require");
+    let out = cli(&["run", "--config", &c, "--dest", &tls, "--quiet"]).await;
+    // The throwaway test server has no certificate, so a TLS-only connection must fail
+    // rather than silently fall back to plain text.
+    assert_ne!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("cannot connect to PostgreSQL"), "{}", out.stderr);
+}
