@@ -33,9 +33,23 @@ use super::{
 /// A PostgreSQL database.
 pub struct PostgresDestination {
     shown_url: String,
-    client: Client,
+    client: Arc<Client>,
+    inflight: Inflight,
     run: Option<PgRun>,
     in_tx: bool,
+}
+
+/// The batch being loaded in the background, if any.
+type Inflight = Option<tokio::task::JoinHandle<Result<()>>>;
+
+/// Waits for the batch in flight and returns its outcome.
+async fn settle(inflight: &mut Inflight) -> Result<()> {
+    match inflight.take() {
+        Some(handle) => {
+            handle.await.map_err(|e| Error::internal(format!("PostgreSQL loader task failed: {e}")))?
+        }
+        None => Ok(()),
+    }
 }
 
 struct PgTarget {
@@ -178,7 +192,13 @@ impl PostgresDestination {
             )
             .await
             .map_err(pg_err("preparing bookkeeping tables"))?;
-        Ok(PostgresDestination { shown_url, client, run: None, in_tx: false })
+        Ok(PostgresDestination {
+            shown_url,
+            client: Arc::new(client),
+            inflight: None,
+            run: None,
+            in_tx: false,
+        })
     }
 
     async fn existing_columns(&self, schema: &str, table: &str) -> Result<Vec<(String, String)>> {
@@ -341,32 +361,45 @@ impl PostgresDestination {
         }
     }
 
-    async fn flush(client: &Client, target: &mut PgTarget) -> Result<()> {
+    /// Sends `target`'s buffered rows (COPY, then the merge for incremental streams) on
+    /// a task of its own, so the next batch is built while the server loads this one.
+    /// Batches go one at a time, in order: the previous one is awaited first.
+    async fn flush(client: &Arc<Client>, inflight: &mut Inflight, target: &mut PgTarget) -> Result<()> {
         if target.rows_in_buf == 0 {
             return Ok(());
         }
+        settle(inflight).await?;
         let data = Bytes::from(std::mem::take(&mut target.buf));
         target.rows_in_buf = 0;
         let stream = target.plan.stream.clone();
-        let copy_failed = |e: tokio_postgres::Error| match e.code() {
-            Some(c) if c.code().starts_with("22") => Error::new(
-                ErrorKind::Source,
-                format!("stream {stream}: a record does not fit its column: {e}"),
-            )
-            .with_context("stream", stream.clone()),
-            _ => dest_error(format!("PostgreSQL: loading stream {stream}"), e),
-        };
-        let sink = client.copy_in::<_, Bytes>(&target.copy_sql).await.map_err(&copy_failed)?;
-        futures::pin_mut!(sink);
-        sink.send(data).await.map_err(&copy_failed)?;
-        sink.as_mut().finish().await.map_err(&copy_failed)?;
-        if let Some(merge) = &target.merge_sql {
-            client.batch_execute(merge).await.map_err(&copy_failed)?;
-        }
+        let copy_sql = target.copy_sql.clone();
+        let merge_sql = target.merge_sql.clone();
+        let client = Arc::clone(client);
+        *inflight = Some(tokio::spawn(async move {
+            let copy_failed = |e: tokio_postgres::Error| match e.code() {
+                Some(c) if c.code().starts_with("22") => Error::new(
+                    ErrorKind::Source,
+                    format!("stream {stream}: a record does not fit its column: {e}"),
+                )
+                .with_context("stream", stream.clone()),
+                _ => dest_error(format!("PostgreSQL: loading stream {stream}"), e),
+            };
+            let sink = client.copy_in::<_, Bytes>(&copy_sql).await.map_err(&copy_failed)?;
+            futures::pin_mut!(sink);
+            sink.send(data).await.map_err(&copy_failed)?;
+            sink.as_mut().finish().await.map_err(&copy_failed)?;
+            if let Some(merge) = &merge_sql {
+                client.batch_execute(merge).await.map_err(&copy_failed)?;
+            }
+            Ok(())
+        }));
         Ok(())
     }
 
     async fn rollback_if_open(&mut self) {
+        if let Err(e) = settle(&mut self.inflight).await {
+            tracing::debug!(error = %e, "A batch failed before the rollback");
+        }
         if self.in_tx {
             self.in_tx = false;
             if let Err(e) = self.client.batch_execute("ROLLBACK").await {
@@ -548,7 +581,7 @@ impl Destination for PostgresDestination {
             run.extracted_at = now_rfc3339();
         }
         if target.rows_in_buf >= BATCH_ROWS {
-            Self::flush(&self.client, target).await?;
+            Self::flush(&self.client, &mut self.inflight, target).await?;
         }
         Ok(())
     }
@@ -571,8 +604,9 @@ impl Destination for PostgresDestination {
         }
         // Every incremental stream's rows go in before the checkpoints that cover them.
         for target in run.targets.values_mut().filter(|t| t.staging.is_none()) {
-            Self::flush(&self.client, target).await?;
+            Self::flush(&self.client, &mut self.inflight, target).await?;
         }
+        settle(&mut self.inflight).await?;
         let pending = std::mem::take(&mut run.pending_states);
         run.policy.committed();
         let (instance, run_id) = (run.info.instance.clone(), run.info.run_id.clone());
@@ -586,8 +620,9 @@ impl Destination for PostgresDestination {
         let mut run = self.run.take().ok_or_else(|| Error::internal("commit outside a run"))?;
         let result = async {
             for target in run.targets.values_mut() {
-                Self::flush(&self.client, target).await?;
+                Self::flush(&self.client, &mut self.inflight, target).await?;
             }
+            settle(&mut self.inflight).await?;
             for target in run.targets.values() {
                 let Some(staging) = &target.staging else { continue };
                 let q = |t: &str| format!("{}.{}", ident(&target.schema), ident(t));

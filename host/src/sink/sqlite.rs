@@ -97,7 +97,8 @@ impl SqliteDestination {
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = NORMAL;
              PRAGMA busy_timeout = 10000;
-             PRAGMA cache_size = -16000;
+             PRAGMA cache_size = -32000;
+             PRAGMA wal_autocheckpoint = 10000;
              CREATE TABLE IF NOT EXISTS _runs (
                  run_id TEXT PRIMARY KEY,
                  connector TEXT NOT NULL,
