@@ -6,7 +6,9 @@
 //!   every other full-refresh stream of the run, only when the run succeeds;
 //! - an incremental stream is upserted by primary key, and each checkpoint is committed
 //!   in the same transaction as the records before it, so state never runs ahead of
-//!   data and a rerun neither skips nor duplicates.
+//!   data and a rerun neither skips nor duplicates. Checkpoints are committed once
+//!   [`BATCH_ROWS`] rows or [`COMMIT_INTERVAL`] have passed since the last commit, so a
+//!   crash loses at most that much progress.
 
 pub mod csv;
 pub mod files;
@@ -154,8 +156,9 @@ pub trait Destination: Send {
     /// Writes one record of `stream`.
     async fn write(&mut self, stream: &str, record: Value) -> Result<()>;
 
-    /// Commits a checkpoint of `stream` with every record written before it
-    /// (incremental streams), or keeps it for the final swap (full refresh).
+    /// Records a checkpoint of `stream`: for incremental streams it is committed
+    /// together with every record written before it (at the latest once
+    /// [`CommitPolicy::due`]); for full refresh it waits for the final swap.
     async fn checkpoint(&mut self, stream: &str, value: Value) -> Result<()>;
 
     /// Swaps in full-refresh streams, saves their checkpoints and marks the run
