@@ -185,40 +185,44 @@ async fn jsonl_and_csv_match_ground_truth() {
 
 #[tokio::test]
 async fn postgres_run_matches_ground_truth() {
-    let Ok(url) = std::env::var("DATAHUB_TEST_POSTGRES_URL") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI is set but DATAHUB_TEST_POSTGRES_URL is not: PostgreSQL tests must run"
-        );
-        eprintln!("skipping: set DATAHUB_TEST_POSTGRES_URL to run the PostgreSQL destination tests");
-        return;
-    };
-    let (admin, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(conn);
-    let name = format!("hub_qlik_{}", uuid::Uuid::new_v4().simple());
-    admin.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
-    let mut db_url = url::Url::parse(&url).unwrap();
-    db_url.set_path(&format!("/{name}"));
-
+    let Some(url) = fresh_postgres_database().await else { return };
     let sim = Simulator::start(SimConfig::small()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &sim);
     for _ in 0..2 {
-        let out = cli(&["run", "--config", &config, "--dest", db_url.as_str(), "--quiet"]).await;
+        let out = cli(&["run", "--config", &config, "--dest", &url, "--quiet"]).await;
         assert_eq!(out.code, 0, "{}", out.stderr);
-        let (client, conn) = tokio_postgres::connect(db_url.as_str(), tokio_postgres::NoTls).await.unwrap();
-        tokio::spawn(conn);
-        for (stream, pk) in streams() {
-            let cols: Vec<String> = pk.iter().map(|k| format!("\"{k}\"::text")).collect();
-            let rows = client
-                .query(&format!("SELECT {} FROM qlik_sense.{stream}", cols.join(", ")), &[])
-                .await
-                .unwrap();
-            let keys: Vec<Vec<String>> =
-                rows.iter().map(|r| (0..pk.len()).map(|i| r.get::<_, String>(i)).collect()).collect();
-            assert_eq!(key_digest(keys), *sim.ground_truth().stream(&stream), "{stream}");
-        }
+        pg_assert_matches(&url, &sim).await;
     }
+}
+
+/// The README's first command (`connector-host demo`) lands every stream exactly.
+#[tokio::test]
+async fn demo_lands_every_stream_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("datahub.db");
+    let out = cli(&["demo", "--dest", &format!("sqlite:{}", db.display()), "--quiet"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // The demo tenant is deterministic: a second simulator serves the same data.
+    let truth = Simulator::start(SimConfig::demo()).await.unwrap();
+    assert_sqlite_matches(&db, &truth);
+}
+
+/// `destination` in the config file is used when --dest is absent.
+#[tokio::test]
+async fn destination_from_the_config_file() {
+    let sim = Simulator::start(SimConfig::small()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim);
+    let export = dir.path().join("export");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text =
+        text.replacen("[config]", &format!("destination = \"jsonl:{}\"\n[config]", export.display()), 1);
+    std::fs::write(&config, text).unwrap();
+    let out = cli(&["run", "--config", &config, "--quiet", "--streams", "users"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let pk = vec!["id".to_string()];
+    assert_eq!(lines_digest(&export.join("users.jsonl"), &pk), *sim.ground_truth().stream("users"));
 }
 
 /// SIGKILL the real binary mid-run, then rerun: the tables equal the ground truth, the
@@ -264,8 +268,9 @@ async fn sigkill_mid_run_then_rerun_lands_exactly() {
     child.kill().unwrap();
     child.wait().unwrap();
 
-    let out = cli(&["run", "--config", &config, "--dest", &dest, "--quiet"]).await;
+    let out = cli(&["run", "--config", &config, "--dest", &dest, "--json"]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_resumed(&out.stdout);
     assert_sqlite_matches(&db, &sim);
     let conn = rusqlite::Connection::open(&db).unwrap();
     let statuses: Vec<String> = conn
@@ -284,4 +289,102 @@ async fn sigkill_mid_run_then_rerun_lands_exactly() {
         )
         .unwrap();
     assert_eq!(staging, 0);
+}
+
+/// The rerun after a kill resumed `license_consumption` from its committed checkpoint
+/// instead of reading it all again.
+fn assert_resumed(summary: &str) {
+    let summary: Value = serde_json::from_str(summary).unwrap();
+    let consumption = summary["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stream"] == "license_consumption")
+        .unwrap()
+        .clone();
+    let records = consumption["records"].as_u64().unwrap();
+    assert!(records < 15_000, "resumed from the checkpoint, read {records}");
+}
+
+async fn pg_assert_matches(url: &str, sim: &Simulator) {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    for (stream, pk) in streams() {
+        let cols: Vec<String> = pk.iter().map(|k| format!("\"{k}\"::text")).collect();
+        let rows =
+            client.query(&format!("SELECT {} FROM qlik_sense.{stream}", cols.join(", ")), &[]).await.unwrap();
+        let keys: Vec<Vec<String>> =
+            rows.iter().map(|r| (0..pk.len()).map(|i| r.get::<_, String>(i)).collect()).collect();
+        assert_eq!(key_digest(keys), *sim.ground_truth().stream(&stream), "{stream}");
+    }
+}
+
+async fn pg_scalar(url: &str, sql: &str) -> i64 {
+    let Ok((client, conn)) = tokio_postgres::connect(url, tokio_postgres::NoTls).await else { return 0 };
+    tokio::spawn(conn);
+    client.query_one(sql, &[]).await.map(|r| r.get::<_, i64>(0)).unwrap_or(0)
+}
+
+/// The same kill and rerun against PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_sigkill_mid_run_then_rerun_lands_exactly() {
+    let Some(url) = fresh_postgres_database().await else { return };
+    let sim = Simulator::start(SimConfig {
+        consumption_events: 15_000,
+        faults: Faults { latency: Duration::from_millis(40), ..Faults::default() },
+        ..SimConfig::small()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_connector-host"))
+        .args(["run", "--config", &config, "--dest", &url])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(child.try_wait().unwrap().is_none(), "the run finished before it could be killed");
+        assert!(Instant::now() < deadline, "no checkpoint was committed within 30 s");
+        if pg_scalar(&url, "SELECT count(*) FROM datahub._state").await > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let out = cli(&["run", "--config", &config, "--dest", &url, "--json"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_resumed(&out.stdout);
+    pg_assert_matches(&url, &sim).await;
+    assert_eq!(pg_scalar(&url, "SELECT count(*) FROM datahub._runs WHERE status = 'interrupted'").await, 1);
+    assert_eq!(
+        pg_scalar(&url, "SELECT count(*) FROM pg_tables WHERE tablename LIKE '\\_staging\\_\\_%'").await,
+        0
+    );
+}
+
+/// A fresh database on the configured PostgreSQL server, or `None` (with the reason
+/// printed) when none is configured outside CI.
+async fn fresh_postgres_database() -> Option<String> {
+    let Ok(url) = std::env::var("DATAHUB_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but DATAHUB_TEST_POSTGRES_URL is not: PostgreSQL tests must run"
+        );
+        eprintln!("skipping: set DATAHUB_TEST_POSTGRES_URL to run the PostgreSQL destination tests");
+        return None;
+    };
+    let (admin, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("DATAHUB_TEST_POSTGRES_URL must accept connections");
+    tokio::spawn(conn);
+    let name = format!("hub_qlik_{}", uuid::Uuid::new_v4().simple());
+    admin.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+    let mut db_url = url::Url::parse(&url).unwrap();
+    db_url.set_path(&format!("/{name}"));
+    Some(db_url.to_string())
 }
