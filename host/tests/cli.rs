@@ -211,3 +211,24 @@ async fn usage_errors_exit_2_and_help_exits_0() {
     assert_eq!(help.code, 0);
     assert!(help.stdout.contains("Exit codes"), "{}", help.stdout);
 }
+
+#[test]
+fn instance_ignores_secrets_but_not_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = connector_api::registry::registry().unwrap();
+    let load = |text: &str| {
+        let path = write(dir.path(), text);
+        ConfigFile::load(std::path::Path::new(&path), &registry).unwrap()
+    };
+    let a = load("connector = \"test-source\"\n[config]\napi_key = \"key-one\"\nitems = 2\n");
+    let rotated = load("connector = \"test-source\"\n[config]\napi_key = \"key-two\"\nitems = 2\n");
+    let other = load("connector = \"test-source\"\n[config]\napi_key = \"key-one\"\nitems = 3\n");
+    let named =
+        load("connector = \"test-source\"\nname = \"prod\"\n[config]\napi_key = \"key-one\"\nitems = 2\n");
+    assert_eq!(a.fingerprint(), rotated.fingerprint(), "a rotated key keeps the instance and its state");
+    assert_ne!(a.fingerprint(), other.fingerprint());
+    assert!(a.instance().starts_with("test-source:"), "{}", a.instance());
+    assert_eq!(a.instance().len(), "test-source:".len() + 12);
+    assert_eq!(named.instance(), "prod");
+    assert!(!a.fingerprint().contains("key-one"));
+}
