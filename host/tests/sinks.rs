@@ -250,6 +250,14 @@ async fn new_columns_are_added_and_type_changes_reported(dir: &Path, db: &Db) {
     assert_eq!(db.scalar(&format!("SELECT count(*) FROM {events} WHERE score IS NULL")).await, "10");
     assert_eq!(db.scalar(&format!("SELECT count(score) FROM {}", db.table("items"))).await, "10");
 
+    // The connector stops sending `score`: the column stays, new rows leave it NULL.
+    let (code, _, err) = run(dir, db, "items = 10\nevents = 20\n", &[]).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        db.scalar(&format!("SELECT count(*) FROM {} WHERE score IS NULL", db.table("items"))).await,
+        "10"
+    );
+
     let (code, _, err) =
         run(dir, db, "items = 10\nevents = 20\nwith_score = true\nrank_as_text = true\n", &[]).await;
     assert_eq!(code, 2, "{err}");

@@ -251,6 +251,13 @@ impl PostgresDestination {
             plan.columns.iter().map(|c| format!("{} {}", ident(&c.name), pg_type(c.ty))).collect();
         defs.push("\"_extracted_at\" timestamptz NOT NULL".into());
         defs.push("\"_run_id\" text NOT NULL".into());
+        // A column the connector no longer sends is kept (NULL in new rows), never dropped.
+        for (name, declared) in &existing {
+            if !plan.columns.iter().any(|c| c.name == *name) && name != "_extracted_at" && name != "_run_id" {
+                tracing::info!(table = %format!("{schema}.{table}"), column = %name, "Keeping a column the connector no longer sends");
+                defs.push(format!("{} {declared}", ident(name)));
+            }
+        }
         let mut names: Vec<String> = plan.columns.iter().map(|c| ident(&c.name)).collect();
         names.push("\"_extracted_at\"".into());
         names.push("\"_run_id\"".into());

@@ -166,6 +166,13 @@ impl SqliteDestination {
             plan.columns.iter().map(|c| format!("{} {}", ident(&c.name), sql_type(c.ty))).collect();
         defs.push("\"_extracted_at\" TIMESTAMP NOT NULL".into());
         defs.push("\"_run_id\" TEXT NOT NULL".into());
+        // A column the connector no longer sends is kept (NULL in new rows), never dropped.
+        for (name, declared) in &existing {
+            if !plan.columns.iter().any(|c| c.name == *name) && name != "_extracted_at" && name != "_run_id" {
+                tracing::info!(table = %table, column = %name, "Keeping a column the connector no longer sends");
+                defs.push(format!("{} {declared}", ident(name)));
+            }
+        }
         if !plan.primary_key.is_empty() {
             let pk: Vec<String> = plan.primary_key.iter().map(|k| ident(k)).collect();
             defs.push(format!("PRIMARY KEY ({})", pk.join(", ")));
