@@ -26,7 +26,8 @@ permission error, 4 source failure after retries.";
 #[derive(Debug, Parser)]
 #[command(name = "connector-host", version, about = "Runs data-hub connectors and loads what they read into a database.", long_about = ABOUT)]
 pub struct Cli {
-    /// Log format on stderr; the level comes from RUST_LOG (default `info`).
+    /// Log format on stderr. The level comes from RUST_LOG (default `info`, or `warn`
+    /// on a terminal, where progress bars show the same).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
@@ -77,6 +78,12 @@ pub enum Command {
         config: PathBuf,
     },
     /// Read the selected streams and load them into a destination.
+    ///
+    /// Full-refresh streams replace their table only when the whole run succeeds;
+    /// incremental streams resume from their saved checkpoint and upsert by primary key.
+    /// A failed or killed run leaves the previous data and checkpoints as they were.
+    /// Exits 0 on success, 2 for a bad config, 3 when the source rejects the
+    /// credentials, 4 when the source fails after retries, 1 otherwise.
     Run(RunArgs),
     /// List recent runs recorded in a destination.
     Runs {
