@@ -129,11 +129,14 @@ impl ConfigFile {
                 let span = table.key(key).and_then(|k| k.span()).or_else(|| item.span());
                 let value = if let Some(reference) = secret_reference(item) {
                     if !secrets.iter().any(|s| s == key) {
-                        return Err(Error::config(
-                            &format!("config.{key}"),
-                            "{ env = … } and { file = … } references are only resolved for secret fields; write the value inline",
+                        return Err(Error::new(
+                            ErrorKind::Config,
+                            format!(
+                                "{}: config.{key}: {{ env = … }} and {{ file = … }} references are only resolved for secret fields; write the value inline",
+                                at(span)
+                            ),
                         )
-                        .with_context("line", at(span)));
+                        .with_context("field", format!("config.{key}")));
                     }
                     Value::String(reference.resolve(base).map_err(|msg| {
                         Error::new(ErrorKind::Config, format!("{}: config.{key}: {msg}", at(span)))

@@ -168,7 +168,7 @@ async fn references_are_refused_for_non_secret_fields() {
     );
     let out = cli(&["check", "--config", &path]).await;
     assert_eq!(out.code, 2);
-    assert!(out.stderr.contains("config.items"), "{}", out.stderr);
+    assert!(out.stderr.contains(&format!("{path}:4: config.items: {{ env = … }}")), "{}", out.stderr);
 }
 
 #[tokio::test]
