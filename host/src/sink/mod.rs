@@ -173,7 +173,11 @@ pub trait Destination: Send {
 /// `csv:DIR`.
 pub async fn open(spec: &str) -> Result<Box<dyn Destination>> {
     if let Some(path) = spec.strip_prefix("sqlite:") {
-        return Ok(Box::new(sqlite::SqliteDestination::open(path.trim_start_matches("//"))?));
+        let path = path.trim_start_matches("//");
+        if path.is_empty() {
+            return Err(Error::config("dest", "sqlite: needs a file, e.g. sqlite:./datahub.db"));
+        }
+        return Ok(Box::new(sqlite::SqliteDestination::open(path)?));
     }
     if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
         return Ok(Box::new(postgres::PostgresDestination::connect(spec).await?));
@@ -236,5 +240,14 @@ mod tests {
         assert_eq!(redact_destination("postgres://u:hunter2@h:5432/db"), "postgres://u:****@h:5432/db");
         assert!(!redact_destination("postgres://u@h/db?password=hunter2").contains("hunter2"));
         assert_eq!(redact_destination("sqlite:./x.db"), "sqlite:./x.db");
+    }
+
+    #[tokio::test]
+    async fn bad_destinations_are_config_errors() {
+        for spec in ["sqlite:", "jsonl:", "mysql://x", "datahub.db"] {
+            let err = open(spec).await.err().expect(spec);
+            assert_eq!(err.kind(), ErrorKind::Config, "{spec}: {err}");
+            assert_eq!(err.context_value("field"), Some("dest"), "{spec}");
+        }
     }
 }
