@@ -388,3 +388,73 @@ async fn fresh_postgres_database() -> Option<String> {
     db_url.set_path(&format!("/{name}"));
     Some(db_url.to_string())
 }
+
+/// SIGTERM (a scheduler stopping the job) rolls the run back and records it as failed
+/// before the process exits 1; the previous snapshot stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_rolls_back_and_records_the_run_as_failed() {
+    let sim = Simulator::start(SimConfig {
+        consumption_events: 15_000,
+        faults: Faults { latency: Duration::from_millis(40), ..Faults::default() },
+        ..SimConfig::small()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim);
+    let db = dir.path().join("hub.db");
+    let dest = format!("sqlite:{}", db.display());
+    let out = cli(&["run", "--config", &config, "--dest", &dest, "--quiet", "--streams", "users"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_connector-host"))
+        .args(["run", "--config", &config, "--dest", &dest, "--full-refresh"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(child.try_wait().unwrap().is_none(), "the run finished before it could be stopped");
+        assert!(Instant::now() < deadline, "the run did not start within 30 s");
+        let running = rusqlite::Connection::open(&db)
+            .and_then(|c| {
+                c.query_row("SELECT count(*) FROM _runs WHERE status = 'running'", [], |r| r.get::<_, i64>(0))
+            })
+            .unwrap_or(0);
+        if running > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let status =
+        std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("interrupted by SIGTERM"));
+
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let last: (String, String) = conn
+        .query_row("SELECT status, error FROM _runs ORDER BY started_at DESC LIMIT 1", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(last.0, "failed");
+    assert!(last.1.contains("SIGTERM"), "{}", last.1);
+    let pk = vec!["id".to_string()];
+    assert_eq!(
+        sqlite_digest(&db, "users", &pk),
+        *sim.ground_truth().stream("users"),
+        "the previous snapshot stays"
+    );
+    let staging: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name LIKE '\\_staging\\_\\_%' ESCAPE '\\'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(staging, 0);
+}

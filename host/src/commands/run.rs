@@ -289,7 +289,18 @@ async fn load(
             }
         });
         let _abort_pump = AbortOnDrop(pump);
-        while let Some(message) = rx.recv().await {
+        let stop = stop_signal();
+        tokio::pin!(stop);
+        loop {
+            let message = tokio::select! {
+                message = rx.recv() => match message {
+                    Some(message) => message,
+                    None => break,
+                },
+                signal = &mut stop => {
+                    return Err(Error::internal(format!("interrupted by {signal}; the previous data and checkpoints are kept")));
+                }
+            };
             match message? {
                 Message::Record(r) => {
                     progress.record(&r.stream);
@@ -326,6 +337,29 @@ async fn load(
                 tracing::warn!(error = %abort, "Could not record the failed run");
             }
             Err(e)
+        }
+    }
+}
+
+/// Resolves with the signal's name on Ctrl-C (SIGINT) or SIGTERM (a scheduler stopping
+/// the job), so the run can roll back and record itself as failed before exiting.
+async fn stop_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+            (Ok(mut int), Ok(mut term)) => tokio::select! {
+                _ = int.recv() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            },
+            _ => std::future::pending().await,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        match tokio::signal::ctrl_c().await {
+            Ok(()) => "Ctrl-C",
+            Err(_) => std::future::pending().await,
         }
     }
 }
