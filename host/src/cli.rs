@@ -82,7 +82,7 @@ pub enum Command {
     /// Full-refresh streams replace their table only when the whole run succeeds;
     /// incremental streams resume from their saved checkpoint and upsert by primary key.
     /// A failed or killed run leaves the previous data and checkpoints as they were.
-    /// Exits 0 on success, 2 for a bad config, 3 when the source rejects the
+    /// Ctrl-C or SIGTERM rolls back the same way. Exits 0 on success, 2 for a bad config, 3 when the source rejects the
     /// credentials, 4 when the source fails after retries, 1 otherwise.
     Run(RunArgs),
     /// List recent runs recorded in a destination.
