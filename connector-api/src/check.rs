@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::{Error, ErrorKind};
+
 /// Outcome of one check step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -27,6 +29,10 @@ pub struct CheckStep {
     pub status: CheckStatus,
     /// What was found, and for warnings and failures what to do.
     pub message: String,
+    /// For a failed step, the kind of the error behind it, so a host can tell a
+    /// rejected key (exit 3) from an unreachable source (exit 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<ErrorKind>,
 }
 
 /// Every step of a check, in the order they ran.
@@ -39,7 +45,22 @@ pub struct CheckReport {
 impl CheckReport {
     /// Appends a step.
     pub fn push(&mut self, name: impl Into<String>, status: CheckStatus, message: impl Into<String>) {
-        self.steps.push(CheckStep { name: name.into(), status, message: message.into() });
+        self.steps.push(CheckStep { name: name.into(), status, message: message.into(), error_kind: None });
+    }
+
+    /// Appends a failed step caused by `error`: its message, hint and kind.
+    pub fn fail(&mut self, name: impl Into<String>, error: &Error) {
+        self.steps.push(CheckStep {
+            name: name.into(),
+            status: CheckStatus::Failed,
+            message: error.to_string(),
+            error_kind: Some(error.kind()),
+        });
+    }
+
+    /// The error kind of the first failed step, if any step failed because of one.
+    pub fn failure_kind(&self) -> Option<ErrorKind> {
+        self.steps.iter().filter(|s| s.status == CheckStatus::Failed).find_map(|s| s.error_kind)
     }
 
     /// True when no step failed (warnings allowed).

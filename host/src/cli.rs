@@ -122,6 +122,17 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// Whether the command was asked to print nothing but errors.
+    pub fn quiet(&self) -> bool {
+        match self {
+            Command::Run(args) => args.quiet,
+            Command::Demo { quiet, .. } => *quiet,
+            _ => false,
+        }
+    }
+}
+
 /// Flags of `run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {

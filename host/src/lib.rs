@@ -51,7 +51,7 @@ where
             };
         }
     };
-    init_logging(cli.log_format);
+    init_logging(cli.log_format, cli.command.quiet());
     match commands::dispatch(cli.command, out).await {
         Ok(exit) => exit,
         Err(e) => {
@@ -63,9 +63,16 @@ where
 
 /// Sends `tracing` output to stderr, as text or JSON. The level comes from `RUST_LOG`;
 /// without it, `info` when stderr is not a terminal (CI, cron) and `warn` on a terminal,
-/// where progress bars show what info lines would. Only the first call takes effect.
-pub fn init_logging(format: LogFormat) {
-    let default = if std::io::stderr().is_terminal() { "warn" } else { "info" };
+/// where progress bars show what info lines would, and with `quiet` (`--quiet` promises
+/// nothing but errors). Only the first call takes effect.
+pub fn init_logging(format: LogFormat, quiet: bool) {
+    let default = if quiet {
+        "error"
+    } else if std::io::stderr().is_terminal() {
+        "warn"
+    } else {
+        "info"
+    };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -122,6 +122,9 @@ async fn check_and_discover_through_the_cli() {
     assert_eq!(catalog["streams"].as_array().unwrap().len(), streams().len());
 
     std::fs::write(dir.path().join("key"), &sim.keys().revoked).unwrap();
+    let out = cli(&["check", "--config", &config]).await;
+    assert_eq!(out.code, 3, "a check failed by a rejected key exits 3: {}", out.stdout);
+    assert!(out.stdout.contains("Manage API keys"), "{}", out.stdout);
     let out = cli(&[
         "run",
         "--config",

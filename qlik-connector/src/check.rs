@@ -60,7 +60,7 @@ pub async fn run(config: &Value) -> Result<CheckReport> {
             s
         }
         Err(err) if err.context_value("field") == Some("tenant_url") => {
-            report.push(STEP_URL, CheckStatus::Failed, err.to_string());
+            report.fail(STEP_URL, &err);
             skip(&mut report, &remaining);
             return Ok(report);
         }
@@ -70,7 +70,7 @@ pub async fn run(config: &Value) -> Result<CheckReport> {
 
     match credentials.claims.as_ref().map(|c| c.expiry(OffsetDateTime::now_utc())) {
         Some(KeyExpiry::Expired(at)) => {
-            report.push(STEP_EXPIRY, CheckStatus::Failed, auth::expired_error(at).to_string());
+            report.fail(STEP_EXPIRY, &auth::expired_error(at));
             skip(&mut report, &remaining[1..]);
             return Ok(report);
         }
@@ -99,9 +99,17 @@ pub async fn run(config: &Value) -> Result<CheckReport> {
 
     let client = QlikClient::new(&settings, &credentials)?.with_policy(quick_policy());
     match client.reach().await {
-        Ok(status) => report.push(STEP_REACH, CheckStatus::Ok, format!("the tenant answered HTTP {status}")),
+        Ok(status) => report.push(
+            STEP_REACH,
+            CheckStatus::Ok,
+            format!(
+                "{} answered over {} (HTTP {status} to a request sent without the key)",
+                settings.tenant.host_str().unwrap_or("the tenant"),
+                if settings.tenant.scheme() == "https" { "TLS" } else { "plain HTTP (loopback)" }
+            ),
+        ),
         Err(err) => {
-            report.push(STEP_REACH, CheckStatus::Failed, err.to_string());
+            report.fail(STEP_REACH, &err);
             skip(&mut report, &remaining[2..]);
             return Ok(report);
         }
@@ -115,7 +123,7 @@ pub async fn run(config: &Value) -> Result<CheckReport> {
             report.push(STEP_KEY, CheckStatus::Ok, format!("the key acts as {who}"));
         }
         Err(err) => {
-            report.push(STEP_KEY, CheckStatus::Failed, err.to_string());
+            report.fail(STEP_KEY, &err);
             skip(&mut report, &remaining[3..]);
             return Ok(report);
         }
@@ -140,7 +148,7 @@ pub async fn run(config: &Value) -> Result<CheckReport> {
             }
         }
         Err(err) => {
-            report.push(STEP_TENANT, CheckStatus::Failed, err.to_string());
+            report.fail(STEP_TENANT, &err);
             skip(&mut report, &remaining[4..]);
             return Ok(report);
         }
@@ -217,6 +225,6 @@ async fn probe_endpoint(client: &QlikClient, probe: &Probe, report: &mut CheckRe
             CheckStatus::Warning,
             format!("This key cannot read {streams}; those streams will fail. {err}"),
         ),
-        Err(err) => report.push(name, CheckStatus::Failed, err.to_string()),
+        Err(err) => report.fail(name, &err),
     }
 }

@@ -9,7 +9,8 @@ use crate::config_file::ConfigFile;
 use crate::exit::Exit;
 
 /// Runs the connector's check and prints each step with its status. Exits 0 when no
-/// step failed (warnings allowed) and 4 when one did.
+/// step failed (warnings allowed); otherwise with the code of the first failure's error
+/// kind (3 for a rejected or under-privileged key, 2 for a bad config, 4 for the source).
 pub async fn check(config: &ConfigFile, json: bool, out: &mut (dyn Write + Send)) -> Result<Exit> {
     let report = config.connector().check(config.config()).await?;
     if json {
@@ -32,5 +33,9 @@ pub async fn check(config: &ConfigFile, json: bool, out: &mut (dyn Write + Send)
         let verdict = if report.passed() { "Check passed." } else { "Check failed." };
         writeln!(out, "{verdict}").map_err(write_err)?;
     }
-    Ok(if report.passed() { Exit::Ok } else { Exit::Source })
+    Ok(match report.failure_kind() {
+        _ if report.passed() => Exit::Ok,
+        Some(kind) => Exit::from_kind(kind),
+        None => Exit::Source,
+    })
 }
