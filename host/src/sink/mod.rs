@@ -106,6 +106,22 @@ pub struct LoadStats {
     pub updated: Option<u64>,
 }
 
+impl LoadStats {
+    /// Stats of a committed stream: `rows` now in its table, `rows_before` the run,
+    /// `received` records delivered. A staged (full-refresh) stream replaced its table, so
+    /// new/updated do not apply; an upserted one inserted what the table grew by and
+    /// updated the rest of what it received.
+    pub fn after_commit(rows: u64, rows_before: u64, received: u64, staged: bool) -> Self {
+        let (inserted, updated) = if staged {
+            (None, None)
+        } else {
+            let inserted = rows.saturating_sub(rows_before);
+            (Some(inserted), Some(received.saturating_sub(inserted)))
+        };
+        LoadStats { rows, rows_before, inserted, updated }
+    }
+}
+
 /// A row of `_runs`.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct RunRecord {

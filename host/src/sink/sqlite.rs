@@ -493,16 +493,9 @@ impl Destination for SqliteDestination {
         for (stream, target) in &run.targets {
             let rows = self.count(&target.table)?;
             let received = outcome.records.get(stream).copied().unwrap_or(0);
-            let (inserted, updated) = match target.staging {
-                Some(_) => (None, None),
-                None => {
-                    let inserted = rows.saturating_sub(target.rows_before);
-                    (Some(inserted), Some(received.saturating_sub(inserted)))
-                }
-            };
             stats.insert(
                 stream.clone(),
-                LoadStats { rows, rows_before: target.rows_before, inserted, updated },
+                LoadStats::after_commit(rows, target.rows_before, received, target.staging.is_some()),
             );
         }
         Ok(stats)
