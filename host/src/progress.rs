@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use connector_api::StreamEvent;
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{HumanCount, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,8 +62,14 @@ impl StreamProgress {
         }
     }
 
+    /// Records per second since the stream started.
+    pub fn rate(&self) -> f64 {
+        self.records as f64 / self.duration().as_secs_f64().max(0.001)
+    }
+
     fn detail(&self) -> String {
-        let mut s = format!("{} pages", self.pages);
+        let rate = format!("{}/s", HumanCount(self.rate() as u64));
+        let mut s = format!("{rate:>9}  {} pages", self.pages);
         if self.retries > 0 {
             s.push_str(&format!(", {} retries", self.retries));
         }
@@ -97,10 +103,8 @@ impl Progress {
             let bar = self.multi.as_ref().map(|m| {
                 let bar = m.add(ProgressBar::new_spinner());
                 bar.set_style(
-                    ProgressStyle::with_template(
-                        "{spinner} {prefix:<24} {human_pos:>10} records {per_sec:>14}  {msg}",
-                    )
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                    ProgressStyle::with_template("{spinner} {prefix:<24} {human_pos:>10} records  {msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
                 );
                 bar.set_prefix(name.to_string());
                 bar.enable_steady_tick(Duration::from_millis(200));
@@ -171,12 +175,11 @@ impl Progress {
         self.last_log = Instant::now();
         for (name, s) in &self.streams {
             if s.finished.is_none() {
-                let secs = s.duration().as_secs_f64().max(0.001);
                 tracing::info!(
                     stream = %name,
                     records = s.records,
                     pages = s.pages,
-                    rate = format!("{:.0}/s", s.records as f64 / secs),
+                    rate = format!("{:.0}/s", s.rate()),
                     retries = s.retries,
                     throttled_ms = s.throttled.as_millis() as u64,
                     "Progress"
