@@ -7,6 +7,11 @@ use std::process::ExitCode;
 use qlik_connector as _;
 use scim_connector as _;
 
+/// Syncs allocate and free a JSON value per field of every record; mimalloc's
+/// thread-local free lists make that markedly cheaper than glibc's allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let mut out = std::io::stdout();
