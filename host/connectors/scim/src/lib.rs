@@ -96,7 +96,7 @@ impl Connector for ScimConnector {
                     ErrorKind::Permission => "read users",
                     _ => "reach server",
                 };
-                report.push(step, CheckStatus::Failed, err.to_string());
+                report.fail(step, &err);
                 for skipped in
                     ["read users", "read groups", "incremental users"].into_iter().filter(|s| *s != step)
                 {
@@ -107,7 +107,7 @@ impl Connector for ScimConnector {
         }
         match client.list("Groups", 1, 1, None, &mut events).await {
             Ok(page) => report.push("read groups", CheckStatus::Ok, format!("{} groups", page.total_results)),
-            Err(err) => report.push("read groups", CheckStatus::Failed, err.to_string()),
+            Err(err) => report.fail("read groups", &err),
         }
         match client.get::<ServiceProviderConfig>("ServiceProviderConfig", &[], &mut events).await {
             Ok(spc) if spc.filter.supported => {
