@@ -22,7 +22,10 @@ use serde_json::Value;
 
 use super::csv::CsvWriter;
 use super::jsonl::JsonlWriter;
-use super::{CommitPolicy, Destination, LoadStats, RunInfo, RunOutcome, RunRecord, StreamPlan, dest_error};
+use super::{
+    CommitPolicy, Destination, LoadStats, RunInfo, RunOutcome, RunRecord, StreamPlan, dest_error,
+    unselected_stream,
+};
 
 /// The file format of a folder destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -301,10 +304,7 @@ impl Destination for FileDestination {
     async fn write(&mut self, stream: &str, record: Value) -> Result<()> {
         let run = self.run.as_mut().ok_or_else(|| Error::internal("write outside a run"))?;
         let Some(file) = run.files.get_mut(stream) else {
-            return Err(Error::new(
-                ErrorKind::Source,
-                format!("the connector sent a record for unselected stream `{stream}`"),
-            ));
+            return Err(unselected_stream("record", stream));
         };
         if file.partial_path.is_none() {
             run.policy.row();
@@ -323,10 +323,7 @@ impl Destination for FileDestination {
     async fn checkpoint(&mut self, stream: &str, value: Value) -> Result<()> {
         let run = self.run.as_mut().ok_or_else(|| Error::internal("checkpoint outside a run"))?;
         let Some(file) = run.files.get_mut(stream) else {
-            return Err(Error::new(
-                ErrorKind::Source,
-                format!("the connector sent a checkpoint for unselected stream `{stream}`"),
-            ));
+            return Err(unselected_stream("checkpoint", stream));
         };
         if file.partial_path.is_some() {
             run.final_states.insert(stream.to_string(), value);

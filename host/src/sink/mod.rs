@@ -106,6 +106,12 @@ pub struct LoadStats {
     pub updated: Option<u64>,
 }
 
+/// The error for a record or checkpoint of a stream the run did not select: the
+/// connector broke the contract, so the run fails rather than invent a table.
+pub(crate) fn unselected_stream(what: &str, stream: &str) -> Error {
+    Error::new(ErrorKind::Source, format!("the connector sent a {what} for unselected stream `{stream}`"))
+}
+
 impl LoadStats {
     /// Stats of a committed stream: `rows` now in its table, `rows_before` the run,
     /// `received` records delivered. A staged (full-refresh) stream replaced its table, so

@@ -27,7 +27,7 @@ use super::schema::{Cell, ColumnType, cell, sql_name};
 use super::sqlite::ident;
 use super::{
     BATCH_ROWS, CommitPolicy, Destination, LoadStats, RunInfo, RunOutcome, RunRecord, StreamPlan, dest_error,
-    now_rfc3339, redact_destination,
+    now_rfc3339, redact_destination, unselected_stream,
 };
 
 /// A PostgreSQL database.
@@ -555,10 +555,7 @@ impl Destination for PostgresDestination {
     async fn write(&mut self, stream: &str, record: Value) -> Result<()> {
         let run = self.run.as_mut().ok_or_else(|| Error::internal("write outside a run"))?;
         let Some(target) = run.targets.get_mut(stream) else {
-            return Err(Error::new(
-                ErrorKind::Source,
-                format!("the connector sent a record for unselected stream `{stream}`"),
-            ));
+            return Err(unselected_stream("record", stream));
         };
         let buf = &mut target.buf;
         for col in &target.plan.columns {
@@ -596,10 +593,7 @@ impl Destination for PostgresDestination {
     async fn checkpoint(&mut self, stream: &str, value: Value) -> Result<()> {
         let run = self.run.as_mut().ok_or_else(|| Error::internal("checkpoint outside a run"))?;
         let Some(target) = run.targets.get_mut(stream) else {
-            return Err(Error::new(
-                ErrorKind::Source,
-                format!("the connector sent a checkpoint for unselected stream `{stream}`"),
-            ));
+            return Err(unselected_stream("checkpoint", stream));
         };
         if target.staging.is_some() {
             run.final_states.insert(stream.to_string(), value);

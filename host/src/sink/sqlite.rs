@@ -18,7 +18,7 @@ use serde_json::Value;
 use super::schema::{Cell, ColumnType, cell};
 use super::{
     BATCH_ROWS, CommitPolicy, Destination, LoadStats, RunInfo, RunOutcome, RunRecord, StreamPlan, dest_error,
-    now_rfc3339,
+    now_rfc3339, unselected_stream,
 };
 
 /// An SQLite database file.
@@ -378,10 +378,7 @@ impl Destination for SqliteDestination {
     async fn write(&mut self, stream: &str, record: Value) -> Result<()> {
         let run = self.run.as_mut().ok_or_else(|| Error::internal("write outside a run"))?;
         let Some(target) = run.targets.get(stream) else {
-            return Err(Error::new(
-                ErrorKind::Source,
-                format!("the connector sent a record for unselected stream `{stream}`"),
-            ));
+            return Err(unselected_stream("record", stream));
         };
         let mut cells = Vec::with_capacity(target.plan.columns.len() + 2);
         for col in &target.plan.columns {
@@ -430,10 +427,7 @@ impl Destination for SqliteDestination {
     async fn checkpoint(&mut self, stream: &str, value: Value) -> Result<()> {
         let run = self.run.as_mut().ok_or_else(|| Error::internal("checkpoint outside a run"))?;
         let Some(target) = run.targets.get(stream) else {
-            return Err(Error::new(
-                ErrorKind::Source,
-                format!("the connector sent a checkpoint for unselected stream `{stream}`"),
-            ));
+            return Err(unselected_stream("checkpoint", stream));
         };
         if target.staging.is_some() {
             run.final_states.insert(stream.to_string(), value);
