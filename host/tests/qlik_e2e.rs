@@ -188,7 +188,7 @@ async fn jsonl_and_csv_match_ground_truth() {
 
 #[tokio::test]
 async fn postgres_run_matches_ground_truth() {
-    let Some(url) = fresh_postgres_database().await else { return };
+    let Some(url) = common::fresh_postgres_database("hub_qlik").await else { return };
     let sim = Simulator::start(SimConfig::small()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &sim);
@@ -331,7 +331,7 @@ async fn pg_scalar(url: &str, sql: &str) -> i64 {
 /// The same kill and rerun against PostgreSQL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_sigkill_mid_run_then_rerun_lands_exactly() {
-    let Some(url) = fresh_postgres_database().await else { return };
+    let Some(url) = common::fresh_postgres_database("hub_qlik").await else { return };
     let sim = Simulator::start(SimConfig {
         consumption_events: 15_000,
         faults: Faults { latency: Duration::from_millis(40), ..Faults::default() },
@@ -368,28 +368,6 @@ async fn postgres_sigkill_mid_run_then_rerun_lands_exactly() {
         pg_scalar(&url, "SELECT count(*) FROM pg_tables WHERE tablename LIKE '\\_staging\\_\\_%'").await,
         0
     );
-}
-
-/// A fresh database on the configured PostgreSQL server, or `None` (with the reason
-/// printed) when none is configured outside CI.
-async fn fresh_postgres_database() -> Option<String> {
-    let Ok(url) = std::env::var("DATAHUB_TEST_POSTGRES_URL") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI is set but DATAHUB_TEST_POSTGRES_URL is not: PostgreSQL tests must run"
-        );
-        eprintln!("skipping: set DATAHUB_TEST_POSTGRES_URL to run the PostgreSQL destination tests");
-        return None;
-    };
-    let (admin, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .expect("DATAHUB_TEST_POSTGRES_URL must accept connections");
-    tokio::spawn(conn);
-    let name = format!("hub_qlik_{}", uuid::Uuid::new_v4().simple());
-    admin.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
-    let mut db_url = url::Url::parse(&url).unwrap();
-    db_url.set_path(&format!("/{name}"));
-    Some(db_url.to_string())
 }
 
 /// SIGTERM (a scheduler stopping the job) rolls the run back and records it as failed

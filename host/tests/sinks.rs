@@ -328,26 +328,10 @@ async fn sqlite_runs_and_state_commands() {
     runs_and_state_commands(dir.path(), &sqlite(dir.path())).await;
 }
 
-/// A fresh database on the configured PostgreSQL server, or `None` (with the reason
-/// printed) when none is configured outside CI.
+/// A fresh database on the configured PostgreSQL server, or `None` when none is
+/// configured outside CI.
 async fn postgres() -> Option<Db> {
-    let Ok(url) = std::env::var("DATAHUB_TEST_POSTGRES_URL") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI is set but DATAHUB_TEST_POSTGRES_URL is not: PostgreSQL tests must run"
-        );
-        eprintln!("skipping: set DATAHUB_TEST_POSTGRES_URL to run the PostgreSQL destination tests");
-        return None;
-    };
-    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .expect("DATAHUB_TEST_POSTGRES_URL must accept connections");
-    tokio::spawn(conn);
-    let name = format!("hub_test_{}", uuid::Uuid::new_v4().simple());
-    client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
-    let mut parsed = url::Url::parse(&url).unwrap();
-    parsed.set_path(&format!("/{name}"));
-    Some(Db::Postgres(parsed.to_string()))
+    common::fresh_postgres_database("hub_test").await.map(Db::Postgres)
 }
 
 #[tokio::test]

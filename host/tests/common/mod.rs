@@ -264,3 +264,26 @@ pub fn config_file(dir: &Path, file: &str, config_lines: &str) -> PathBuf {
     .unwrap();
     path
 }
+
+/// A fresh database, named `{prefix}_<uuid>`, on the PostgreSQL server that
+/// `DATAHUB_TEST_POSTGRES_URL` names; `None` (with the reason printed) when none is
+/// configured outside CI. Under `CI` a missing server fails the test instead.
+pub async fn fresh_postgres_database(prefix: &str) -> Option<String> {
+    let Ok(url) = std::env::var("DATAHUB_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but DATAHUB_TEST_POSTGRES_URL is not: PostgreSQL tests must run"
+        );
+        eprintln!("skipping: set DATAHUB_TEST_POSTGRES_URL to run the PostgreSQL destination tests");
+        return None;
+    };
+    let (admin, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("DATAHUB_TEST_POSTGRES_URL must accept connections");
+    tokio::spawn(conn);
+    let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+    admin.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+    let mut db_url = url::Url::parse(&url).unwrap();
+    db_url.set_path(&format!("/{name}"));
+    Some(db_url.to_string())
+}
