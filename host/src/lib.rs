@@ -73,7 +73,10 @@ pub fn init_logging(format: LogFormat, quiet: bool) {
     } else {
         "info"
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // tokio-postgres logs every server NOTICE (`table … does not exist, skipping` from
+    // each `DROP TABLE IF EXISTS`) at info: driver chatter, not news for an operator.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{default},tokio_postgres=warn")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
