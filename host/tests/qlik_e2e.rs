@@ -228,31 +228,31 @@ async fn destination_from_the_config_file() {
     assert_eq!(lines_digest(&export.join("users.jsonl"), &pk), *sim.ground_truth().stream("users"));
 }
 
-/// SIGKILL the real binary mid-run, then rerun: the tables equal the ground truth, the
-/// killed run is recorded as interrupted, and no staging table is left behind.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_mid_run_then_rerun_lands_exactly() {
-    let config = SimConfig {
-        // Enough consumption pages that checkpoints are committed (every 5,000 rows)
-        // well before the run ends.
+/// A tenant slow enough (40 ms a page, 75 consumption pages) that checkpoints are
+/// committed (every 5,000 rows) well before a run ends.
+async fn slow_simulator() -> Simulator {
+    Simulator::start(SimConfig {
         consumption_events: 15_000,
         faults: Faults { latency: Duration::from_millis(40), ..Faults::default() },
         ..SimConfig::small()
-    };
-    let sim = Simulator::start(config).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &sim);
-    let db = dir.path().join("hub.db");
-    let dest = format!("sqlite:{}", db.display());
+    })
+    .await
+    .unwrap()
+}
 
+/// Runs the real binary into `dest`, waits until `committed` counts a checkpoint row,
+/// then kills it without warning (SIGKILL).
+async fn kill_after_first_checkpoint<F, Fut>(config: &str, dest: &str, committed: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = i64>,
+{
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_connector-host"))
-        .args(["run", "--config", &config, "--dest", &dest])
-        .env("RUST_LOG", "info")
+        .args(["run", "--config", config, "--dest", dest])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Wait until some rows have been committed, then kill without warning.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         assert!(
@@ -260,16 +260,30 @@ async fn sigkill_mid_run_then_rerun_lands_exactly() {
             "the run finished before it could be killed; slow the simulator down"
         );
         assert!(Instant::now() < deadline, "no checkpoint was committed within 30 s");
-        let committed = rusqlite::Connection::open(&db)
-            .and_then(|c| c.query_row("SELECT count(*) FROM _state", [], |r| r.get::<_, i64>(0)))
-            .unwrap_or(0);
-        if committed > 0 {
+        if committed().await > 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+/// SIGKILL the real binary mid-run, then rerun: the tables equal the ground truth, the
+/// killed run is recorded as interrupted, and no staging table is left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_run_then_rerun_lands_exactly() {
+    let sim = slow_simulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim);
+    let db = dir.path().join("hub.db");
+    let dest = format!("sqlite:{}", db.display());
+    kill_after_first_checkpoint(&config, &dest, || async {
+        rusqlite::Connection::open(&db)
+            .and_then(|c| c.query_row("SELECT count(*) FROM _state", [], |r| r.get::<_, i64>(0)))
+            .unwrap_or(0)
+    })
+    .await;
 
     let out = cli(&["run", "--config", &config, "--dest", &dest, "--json"]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
@@ -332,32 +346,11 @@ async fn pg_scalar(url: &str, sql: &str) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_sigkill_mid_run_then_rerun_lands_exactly() {
     let Some(url) = common::fresh_postgres_database("hub_qlik").await else { return };
-    let sim = Simulator::start(SimConfig {
-        consumption_events: 15_000,
-        faults: Faults { latency: Duration::from_millis(40), ..Faults::default() },
-        ..SimConfig::small()
-    })
-    .await
-    .unwrap();
+    let sim = slow_simulator().await;
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &sim);
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_connector-host"))
-        .args(["run", "--config", &config, "--dest", &url])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        assert!(child.try_wait().unwrap().is_none(), "the run finished before it could be killed");
-        assert!(Instant::now() < deadline, "no checkpoint was committed within 30 s");
-        if pg_scalar(&url, "SELECT count(*) FROM datahub._state").await > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_after_first_checkpoint(&config, &url, || pg_scalar(&url, "SELECT count(*) FROM datahub._state"))
+        .await;
 
     let out = cli(&["run", "--config", &config, "--dest", &url, "--json"]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
