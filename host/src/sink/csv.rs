@@ -56,16 +56,9 @@ impl CsvWriter {
         self.out.write_record(&row).map_err(|e| e.to_string())
     }
 
-    /// Hands buffered rows to the OS; returns the file length.
-    pub fn flush(&mut self) -> std::io::Result<u64> {
+    /// Hands buffered rows to the OS and returns the file they went to.
+    pub fn flush(&mut self) -> std::io::Result<&File> {
         self.out.flush()?;
-        Ok(self.out.get_ref().metadata()?.len())
-    }
-
-    /// Flushes and forces the file to disk; returns its length.
-    pub fn sync(&mut self) -> std::io::Result<u64> {
-        let len = self.flush()?;
-        self.out.get_ref().sync_data()?;
-        Ok(len)
+        Ok(self.out.get_ref())
     }
 }

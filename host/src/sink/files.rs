@@ -65,18 +65,24 @@ enum Writer {
 }
 
 impl Writer {
-    fn flush(&mut self) -> std::io::Result<u64> {
+    /// Hands buffered output to the OS and returns the file.
+    fn flush_file(&mut self) -> std::io::Result<&File> {
         match self {
             Writer::Jsonl(w) => w.flush(),
             Writer::Csv(w) => w.flush(),
         }
     }
 
+    /// Flushes; returns the file length, the offset a checkpoint records.
+    fn flush(&mut self) -> std::io::Result<u64> {
+        Ok(self.flush_file()?.metadata()?.len())
+    }
+
+    /// Flushes and forces the file to disk; returns its length.
     fn sync(&mut self) -> std::io::Result<u64> {
-        match self {
-            Writer::Jsonl(w) => w.sync(),
-            Writer::Csv(w) => w.sync(),
-        }
+        let file = self.flush_file()?;
+        file.sync_data()?;
+        Ok(file.metadata()?.len())
     }
 }
 
