@@ -11,6 +11,8 @@ use serde_json::{Value, json};
 use sim_common::{client, get, s};
 use tests::qlik_sim::{SimConfig, Simulator};
 
+/// Where Qlik's definitions sit: `shared/qlik-api/` beside the checkout, unless
+/// `QLIK_API_DEFINITIONS` names the file.
 const DEFINITIONS: &str = "../../shared/qlik-api/qlik-cloud-rest-openapi-2025-01.json";
 
 /// Validators for named schemas of the definitions.
@@ -21,9 +23,16 @@ struct Contract {
 
 impl Contract {
     fn load() -> Contract {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFINITIONS);
-        let text =
-            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        let path = std::env::var_os("QLIK_API_DEFINITIONS")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFINITIONS));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "reading Qlik's API definitions at {}: {e}. They sit in shared/qlik-api/ beside \
+                 the checkout; set QLIK_API_DEFINITIONS to the file's path if yours is elsewhere",
+                path.display()
+            )
+        });
         Contract { doc: serde_json::from_str(&text).unwrap(), validators: HashMap::new() }
     }
 
