@@ -15,6 +15,11 @@ use host::sink::{self, Column, ColumnType, RunInfo, RunOutcome, StreamPlan};
 use serde_json::{Value, json};
 use tests::qlik_sim::{SimConfig, Simulator};
 
+/// The in-process simulator shares the machine's cores with `connector-host`; it uses
+/// the same allocator so that its page rendering takes as little of them as it can.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn size(var: &str, default: usize) -> usize {
     std::env::var(var).ok().and_then(|v| v.replace('_', "").parse().ok()).unwrap_or(default)
 }
@@ -46,17 +51,15 @@ async fn load(config: &Path, dest: &str) -> Measured {
         if let Some(kb) = vm_hwm_kb(pid) {
             peak_kb = peak_kb.max(kb);
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let out = child.wait_with_output().expect("output");
     let wall = started.elapsed().as_secs_f64();
     assert!(out.status.success(), "connector-host run failed: {}", String::from_utf8_lossy(&out.stdout));
     let summary: Value = serde_json::from_slice(&out.stdout).expect("JSON summary");
-    Measured {
-        records: summary["records"].as_u64().unwrap_or(0),
-        seconds: summary["seconds"].as_f64().unwrap_or(wall),
-        peak_kb,
-    }
+    // The whole process, start to exit (closing the database included): what a person
+    // or a scheduler waits for, not just the run's own clock.
+    Measured { records: summary["records"].as_u64().unwrap_or(0), seconds: wall, peak_kb }
 }
 
 fn report(dest: &str, m: &Measured) {
@@ -68,6 +71,10 @@ fn report(dest: &str, m: &Measured) {
         m.peak_kb as f64 / 1024.0
     );
 }
+
+/// Records per `write` in [`sink_only`]: a checkpoint every 10,000 rows falls between
+/// batches, as it does in a run.
+const BENCH_BATCH: usize = 500;
 
 /// Loads `rows` synthetic consumption-like records straight into `dest` through the
 /// `Destination` trait: the sink's own ceiling, without HTTP or JSON parsing upstream.
@@ -99,8 +106,9 @@ async fn sink_only(dest: &str, rows: u64) -> f64 {
     };
     d.begin(&info, std::slice::from_ref(&plan)).await.expect("begin");
     let started = Instant::now();
+    let mut batch = Vec::with_capacity(BENCH_BATCH);
     for i in 0..rows {
-        let record = json!({
+        batch.push(json!({
             "id": format!("event-{i:010}"),
             "user_id": format!("user-{:06}", i % 100_000),
             "app_id": format!("app-{:04}", i % 500),
@@ -109,11 +117,16 @@ async fn sink_only(dest: &str, rows: u64) -> f64 {
             "allotment": i.is_multiple_of(3),
             "end_time": "2025-06-01T10:00:00.000Z",
             "license_usage": "analyzer_time",
-        });
-        d.write("events", record).await.expect("write");
+        }));
+        if batch.len() == BENCH_BATCH {
+            d.write("events", std::mem::take(&mut batch)).await.expect("write");
+        }
         if (i + 1) % 10_000 == 0 {
             d.checkpoint("events", json!({"n": i + 1})).await.expect("checkpoint");
         }
+    }
+    if !batch.is_empty() {
+        d.write("events", batch).await.expect("write");
     }
     let outcome = RunOutcome {
         run_id: info.run_id.clone(),

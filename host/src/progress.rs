@@ -87,7 +87,7 @@ pub struct Progress {
     streams: BTreeMap<String, StreamProgress>,
     last_log: Instant,
     /// Records since the last time-check, so the hot path stays cheap.
-    tick: u32,
+    tick: u64,
 }
 
 impl Progress {
@@ -115,15 +115,15 @@ impl Progress {
         self.streams.get_mut(name).expect("inserted above")
     }
 
-    /// Counts a record of `stream`.
-    pub fn record(&mut self, stream: &str) {
+    /// Counts `n` records of `stream`.
+    pub fn records(&mut self, stream: &str, n: u64) {
         let s = self.stream(stream);
-        s.records += 1;
+        s.records += n;
         s.started.get_or_insert_with(Instant::now);
         if let Some(bar) = &s.bar {
-            bar.inc(1);
+            bar.inc(n);
         }
-        self.tick += 1;
+        self.tick += n;
         if self.tick >= 4096 {
             self.tick = 0;
             self.maybe_log();

@@ -14,6 +14,7 @@ use connector_api::http::{
 };
 use connector_api::{Error, ErrorKind, Result};
 use reqwest::header::{AUTHORIZATION, HeaderValue, LOCATION};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use url::Url;
 
@@ -39,9 +40,9 @@ pub struct QlikClient {
 
 /// What a successful request returned.
 #[derive(Debug)]
-pub enum Reply {
-    /// A JSON body, and the URL that answered it (links resolve against it).
-    Json(Url, Value),
+pub enum Reply<T = Value> {
+    /// A JSON body read as `T`, and the URL that answered it (links resolve against it).
+    Json(Url, T),
     /// A redirect to `Location`, not yet followed.
     Redirect(String),
 }
@@ -94,9 +95,9 @@ impl QlikClient {
         url
     }
 
-    /// GETs `url` with the key, retrying transient failures; 2xx JSON and 3xx come back
-    /// as a [`Reply`], anything else as an error naming the endpoint.
-    pub async fn get(&self, url: &Url, events: &mut Vec<HttpEvent>) -> Result<Reply> {
+    /// GETs `url` with the key, retrying transient failures; 2xx JSON (read as `T`) and
+    /// 3xx come back as a [`Reply`], anything else as an error naming the endpoint.
+    pub async fn get<T: DeserializeOwned>(&self, url: &Url, events: &mut Vec<HttpEvent>) -> Result<Reply<T>> {
         if !self.guard.is_same_origin(url) {
             return Err(Error::internal(format!(
                 "refusing to send the API key to {}, which is not the tenant {}",
@@ -139,7 +140,7 @@ impl QlikClient {
     pub async fn get_json(&self, url: &Url, events: &mut Vec<HttpEvent>) -> Result<(Url, Value)> {
         let mut current = url.clone();
         for _ in 0..=MAX_REDIRECTS {
-            match self.get(&current, events).await? {
+            match self.get::<Value>(&current, events).await? {
                 Reply::Json(at, value) => return Ok((at, value)),
                 Reply::Redirect(location) => {
                     let target = self.guard.resolve_link(&current, &location)?;
@@ -159,7 +160,10 @@ impl QlikClient {
     }
 }
 
-fn interpret(fetched: Fetched, path: &str) -> Verdict<Reply> {
+/// Maps a response to a verdict: a body cut off or not JSON at all is retried (proxies
+/// and overloaded tenants produce both); JSON of another shape than `T` is the source
+/// breaking its contract, which no retry fixes.
+fn interpret<T: DeserializeOwned>(fetched: Fetched, path: &str) -> Verdict<Reply<T>> {
     let status = fetched.status;
     if status.is_redirection() {
         return match fetched.headers.get(LOCATION).and_then(|l| l.to_str().ok()) {
@@ -176,6 +180,11 @@ fn interpret(fetched: Fetched, path: &str) -> Verdict<Reply> {
     match serde_json::from_slice(&fetched.body) {
         Ok(value) => Verdict::Done(Reply::Json(fetched.url, value)),
         Err(e) if e.is_eof() => Verdict::Retry { reason: "response body cut off".into() },
+        Err(e) if e.is_data() => Verdict::Fail(
+            Error::new(ErrorKind::Source, format!("{path} answered JSON of an unexpected shape: {e}"))
+                .with_context("endpoint", path.to_string())
+                .with_hint(crate::remediation::SOURCE_PROTOCOL),
+        ),
         Err(_) => Verdict::Retry { reason: "malformed JSON".into() },
     }
 }
@@ -197,7 +206,7 @@ mod tests {
             "http://127.0.0.1:10/api/v1/users",
             "https://127.0.0.1:9/api",
         ] {
-            let err = client.get(&Url::parse(foreign).unwrap(), &mut events).await.unwrap_err();
+            let err = client.get::<Value>(&Url::parse(foreign).unwrap(), &mut events).await.unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Internal, "{foreign}");
             assert!(err.message().contains("refusing to send the API key"), "{err}");
         }
@@ -214,14 +223,32 @@ mod tests {
             body: body.as_bytes().to_vec(),
         };
         assert!(
-            matches!(interpret(fetched(200, r#"{"data":[{"id":"#), "/p"), Verdict::Retry { reason } if reason == "response body cut off")
+            matches!(interpret::<Value>(fetched(200, r#"{"data":[{"id":"#), "/p"), Verdict::Retry { reason } if reason == "response body cut off")
         );
         assert!(
-            matches!(interpret(fetched(200, "<html>"), "/p"), Verdict::Retry { reason } if reason == "malformed JSON")
+            matches!(interpret::<Value>(fetched(200, "<html>"), "/p"), Verdict::Retry { reason } if reason == "malformed JSON")
         );
-        assert!(matches!(interpret(fetched(200, r#"{"data":[]}"#), "/p"), Verdict::Done(Reply::Json(..))));
+        assert!(matches!(
+            interpret::<Value>(fetched(200, r#"{"data":[]}"#), "/p"),
+            Verdict::Done(Reply::Json(..))
+        ));
         assert!(
-            matches!(interpret(fetched(403, ""), "/api/v1/licenses/overview"), Verdict::Fail(e) if e.kind() == ErrorKind::Permission)
+            matches!(interpret::<Value>(fetched(403, ""), "/api/v1/licenses/overview"), Verdict::Fail(e) if e.kind() == ErrorKind::Permission)
         );
+    }
+
+    #[test]
+    fn interpret_fails_json_of_another_shape_without_retrying() {
+        let fetched = Fetched {
+            url: Url::parse("http://127.0.0.1/api/v1/users").unwrap(),
+            status: reqwest::StatusCode::OK,
+            headers: Default::default(),
+            body: br#"{"data": 7}"#.to_vec(),
+        };
+        let Verdict::Fail(err) = interpret::<Vec<u32>>(fetched, "/api/v1/users") else {
+            panic!("another shape is not retried");
+        };
+        assert_eq!(err.kind(), ErrorKind::Source);
+        assert_eq!(err.context_value("endpoint"), Some("/api/v1/users"));
     }
 }

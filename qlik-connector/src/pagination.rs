@@ -7,12 +7,18 @@
 //! [`OriginGuard`](connector_api::http::OriginGuard) (a link to another host is rebased
 //! onto the tenant, so the key never leaves it) and a
 //! [`CursorGuard`] (a link seen twice ends the listing with an error, never a loop).
+//!
+//! The fetching task only checks a page's JSON and reads its next link; its items stay
+//! raw until the consumer reads them with [`Page::records`], so turning one page into
+//! records overlaps the request for the next.
 
 use std::sync::Arc;
 
 use connector_api::http::{CursorGuard, HttpEvent, LinkTarget, paginate, read_ahead};
 use connector_api::{Error, ErrorKind, Result};
 use futures::Stream;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use url::Url;
 
@@ -22,10 +28,43 @@ use crate::remediation;
 /// One page of a listing.
 #[derive(Debug)]
 pub struct Page {
-    /// The page's records, as Qlik sent them.
-    pub records: Vec<Map<String, Value>>,
+    /// The endpoint that answered it.
+    path: String,
+    /// The page's items, as Qlik sent them.
+    items: Vec<Box<RawValue>>,
     /// Retries and throttling while fetching it.
     pub events: Vec<HttpEvent>,
+}
+
+impl Page {
+    /// How many items the page holds.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether the page holds no items.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The page's items as JSON objects; an item of another kind is a protocol error
+    /// naming the endpoint.
+    pub fn records(self) -> impl Iterator<Item = Result<Map<String, Value>>> {
+        let path = self.path;
+        self.items.into_iter().map(move |item| {
+            serde_json::from_str(item.get())
+                .map_err(|_| protocol(&path, "returned a list item that is not a JSON object"))
+        })
+    }
+}
+
+/// A list answer: `data` kept raw, `links` read for the next page.
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(default)]
+    data: Option<Vec<Box<RawValue>>>,
+    #[serde(default)]
+    links: Option<Value>,
 }
 
 struct Cursor {
@@ -47,28 +86,15 @@ pub fn pages(client: Arc<QlikClient>, first: Url) -> impl Stream<Item = Result<P
 async fn fetch(client: &QlikClient, mut cursor: Cursor) -> Result<(Page, Option<Cursor>)> {
     let mut events = Vec::new();
     let path = cursor.url.path().to_string();
-    let (at, body) = match client.get(&cursor.url, &mut events).await? {
+    let (at, body) = match client.get::<Envelope>(&cursor.url, &mut events).await? {
         Reply::Json(at, body) => (at, body),
         Reply::Redirect(_) => {
             return Err(protocol(&path, "answered a list request with a redirect"));
         }
     };
-    let Value::Object(mut body) = body else {
-        return Err(protocol(&path, "returned a list that is not a JSON object"));
-    };
-    let records = match body.remove("data") {
-        Some(Value::Array(items)) => items
-            .into_iter()
-            .map(|item| match item {
-                Value::Object(map) => Ok(map),
-                _ => Err(protocol(&path, "returned a list item that is not a JSON object")),
-            })
-            .collect::<Result<Vec<_>>>()?,
-        Some(Value::Null) | None => Vec::new(),
-        Some(_) => return Err(protocol(&path, "returned `data` that is not an array")),
-    };
     let href = body
-        .get("links")
+        .links
+        .as_ref()
         .and_then(|l| l.get("next"))
         .and_then(|n| n.get("href"))
         .and_then(Value::as_str)
@@ -89,7 +115,7 @@ async fn fetch(client: &QlikClient, mut cursor: Cursor) -> Result<(Page, Option<
             Some(cursor)
         }
     };
-    Ok((Page { records, events }, next))
+    Ok((Page { path, items: body.data.unwrap_or_default(), events }, next))
 }
 
 fn protocol(path: &str, what: &str) -> Error {

@@ -63,11 +63,11 @@ impl Out {
 
     /// Reports retries and throttling while fetching a page of `stream`; waits in the
     /// rate limiter are summed into one `Throttled` event.
-    pub async fn http_events(&self, stream: &'static str, events: Vec<HttpEvent>) -> Result<()> {
+    pub async fn http_events(&self, stream: &'static str, events: &[HttpEvent]) -> Result<()> {
         let mut throttled = Duration::ZERO;
         for event in events {
             match event {
-                HttpEvent::Throttled(wait) => throttled += wait,
+                HttpEvent::Throttled(wait) => throttled += *wait,
                 retrying => self.status(stream, retrying.to_stream_event()).await?,
             }
         }
@@ -125,10 +125,10 @@ pub async fn list(ctx: &Ctx, def: &'static StreamDef, url: Url, derived: &[(&str
     use futures::TryStreamExt;
     let mut pages = std::pin::pin!(pages(ctx.client.clone(), url));
     while let Some(page) = pages.try_next().await? {
-        ctx.out.http_events(def.name, page.events).await?;
-        let n = page.records.len() as u64;
-        for src in page.records {
-            ctx.out.record(def.name, def.record(src, derived)).await?;
+        ctx.out.http_events(def.name, &page.events).await?;
+        let n = page.len() as u64;
+        for src in page.records() {
+            ctx.out.record(def.name, def.record(src?, derived)).await?;
         }
         ctx.out.status(def.name, StreamEvent::PageFetched { records: n }).await?;
     }

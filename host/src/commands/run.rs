@@ -2,13 +2,16 @@
 //!
 //! The connector's message stream is pumped by its own task into a bounded channel, so
 //! the source's network I/O overlaps the destination's writes while memory stays flat.
+//! The pump forwards whatever messages are ready as one chunk, and consecutive records
+//! of a stream reach the destination as one batch: per-message costs (a channel
+//! operation, a statement lookup) are paid per chunk, not per record.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::Instant;
 
 use connector_api::registry::Registry;
-use connector_api::{Error, LogLevel, Message, Result, SyncMode};
+use connector_api::{Error, LogLevel, Message, Record, Result, SyncMode};
 use futures::StreamExt;
 use serde::Serialize;
 
@@ -19,8 +22,12 @@ use crate::exit::Exit;
 use crate::progress::{Progress, ProgressMode};
 use crate::sink::{self, Destination, LoadStats, RunInfo, RunOutcome, StreamPlan, now_rfc3339};
 
-/// Messages buffered between the connector and the destination.
-const CHANNEL: usize = 4096;
+/// Most messages the pump forwards in one chunk.
+const CHUNK: usize = 512;
+
+/// Chunks buffered between the connector and the destination: with [`CHUNK`], at most
+/// 4,096 messages are in flight.
+const CHANNEL: usize = 8;
 
 /// What to read.
 #[derive(Debug, Clone, Default)]
@@ -278,12 +285,13 @@ async fn load(
         return Err(e);
     }
     let streamed = async {
-        let mut messages = connector.read(config.config(), &configured, &state).await?;
+        let messages = connector.read(config.config(), &configured, &state).await?;
         let (tx, mut rx) = tokio::sync::mpsc::channel(CHANNEL);
         let pump = tokio::spawn(async move {
-            while let Some(m) = messages.next().await {
-                let end = m.is_err();
-                if tx.send(m).await.is_err() || end {
+            let mut chunks = messages.ready_chunks(CHUNK);
+            while let Some(chunk) = chunks.next().await {
+                let end = chunk.iter().any(Result::is_err);
+                if tx.send(chunk).await.is_err() || end {
                     break;
                 }
             }
@@ -291,33 +299,39 @@ async fn load(
         let _abort_pump = AbortOnDrop(pump);
         let stop = stop_signal();
         tokio::pin!(stop);
+        let mut batch = Batch::default();
         loop {
-            let message = tokio::select! {
-                message = rx.recv() => match message {
-                    Some(message) => message,
+            let chunk = tokio::select! {
+                chunk = rx.recv() => match chunk {
+                    Some(chunk) => chunk,
                     None => break,
                 },
                 signal = &mut stop => {
                     return Err(Error::internal(format!("interrupted by {signal}; the previous data and checkpoints are kept")));
                 }
             };
-            match message? {
-                Message::Record(r) => {
-                    progress.record(&r.stream);
-                    if let Some(n) = counts.get_mut(&r.stream) {
-                        *n += 1;
+            for message in chunk {
+                let message = match message? {
+                    Message::Record(r) if batch.takes(&r.stream) => {
+                        batch.push(r);
+                        continue;
                     }
-                    dest.write(&r.stream, r.data).await?;
+                    message => message,
+                };
+                batch.write(dest, progress, counts).await?;
+                match message {
+                    Message::Record(r) => batch.push(r),
+                    Message::State(c) => dest.checkpoint(&c.stream, c.value).await?,
+                    Message::Status(s) => progress.event(&s.stream, &s.event),
+                    Message::Log(l) => match l.level {
+                        LogLevel::Debug => tracing::debug!(connector = %info.connector, "{}", l.message),
+                        LogLevel::Info => tracing::info!(connector = %info.connector, "{}", l.message),
+                        LogLevel::Warn => tracing::warn!(connector = %info.connector, "{}", l.message),
+                        LogLevel::Error => tracing::error!(connector = %info.connector, "{}", l.message),
+                    },
                 }
-                Message::State(c) => dest.checkpoint(&c.stream, c.value).await?,
-                Message::Status(s) => progress.event(&s.stream, &s.event),
-                Message::Log(l) => match l.level {
-                    LogLevel::Debug => tracing::debug!(connector = %info.connector, "{}", l.message),
-                    LogLevel::Info => tracing::info!(connector = %info.connector, "{}", l.message),
-                    LogLevel::Warn => tracing::warn!(connector = %info.connector, "{}", l.message),
-                    LogLevel::Error => tracing::error!(connector = %info.connector, "{}", l.message),
-                },
             }
+            batch.write(dest, progress, counts).await?;
         }
         Ok::<_, Error>(())
     }
@@ -338,6 +352,46 @@ async fn load(
             }
             Err(e)
         }
+    }
+}
+
+/// Consecutive records of one stream, handed to the destination in one call.
+#[derive(Default)]
+struct Batch {
+    stream: String,
+    records: Vec<serde_json::Value>,
+}
+
+impl Batch {
+    /// Whether a record of `stream` joins this batch (it is empty or of that stream).
+    fn takes(&self, stream: &str) -> bool {
+        self.records.is_empty() || self.stream == stream
+    }
+
+    /// Adds `record`; an empty batch becomes a batch of its stream.
+    fn push(&mut self, record: Record) {
+        if self.records.is_empty() && self.stream != record.stream {
+            self.stream = record.stream;
+        }
+        self.records.push(record.data);
+    }
+
+    /// Counts the batch's records and writes them, leaving the batch empty.
+    async fn write(
+        &mut self,
+        dest: &mut dyn Destination,
+        progress: &mut Progress,
+        counts: &mut BTreeMap<String, u64>,
+    ) -> Result<()> {
+        if self.records.is_empty() {
+            return Ok(());
+        }
+        let n = self.records.len() as u64;
+        progress.records(&self.stream, n);
+        if let Some(count) = counts.get_mut(&self.stream) {
+            *count += n;
+        }
+        dest.write(&self.stream, std::mem::take(&mut self.records)).await
     }
 }
 

@@ -307,23 +307,26 @@ impl Destination for FileDestination {
         Ok(())
     }
 
-    async fn write(&mut self, stream: &str, record: Value) -> Result<()> {
+    async fn write(&mut self, stream: &str, records: Vec<Value>) -> Result<()> {
         let run = self.run.as_mut().ok_or_else(|| Error::internal("write outside a run"))?;
         let Some(file) = run.files.get_mut(stream) else {
             return Err(unselected_stream("record", stream));
         };
         if file.partial_path.is_none() {
-            run.policy.row();
+            run.policy.rows(records.len());
         }
-        match &mut file.writer {
-            Writer::Jsonl(w) => {
-                w.write(&record).map_err(io_err(format!("cannot write {}", file.final_path.display())))
+        for record in &records {
+            match &mut file.writer {
+                Writer::Jsonl(w) => {
+                    w.write(record).map_err(io_err(format!("cannot write {}", file.final_path.display())))?
+                }
+                Writer::Csv(w) => w.write(record).map_err(|reason| {
+                    Error::new(ErrorKind::Source, format!("stream {stream}, {reason}"))
+                        .with_context("stream", stream.to_string())
+                })?,
             }
-            Writer::Csv(w) => w.write(&record).map_err(|reason| {
-                Error::new(ErrorKind::Source, format!("stream {stream}, {reason}"))
-                    .with_context("stream", stream.to_string())
-            }),
         }
+        Ok(())
     }
 
     async fn checkpoint(&mut self, stream: &str, value: Value) -> Result<()> {

@@ -49,9 +49,9 @@ impl Default for CommitPolicy {
 }
 
 impl CommitPolicy {
-    /// Counts a written row.
-    pub fn row(&mut self) {
-        self.rows += 1;
+    /// Counts `n` written rows.
+    pub fn rows(&mut self, n: usize) {
+        self.rows += n;
     }
 
     /// Whether enough rows or time have passed to commit at the next checkpoint.
@@ -175,8 +175,10 @@ pub trait Destination: Send {
     /// as `running` and opens the first transaction.
     async fn begin(&mut self, run: &RunInfo, plans: &[StreamPlan]) -> Result<()>;
 
-    /// Writes one record of `stream`.
-    async fn write(&mut self, stream: &str, record: Value) -> Result<()>;
+    /// Writes `records` of `stream`, in the order the connector sent them. The host
+    /// hands over consecutive records of a stream together, so per-statement work
+    /// (finding a prepared statement, checking whether to commit) is done per batch.
+    async fn write(&mut self, stream: &str, records: Vec<Value>) -> Result<()>;
 
     /// Records a checkpoint of `stream`: for incremental streams it is committed
     /// together with every record written before it (at the latest once

@@ -552,33 +552,35 @@ impl Destination for PostgresDestination {
         Ok(())
     }
 
-    async fn write(&mut self, stream: &str, record: Value) -> Result<()> {
+    async fn write(&mut self, stream: &str, records: Vec<Value>) -> Result<()> {
         let run = self.run.as_mut().ok_or_else(|| Error::internal("write outside a run"))?;
         let Some(target) = run.targets.get_mut(stream) else {
             return Err(unselected_stream("record", stream));
         };
         let buf = &mut target.buf;
-        for col in &target.plan.columns {
-            let c = cell(col.ty, record.get(&col.name)).map_err(|reason| {
-                Error::new(ErrorKind::Source, format!("stream {stream}, field {}: {reason}", col.name))
-                    .with_context("stream", stream.to_string())
-            })?;
-            push_cell(buf, &c);
+        for record in &records {
+            for col in &target.plan.columns {
+                let c = cell(col.ty, record.get(&col.name)).map_err(|reason| {
+                    Error::new(ErrorKind::Source, format!("stream {stream}, field {}: {reason}", col.name))
+                        .with_context("stream", stream.to_string())
+                })?;
+                push_cell(buf, &c);
+                buf.push(b'\t');
+            }
+            push_escaped(buf, &run.extracted_at);
             buf.push(b'\t');
+            push_escaped(buf, &run.info.run_id);
+            if target.load_table.is_some() {
+                target.ord += 1;
+                buf.push(b'\t');
+                buf.extend_from_slice(target.ord.to_string().as_bytes());
+            }
+            buf.push(b'\n');
         }
-        push_escaped(buf, &run.extracted_at);
-        buf.push(b'\t');
-        push_escaped(buf, &run.info.run_id);
-        if target.load_table.is_some() {
-            target.ord += 1;
-            buf.push(b'\t');
-            buf.extend_from_slice(target.ord.to_string().as_bytes());
-        }
-        buf.push(b'\n');
-        target.rows_in_buf += 1;
-        run.rows_since_stamp += 1;
+        target.rows_in_buf += records.len();
+        run.rows_since_stamp += records.len();
         if target.staging.is_none() {
-            run.policy.row();
+            run.policy.rows(records.len());
         }
         if run.rows_since_stamp >= BATCH_ROWS {
             run.rows_since_stamp = 0;

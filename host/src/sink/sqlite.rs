@@ -61,6 +61,30 @@ impl ToSql for Cell<'_> {
     }
 }
 
+/// Why inserting `record` into `target` failed: a primary key sent twice is the
+/// source's fault and names the key; anything else is the database's.
+fn insert_error(target: &Target, stream: &str, record: &Value, e: rusqlite::Error) -> Error {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::ConstraintViolation) => {
+            let key: Vec<String> = target
+                .plan
+                .primary_key
+                .iter()
+                .map(|k| record.get(k).map(|v| v.to_string()).unwrap_or_default())
+                .collect();
+            Error::new(
+                ErrorKind::Source,
+                format!(
+                    "stream {stream}: the source sent primary key ({}) twice in one full refresh",
+                    key.join(", ")
+                ),
+            )
+            .with_context("stream", stream.to_string())
+        }
+        _ => dest_error(format!("SQLite: inserting into {}", target.table), e),
+    }
+}
+
 /// The declared SQLite type of a column type; read back to detect type changes.
 fn sql_type(ty: ColumnType) -> &'static str {
     match ty {
@@ -375,47 +399,35 @@ impl Destination for SqliteDestination {
         Ok(())
     }
 
-    async fn write(&mut self, stream: &str, record: Value) -> Result<()> {
+    async fn write(&mut self, stream: &str, records: Vec<Value>) -> Result<()> {
         let run = self.run.as_mut().ok_or_else(|| Error::internal("write outside a run"))?;
         let Some(target) = run.targets.get(stream) else {
             return Err(unselected_stream("record", stream));
         };
-        let mut cells = Vec::with_capacity(target.plan.columns.len() + 2);
-        for col in &target.plan.columns {
-            cells.push(cell(col.ty, record.get(&col.name)).map_err(|reason| {
-                Error::new(ErrorKind::Source, format!("stream {stream}, field {}: {reason}", col.name))
-                    .with_context("stream", stream.to_string())
-            })?);
-        }
-        cells.push(Cell::Text(&run.extracted_at));
-        cells.push(Cell::Text(&run.info.run_id));
         let mut stmt =
             self.conn.prepare_cached(&target.insert_sql).map_err(sqlite_err("preparing insert"))?;
-        if let Err(e) = stmt.execute(rusqlite::params_from_iter(cells.iter())) {
-            let key: Vec<String> = target
-                .plan
-                .primary_key
-                .iter()
-                .map(|k| record.get(k).map(|v| v.to_string()).unwrap_or_default())
-                .collect();
-            return Err(match e.sqlite_error_code() {
-                Some(rusqlite::ErrorCode::ConstraintViolation) => Error::new(
-                    ErrorKind::Source,
-                    format!(
-                        "stream {stream}: the source sent primary key ({}) twice in one full refresh",
-                        key.join(", ")
-                    ),
-                )
-                .with_context("stream", stream.to_string()),
-                _ => dest_error(format!("SQLite: inserting into {}", target.table), e),
-            });
+        let mut cells = Vec::with_capacity(target.plan.columns.len() + 2);
+        for record in &records {
+            cells.clear();
+            for col in &target.plan.columns {
+                cells.push(cell(col.ty, record.get(&col.name)).map_err(|reason| {
+                    Error::new(ErrorKind::Source, format!("stream {stream}, field {}: {reason}", col.name))
+                        .with_context("stream", stream.to_string())
+                })?);
+            }
+            cells.push(Cell::Text(&run.extracted_at));
+            cells.push(Cell::Text(&run.info.run_id));
+            if let Err(e) = stmt.execute(rusqlite::params_from_iter(cells.iter())) {
+                return Err(insert_error(target, stream, record, e));
+            }
         }
+        drop(cells);
         drop(stmt);
         if target.staging.is_none() {
             run.pending_incremental = true;
-            run.policy.row();
+            run.policy.rows(records.len());
         }
-        run.rows_since_commit += 1;
+        run.rows_since_commit += records.len();
         if run.rows_since_commit >= BATCH_ROWS && !run.pending_incremental {
             run.rows_since_commit = 0;
             run.extracted_at = now_rfc3339();

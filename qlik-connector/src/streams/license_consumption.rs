@@ -88,9 +88,10 @@ pub async fn run(ctx: &Ctx) -> Result<()> {
     let mut pages =
         std::pin::pin!(pages(ctx.client.clone(), ctx.url("/api/v1/licenses/consumption", &query)));
     while let Some(page) = pages.try_next().await? {
-        ctx.out.http_events(LICENSE_CONSUMPTION.name, page.events).await?;
+        ctx.out.http_events(LICENSE_CONSUMPTION.name, &page.events).await?;
         let mut n = 0;
-        for mut event in page.records {
+        for event in page.records() {
+            let mut event = event?;
             let end = event.get("endTime").and_then(Value::as_str).and_then(Cursor::parse);
             if let (Some(end), Some(saved)) = (&end, &saved)
                 && end.at <= saved.at

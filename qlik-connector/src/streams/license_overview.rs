@@ -65,7 +65,7 @@ pub const LICENSE_ALLOTMENTS: StreamDef = StreamDef {
 pub async fn run(ctx: &Ctx) -> Result<()> {
     let mut events = Vec::new();
     let (_, body) = ctx.client.get_json(&ctx.url("/api/v1/licenses/overview", &[]), &mut events).await?;
-    ctx.out.http_events(LICENSE_OVERVIEW.name, events).await?;
+    ctx.out.http_events(LICENSE_OVERVIEW.name, &events).await?;
     let Value::Object(mut overview) = body else {
         return Err(Error::new(ErrorKind::Source, "/api/v1/licenses/overview did not return a JSON object")
             .with_hint(remediation::SOURCE_PROTOCOL));

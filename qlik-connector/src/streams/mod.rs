@@ -154,20 +154,29 @@ impl StreamDef {
     }
 
     /// Builds a record from Qlik object `src`, with values for derived columns.
-    pub fn record(&self, mut src: Map<String, Value>, derived: &[(&str, Value)]) -> Value {
+    ///
+    /// `src` is consumed in one pass, each field moved to its column (or, when unknown
+    /// or of an unexpected type, to `_extra` under its own name), so a record costs one
+    /// walk over the source object rather than a search per column.
+    pub fn record(&self, src: Map<String, Value>, derived: &[(&str, Value)]) -> Value {
         let mut extra = Map::new();
         let mut out = Map::new();
-        for f in self.fields {
-            let value = match f.source {
-                Some(source) => {
-                    let v = src.remove(source).unwrap_or(Value::Null);
-                    if f.ty.accepts(&v) {
-                        v
-                    } else {
-                        extra.insert(source.to_string(), v);
-                        Value::Null
-                    }
+        let mut filled = vec![false; self.fields.len()];
+        for (key, value) in src {
+            match self.fields.iter().position(|f| f.source == Some(key.as_str())) {
+                Some(i) if self.fields[i].ty.accepts(&value) => {
+                    filled[i] = true;
+                    out.insert(self.fields[i].column.to_string(), value);
                 }
+                None if self.consumed.contains(&key.as_str()) || NEVER_EMITTED.contains(&key.as_str()) => {}
+                _ => {
+                    extra.insert(key, value);
+                }
+            }
+        }
+        for (f, _) in self.fields.iter().zip(filled).filter(|(_, filled)| !filled) {
+            let value = match f.source {
+                Some(_) => Value::Null,
                 None => derived
                     .iter()
                     .find(|(c, _)| *c == f.column)
@@ -176,10 +185,6 @@ impl StreamDef {
             };
             out.insert(f.column.to_string(), value);
         }
-        for key in self.consumed.iter().chain(NEVER_EMITTED) {
-            src.remove(*key);
-        }
-        extra.extend(src);
         out.insert(EXTRA.to_string(), Value::Object(extra));
         Value::Object(out)
     }
@@ -245,6 +250,20 @@ mod tests {
             for f in d.fields {
                 assert_eq!(f.column, f.column.to_lowercase(), "{}: snake_case", d.name);
                 assert!(!f.description.is_empty(), "{}.{} has a description", d.name, f.column);
+            }
+        }
+    }
+
+    #[test]
+    fn each_source_field_feeds_one_column() {
+        for d in ALL {
+            let mut sources: Vec<&str> = d.fields.iter().filter_map(|f| f.source).collect();
+            sources.sort_unstable();
+            let n = sources.len();
+            sources.dedup();
+            assert_eq!(sources.len(), n, "{}: a source field mapped twice", d.name);
+            for c in d.consumed {
+                assert!(!sources.contains(c), "{}: {c} is both a column and consumed", d.name);
             }
         }
     }

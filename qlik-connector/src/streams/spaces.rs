@@ -75,9 +75,10 @@ pub async fn run(ctx: &Ctx) -> Result<()> {
         let url = ctx.url("/api/v1/spaces", &[("limit", limit.clone())]);
         let mut pages = std::pin::pin!(pages(ctx.client.clone(), url));
         while let Some(page) = pages.try_next().await? {
-            ctx.out.http_events(SPACES.name, page.events).await?;
-            let n = page.records.len() as u64;
-            for space in page.records {
+            ctx.out.http_events(SPACES.name, &page.events).await?;
+            let n = page.len() as u64;
+            for space in page.records() {
+                let space = space?;
                 let id = space.get("id").and_then(Value::as_str).map(str::to_string);
                 ctx.out.record(SPACES.name, SPACES.record(space, &[])).await?;
                 if let (true, Some(id)) = (fan_out, id) {
@@ -107,10 +108,10 @@ pub async fn run(ctx: &Ctx) -> Result<()> {
         );
         while let Some(space_pages) = fetched.next().await {
             for page in space_pages? {
-                ctx.out.http_events(SPACE_ASSIGNMENTS.name, page.events).await?;
-                let n = page.records.len() as u64;
-                for a in page.records {
-                    ctx.out.record(SPACE_ASSIGNMENTS.name, SPACE_ASSIGNMENTS.record(a, &[])).await?;
+                ctx.out.http_events(SPACE_ASSIGNMENTS.name, &page.events).await?;
+                let n = page.len() as u64;
+                for a in page.records() {
+                    ctx.out.record(SPACE_ASSIGNMENTS.name, SPACE_ASSIGNMENTS.record(a?, &[])).await?;
                 }
                 ctx.out.status(SPACE_ASSIGNMENTS.name, StreamEvent::PageFetched { records: n }).await?;
             }

@@ -64,7 +64,7 @@ pub async fn run(ctx: &Ctx) -> Result<()> {
         }
         Err(err) => return Err(err),
     };
-    ctx.out.http_events(TENANT.name, events).await?;
+    ctx.out.http_events(TENANT.name, &events).await?;
     let Value::Object(tenant) = tenant else {
         return Err(connector_api::Error::new(
             ErrorKind::Source,

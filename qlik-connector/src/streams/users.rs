@@ -101,9 +101,10 @@ pub async fn run(ctx: &Ctx) -> Result<()> {
     let url = ctx.url("/api/v1/users", &[("limit", limit), ("filter", all_statuses_filter())]);
     let mut pages = std::pin::pin!(pages(ctx.client.clone(), url));
     while let Some(page) = pages.try_next().await? {
-        ctx.out.http_events(USERS.name, page.events).await?;
+        ctx.out.http_events(USERS.name, &page.events).await?;
         let (mut n_users, mut n_roles, mut n_groups) = (0, 0, 0);
-        for mut user in page.records {
+        for user in page.records() {
+            let mut user = user?;
             let user_id = user.get("id").cloned().unwrap_or(Value::Null);
             let roles = take_objects(&mut user, "assignedRoles");
             let groups = take_objects(&mut user, "assignedGroups");

@@ -11,6 +11,12 @@ use std::time::Duration;
 use clap::Parser;
 use tests::qlik_sim::{Faults, SimConfig, Simulator};
 
+/// The simulator renders every page afresh, allocating a JSON value per field; on a
+/// benchmark machine it shares the cores with the connector it serves, so it uses the
+/// same fast allocator as `connector-host`.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A local Qlik Cloud tenant: deterministic data, Qlik's shapes, keys, limits and faults.
 #[derive(Parser, Debug)]
 #[command(name = "qlik-sim", version)]
