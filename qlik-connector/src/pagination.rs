@@ -123,3 +123,34 @@ fn protocol(path: &str, what: &str) -> Error {
         .with_context("endpoint", path.to_string())
         .with_hint(remediation::SOURCE_PROTOCOL)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_become_records_until_one_is_not_an_object() {
+        let body = br#"{"data": [{"id": "a"}, 7, {"id": "b"}], "links": {}}"#;
+        let envelope: Envelope = serde_json::from_slice(body).unwrap();
+        let page = Page {
+            path: "/api/v1/users".into(),
+            items: envelope.data.unwrap_or_default(),
+            events: Vec::new(),
+        };
+        assert_eq!(page.len(), 3);
+        let records: Vec<Result<Map<String, Value>>> = page.records().collect();
+        assert_eq!(records[0].as_ref().unwrap()["id"], "a");
+        let err = records[1].as_ref().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Source);
+        assert_eq!(err.context_value("endpoint"), Some("/api/v1/users"));
+        assert_eq!(records[2].as_ref().unwrap()["id"], "b");
+    }
+
+    #[test]
+    fn missing_or_null_data_is_an_empty_page() {
+        for body in [r#"{"links": {}}"#, r#"{"data": null}"#] {
+            let envelope: Envelope = serde_json::from_str(body).unwrap();
+            assert!(envelope.data.unwrap_or_default().is_empty(), "{body}");
+        }
+    }
+}
