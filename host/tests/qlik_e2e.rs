@@ -199,6 +199,65 @@ async fn postgres_run_matches_ground_truth() {
     }
 }
 
+/// A password left out of the destination URL comes from `PGPASSWORD`; a wrong one is
+/// an authentication failure; neither is ever printed or stored. Needs a role that must
+/// log in with a password (`.ci/run` creates one and sets DATAHUB_TEST_POSTGRES_LOGIN_URL
+/// to `postgres://role:password@host:port/db`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_password_from_pgpassword_is_used_and_never_shown() {
+    let Ok(login) = std::env::var("DATAHUB_TEST_POSTGRES_LOGIN_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but DATAHUB_TEST_POSTGRES_LOGIN_URL is not: the PGPASSWORD test must run"
+        );
+        eprintln!("skipping: set DATAHUB_TEST_POSTGRES_LOGIN_URL to run the PGPASSWORD test");
+        return;
+    };
+    let Some(admin_url) = common::fresh_postgres_database("hub_login").await else { return };
+    let login = url::Url::parse(&login).unwrap();
+    let (role, password) = (login.username().to_string(), login.password().unwrap().to_string());
+    let database = admin_url.rsplit('/').next().unwrap().to_string();
+    let (admin, conn) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    admin.batch_execute(&format!("ALTER DATABASE {database} OWNER TO {role}")).await.unwrap();
+    let mut dest = url::Url::parse(&admin_url).unwrap();
+    dest.set_username(&role).unwrap();
+    dest.set_password(None).unwrap();
+
+    let sim = Simulator::start(SimConfig::small()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim);
+    let run = |pgpassword: &str| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_connector-host"));
+        cmd.args(["run", "--config", &config, "--dest", dest.as_str(), "--quiet"])
+            .env("PGPASSWORD", pgpassword);
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        )
+    };
+
+    let (code, output) = run("wrong-password-4711");
+    assert_eq!(code, Some(3), "a wrong password is an authentication failure: {output}");
+    assert!(output.contains(&format!("cannot connect to PostgreSQL at {dest}")), "{output}");
+    assert!(!output.contains("wrong-password-4711"), "{output}");
+
+    let (code, output) = run(&password);
+    assert_eq!(code, Some(0), "{output}");
+    assert!(!output.contains(&password), "{output}");
+    pg_assert_matches(&admin_url, &sim).await;
+    let runs = admin
+        .query_one(
+            "SELECT count(*), count(*) FILTER (WHERE strpos(row_to_json(r)::text, $1) > 0) FROM datahub._runs r",
+            &[&password],
+        )
+        .await
+        .unwrap();
+    assert_eq!(runs.get::<_, i64>(0), 1, "the run that could connect is recorded");
+    assert_eq!(runs.get::<_, i64>(1), 0, "no run row holds the password");
+}
+
 /// The README's first command (`connector-host demo`) lands every stream exactly.
 #[tokio::test]
 async fn demo_lands_every_stream_exactly() {
