@@ -23,7 +23,7 @@ use serde_json::Value;
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 
-use super::schema::{Cell, ColumnType, cell, sql_name};
+use super::schema::{Cell, ColumnType, sql_name};
 use super::sqlite::ident;
 use super::{
     BATCH_ROWS, CommitPolicy, Destination, LoadStats, RunInfo, RunOutcome, RunRecord, StreamPlan, dest_error,
@@ -560,11 +560,7 @@ impl Destination for PostgresDestination {
         let buf = &mut target.buf;
         for record in &records {
             for col in &target.plan.columns {
-                let c = cell(col.ty, record.get(&col.name)).map_err(|reason| {
-                    Error::new(ErrorKind::Source, format!("stream {stream}, field {}: {reason}", col.name))
-                        .with_context("stream", stream.to_string())
-                })?;
-                push_cell(buf, &c);
+                push_cell(buf, &col.cell_of(stream, record)?);
                 buf.push(b'\t');
             }
             push_escaped(buf, &run.extracted_at);

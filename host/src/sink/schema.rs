@@ -74,6 +74,20 @@ pub struct Column {
     pub description: String,
 }
 
+impl Column {
+    /// This column's cell of `record`, a record of `stream`; a value of the wrong type
+    /// is the source's error, naming the stream and the field.
+    pub fn cell_of<'a>(&self, stream: &str, record: &'a Value) -> connector_api::Result<Cell<'a>> {
+        cell(self.ty, record.get(&self.name)).map_err(|reason| {
+            connector_api::Error::new(
+                connector_api::ErrorKind::Source,
+                format!("stream {stream}, field {}: {reason}", self.name),
+            )
+            .with_context("stream", stream.to_string())
+        })
+    }
+}
+
 /// The columns of a record schema: primary-key columns first, then the rest in the
 /// schema's property order.
 pub fn columns(schema: &Value, primary_key: &[String]) -> Vec<Column> {

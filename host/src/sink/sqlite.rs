@@ -15,7 +15,7 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ToSql, params};
 use serde_json::Value;
 
-use super::schema::{Cell, ColumnType, cell};
+use super::schema::{Cell, ColumnType};
 use super::{
     BATCH_ROWS, CommitPolicy, Destination, LoadStats, RunInfo, RunOutcome, RunRecord, StreamPlan, dest_error,
     now_rfc3339, unselected_stream,
@@ -410,10 +410,7 @@ impl Destination for SqliteDestination {
         for record in &records {
             cells.clear();
             for col in &target.plan.columns {
-                cells.push(cell(col.ty, record.get(&col.name)).map_err(|reason| {
-                    Error::new(ErrorKind::Source, format!("stream {stream}, field {}: {reason}", col.name))
-                        .with_context("stream", stream.to_string())
-                })?);
+                cells.push(col.cell_of(stream, record)?);
             }
             cells.push(Cell::Text(&run.extracted_at));
             cells.push(Cell::Text(&run.info.run_id));
