@@ -37,19 +37,9 @@ pub struct Page {
 }
 
 impl Page {
-    /// How many items the page holds.
-    pub fn len(&self) -> usize {
-        self.items.len()
-    }
-
-    /// Whether the page holds no items.
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
-    /// The page's items as JSON objects; an item of another kind is a protocol error
-    /// naming the endpoint.
-    pub fn records(self) -> impl Iterator<Item = Result<Map<String, Value>>> {
+    /// The page's items as JSON objects (its `len()` is the page's size); an item of
+    /// another kind is a protocol error naming the endpoint.
+    pub fn records(self) -> impl ExactSizeIterator<Item = Result<Map<String, Value>>> {
         let path = self.path;
         self.items.into_iter().map(move |item| {
             serde_json::from_str(item.get())
@@ -137,8 +127,9 @@ mod tests {
             items: envelope.data.unwrap_or_default(),
             events: Vec::new(),
         };
-        assert_eq!(page.len(), 3);
-        let records: Vec<Result<Map<String, Value>>> = page.records().collect();
+        let records = page.records();
+        assert_eq!(records.len(), 3);
+        let records: Vec<Result<Map<String, Value>>> = records.collect();
         assert_eq!(records[0].as_ref().unwrap()["id"], "a");
         let err = records[1].as_ref().unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Source);

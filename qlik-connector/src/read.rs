@@ -126,8 +126,9 @@ pub async fn list(ctx: &Ctx, def: &'static StreamDef, url: Url, derived: &[(&str
     let mut pages = std::pin::pin!(pages(ctx.client.clone(), url));
     while let Some(page) = pages.try_next().await? {
         ctx.out.http_events(def.name, &page.events).await?;
-        let n = page.len() as u64;
-        for src in page.records() {
+        let records = page.records();
+        let n = records.len() as u64;
+        for src in records {
             ctx.out.record(def.name, def.record(src?, derived)).await?;
         }
         ctx.out.status(def.name, StreamEvent::PageFetched { records: n }).await?;

@@ -76,8 +76,9 @@ pub async fn run(ctx: &Ctx) -> Result<()> {
         let mut pages = std::pin::pin!(pages(ctx.client.clone(), url));
         while let Some(page) = pages.try_next().await? {
             ctx.out.http_events(SPACES.name, &page.events).await?;
-            let n = page.len() as u64;
-            for space in page.records() {
+            let spaces = page.records();
+            let n = spaces.len() as u64;
+            for space in spaces {
                 let space = space?;
                 let id = space.get("id").and_then(Value::as_str).map(str::to_string);
                 ctx.out.record(SPACES.name, SPACES.record(space, &[])).await?;
@@ -109,8 +110,9 @@ pub async fn run(ctx: &Ctx) -> Result<()> {
         while let Some(space_pages) = fetched.next().await {
             for page in space_pages? {
                 ctx.out.http_events(SPACE_ASSIGNMENTS.name, &page.events).await?;
-                let n = page.len() as u64;
-                for a in page.records() {
+                let items = page.records();
+                let n = items.len() as u64;
+                for a in items {
                     ctx.out.record(SPACE_ASSIGNMENTS.name, SPACE_ASSIGNMENTS.record(a?, &[])).await?;
                 }
                 ctx.out.status(SPACE_ASSIGNMENTS.name, StreamEvent::PageFetched { records: n }).await?;
