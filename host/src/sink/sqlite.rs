@@ -272,6 +272,17 @@ impl SqliteDestination {
         Ok(Target { plan: plan.clone(), table, staging, insert_sql, rows_before })
     }
 
+    /// Saves `value` as `stream`'s checkpoint for the run's instance, in the open
+    /// transaction.
+    fn save_state(conn: &Connection, info: &RunInfo, stream: &str, value: &Value) -> Result<()> {
+        conn.execute(
+            "INSERT OR REPLACE INTO _state (instance, stream, value, run_id, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![info.instance, stream, value.to_string(), info.run_id, now_rfc3339()],
+        )
+        .map(drop)
+        .map_err(sqlite_err("saving a checkpoint"))
+    }
+
     fn commit_and_begin(&self) -> Result<()> {
         self.conn.execute_batch("COMMIT; BEGIN IMMEDIATE;").map_err(sqlite_err("committing a batch"))
     }
@@ -442,12 +453,7 @@ impl Destination for SqliteDestination {
             run.final_states.insert(stream.to_string(), value);
             return Ok(());
         }
-        self.conn
-            .execute(
-                "INSERT OR REPLACE INTO _state (instance, stream, value, run_id, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![run.info.instance, stream, value.to_string(), run.info.run_id, now_rfc3339()],
-            )
-            .map_err(sqlite_err("saving a checkpoint"))?;
+        Self::save_state(&self.conn, &run.info, stream, &value)?;
         if !run.policy.due() {
             return Ok(());
         }
@@ -473,12 +479,7 @@ impl Destination for SqliteDestination {
                 }
             }
             for (stream, value) in &run.final_states {
-                self.conn
-                    .execute(
-                        "INSERT OR REPLACE INTO _state (instance, stream, value, run_id, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                        params![run.info.instance, stream, value.to_string(), run.info.run_id, now_rfc3339()],
-                    )
-                    .map_err(sqlite_err("saving a checkpoint"))?;
+                Self::save_state(&self.conn, &run.info, stream, value)?;
             }
             self.conn
                 .execute(
