@@ -122,6 +122,18 @@ impl ConformanceReport {
         self.outcomes.push(Outcome { check, verdict, detail });
     }
 
+    /// `result`'s value; when the step could not run at all, records `check` as failed
+    /// with the error and returns `None`, so the caller stops that check.
+    fn ran<T>(&mut self, check: &'static str, result: Result<T, String>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(e) => {
+                self.push(check, Verdict::Failed, e);
+                None
+            }
+        }
+    }
+
     /// Records a check that passes when `problems` is empty.
     fn verdict(&mut self, check: &'static str, problems: Vec<String>, ok_detail: impl Into<String>) {
         if problems.is_empty() {
@@ -556,13 +568,8 @@ impl Suite {
             report.push("read", Verdict::Failed, "could not configure the catalog");
             return;
         };
-        let run = match self.read_once(&self.good, &configured, &State::default(), leaks).await {
-            Err(e) => {
-                report.push("read", Verdict::Failed, e);
-                return;
-            }
-            Ok(run) => run,
-        };
+        let result = self.read_once(&self.good, &configured, &State::default(), leaks).await;
+        let Some(run) = report.ran("read", result) else { return };
         if let Some(e) = &run.error {
             report.push("read", Verdict::Failed, format!("the read of every stream failed: {e}"));
             return;
@@ -596,13 +603,8 @@ impl Suite {
         let Ok(configured) = catalog.configure(Some(std::slice::from_ref(&first.name)), false) else {
             return;
         };
-        let run = match self.read_once(&self.bad, &configured, &State::default(), leaks).await {
-            Err(e) => {
-                report.push("read.bad_config", Verdict::Failed, e);
-                return;
-            }
-            Ok(run) => run,
-        };
+        let result = self.read_once(&self.bad, &configured, &State::default(), leaks).await;
+        let Some(run) = report.ran("read.bad_config", result) else { return };
         let records = run.records().count();
         let problems = match (&run.error, run.error_detail.as_ref().map(|(k, _)| *k)) {
             (None, _) => vec![format!("the read with the bad config succeeded ({records} records)")],
@@ -713,13 +715,8 @@ impl Suite {
             }
         }
         let catalog = ConfiguredCatalog { streams: incremental };
-        let again = match self.read_once(&self.good, &catalog, &state, leaks).await {
-            Err(e) => {
-                report.push("read.incremental_rerun", Verdict::Failed, e);
-                return;
-            }
-            Ok(again) => again,
-        };
+        let result = self.read_once(&self.good, &catalog, &state, leaks).await;
+        let Some(again) = report.ran("read.incremental_rerun", result) else { return };
         let mut problems: Vec<String> =
             again.error.iter().map(|e| format!("second read failed: {e}")).collect();
         for cs in &catalog.streams {
