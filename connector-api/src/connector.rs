@@ -58,8 +58,17 @@ pub trait Connector: Send + Sync {
     /// for configurations that cannot even be attempted (e.g. an invalid field).
     async fn check(&self, config: &Value) -> Result<CheckReport>;
 
-    /// Lists the streams this connector can read with `config`.
+    /// Lists the streams this connector can read with `config`: only those the config
+    /// allows, so a host never asks for (and never empties) a stream the config excludes.
     async fn discover(&self, config: &Value) -> Result<Catalog>;
+
+    /// Names the source instance `config` reads: a Qlik tenant's host, a SCIM server's
+    /// base URL. Only what says *whose* data this is goes in, never a secret or a tuning
+    /// setting, so a rotated key or a new timeout keeps the identity.
+    ///
+    /// Hosts key every stored row and checkpoint by it, so several tenants share one
+    /// hub and a run replaces only its own tenant's rows.
+    fn source_identity(&self, config: &Value) -> Result<String>;
 
     /// The catalog when it does not depend on the config, for generated documentation.
     ///

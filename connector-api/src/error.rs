@@ -6,6 +6,7 @@
 //! ([`Error::is_retryable`]). It never carries a secret: build messages from names and
 //! statuses, never from config values or request headers.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// What class of failure an [`Error`] is. Hosts map kinds to exit codes.
@@ -28,6 +29,14 @@ pub enum ErrorKind {
     /// The source answered something we cannot use: malformed JSON, a paging loop,
     /// a link to a foreign host.
     Source,
+    /// The destination cannot be opened, reached, authenticated to or written (a wrong
+    /// database password, a read-only folder, a full disk).
+    Destination,
+    /// Another run holds what this run needs (the same tenant is being synced into the
+    /// same destination), or a table with our name is not ours to replace.
+    Conflict,
+    /// The run was stopped by a signal (Ctrl-C, SIGTERM) and rolled back.
+    Interrupted,
     /// A bug or an environment failure inside the connector or host.
     Internal,
 }
@@ -48,6 +57,9 @@ impl ErrorKind {
             ErrorKind::RateLimited => "rate_limited",
             ErrorKind::Transient => "transient",
             ErrorKind::Source => "source",
+            ErrorKind::Destination => "destination",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::Interrupted => "interrupted",
             ErrorKind::Internal => "internal",
         }
     }
@@ -64,7 +76,7 @@ pub struct Error {
     kind: ErrorKind,
     message: String,
     hint: Option<String>,
-    context: Vec<(&'static str, String)>,
+    context: Vec<(Cow<'static, str>, String)>,
     retryable: bool,
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
@@ -104,7 +116,8 @@ impl Error {
     /// Adds a key/value pair of context (`stream`, `endpoint`, `status`, `field` …).
     /// A key given twice keeps its first value, so outer layers cannot hide where an
     /// error really happened.
-    pub fn with_context(mut self, key: &'static str, value: impl Into<String>) -> Self {
+    pub fn with_context(mut self, key: impl Into<Cow<'static, str>>, value: impl Into<String>) -> Self {
+        let key = key.into();
         if !self.context.iter().any(|(k, _)| *k == key) {
             self.context.push((key, value.into()));
         }
@@ -140,13 +153,13 @@ impl Error {
     }
 
     /// Where it happened, as key/value pairs in the order they were added.
-    pub fn context(&self) -> &[(&'static str, String)] {
-        &self.context
+    pub fn context(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.context.iter().map(|(k, v)| (k.as_ref(), v.as_str()))
     }
 
     /// The value of one context key.
     pub fn context_value(&self, key: &str) -> Option<&str> {
-        self.context.iter().find(|(k, _)| *k == key).map(|(_, v)| v.as_str())
+        self.context.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     /// Whether trying the same operation again may succeed.

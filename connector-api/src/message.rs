@@ -5,6 +5,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::ErrorKind;
+
 /// One item of a read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -121,11 +123,46 @@ pub enum StreamEvent {
         /// Total records emitted for the stream.
         records: u64,
     },
-    /// The stream failed with `message`; the read ends with the error.
+    /// The stream failed after retries. The read goes on with the other streams: a host
+    /// commits every stream that completed and keeps this one's previous data.
     Failed {
-        /// What went wrong.
+        /// What went wrong (never holds a secret).
         message: String,
+        /// The failure's class, which hosts map to exit codes.
+        kind: ErrorKind,
+        /// What the operator should do about it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hint: Option<String>,
+        /// Where it happened (`endpoint`, `status` …), as in [`crate::Error::context`].
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        context: Vec<(String, String)>,
     },
+}
+
+impl StreamEvent {
+    /// The `Failed` event of `err`, carrying everything [`StreamEvent::error`] needs to
+    /// give the error back.
+    pub fn failed(err: &crate::Error) -> Self {
+        StreamEvent::Failed {
+            message: err.message().to_string(),
+            kind: err.kind(),
+            hint: err.hint().map(str::to_string),
+            context: err.context().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        }
+    }
+
+    /// The error a `Failed` event reports; `None` for every other event.
+    pub fn error(&self) -> Option<crate::Error> {
+        let StreamEvent::Failed { message, kind, hint, context } = self else { return None };
+        let mut err = crate::Error::new(*kind, message.clone());
+        for (k, v) in context {
+            err = err.with_context(k.clone(), v.clone());
+        }
+        Some(match hint {
+            Some(h) => err.with_hint(h.clone()),
+            None => err,
+        })
+    }
 }
 
 mod duration_ms {

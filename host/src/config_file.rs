@@ -3,7 +3,7 @@
 //!
 //! ```toml
 //! connector = "qlik-sense"
-//! name = "production"            # optional: names the connector instance whose state is kept
+//! name = "production"            # optional: a label for people; rows are keyed by the tenant
 //! destination = "sqlite:hub.db"  # optional: overridden by --dest
 //! [config]
 //! tenant_url = "https://acme.eu.qlikcloud.com"
@@ -39,6 +39,7 @@ pub struct ConfigFile {
     destination: Option<String>,
     config: Value,
     schema: Value,
+    identity: String,
 }
 
 impl fmt::Debug for ConfigFile {
@@ -157,7 +158,8 @@ impl ConfigFile {
             locate_pointer(item, pointer).map(|off| line_of(text, off))
         };
         validate(&schema, &config, label, &locate)?;
-        Ok(ConfigFile { label: label.to_string(), connector, name, destination, config, schema })
+        let identity = connector.source_identity(&config)?;
+        Ok(ConfigFile { label: label.to_string(), connector, name, destination, config, schema, identity })
     }
 
     /// A config given as JSON rather than a file (the demo builds one), validated the
@@ -165,7 +167,16 @@ impl ConfigFile {
     pub fn from_json(connector: Arc<dyn Connector>, config: Value, name: Option<String>) -> Result<Self> {
         let schema = connector.spec().config_schema;
         validate(&schema, &config, "config", &|_| None)?;
-        Ok(ConfigFile { label: "config".into(), connector, name, destination: None, config, schema })
+        let identity = connector.source_identity(&config)?;
+        Ok(ConfigFile {
+            label: "config".into(),
+            connector,
+            name,
+            destination: None,
+            config,
+            schema,
+            identity,
+        })
     }
 
     /// The connector this config is for.
@@ -207,13 +218,17 @@ impl ConfigFile {
         hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
     }
 
-    /// The connector instance whose state a destination keeps: the file's `name`, else
-    /// `<connector id>:<first 12 hex digits of the fingerprint>`.
+    /// The connector instance: `<connector id>:<source identity>`
+    /// (`qlik-sense:acme.eu.qlikcloud.com`). Every stored row and checkpoint is keyed by
+    /// it, so it names whose data this is and nothing else: a rotated key, a new timeout
+    /// or another page size keeps it, another tenant changes it.
     pub fn instance(&self) -> String {
-        match &self.name {
-            Some(name) => name.clone(),
-            None => format!("{}:{}", self.connector_id(), &self.fingerprint()[..12]),
-        }
+        format!("{}:{}", self.connector_id(), self.identity)
+    }
+
+    /// The file's optional `name`: a label for people, shown in summaries and `runs`.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
     }
 
     /// Where the config came from, for messages.

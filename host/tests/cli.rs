@@ -213,7 +213,7 @@ async fn usage_errors_exit_2_and_help_exits_0() {
 }
 
 #[test]
-fn instance_ignores_secrets_but_not_settings() {
+fn instance_is_the_source_not_the_settings() {
     let dir = tempfile::tempdir().unwrap();
     let registry = connector_api::registry::registry().unwrap();
     let load = |text: &str| {
@@ -222,13 +222,20 @@ fn instance_ignores_secrets_but_not_settings() {
     };
     let a = load("connector = \"test-source\"\n[config]\napi_key = \"key-one\"\nitems = 2\n");
     let rotated = load("connector = \"test-source\"\n[config]\napi_key = \"key-two\"\nitems = 2\n");
-    let other = load("connector = \"test-source\"\n[config]\napi_key = \"key-one\"\nitems = 3\n");
+    let tuned =
+        load("connector = \"test-source\"\n[config]\napi_key = \"key-one\"\nitems = 3\npage_size = 7\n");
     let named =
         load("connector = \"test-source\"\nname = \"prod\"\n[config]\napi_key = \"key-one\"\nitems = 2\n");
-    assert_eq!(a.fingerprint(), rotated.fingerprint(), "a rotated key keeps the instance and its state");
-    assert_ne!(a.fingerprint(), other.fingerprint());
-    assert!(a.instance().starts_with("test-source:"), "{}", a.instance());
-    assert_eq!(a.instance().len(), "test-source:".len() + 12);
-    assert_eq!(named.instance(), "prod");
+    let other = load(
+        "connector = \"test-source\"\n[config]\napi_key = \"key-one\"\nitems = 2\ntenant = \"tenant-b\"\n",
+    );
+    assert_eq!(a.instance(), "test-source:tenant-a");
+    assert_eq!(a.instance(), rotated.instance(), "a rotated key keeps the instance and its state");
+    assert_eq!(a.instance(), tuned.instance(), "tuning settings keep the instance and its state");
+    assert_eq!(a.instance(), named.instance(), "a name is a label, not the key");
+    assert_eq!(named.name(), Some("prod"));
+    assert_eq!(other.instance(), "test-source:tenant-b");
+    assert_eq!(a.fingerprint(), rotated.fingerprint());
+    assert_ne!(a.fingerprint(), tuned.fingerprint());
     assert!(!a.fingerprint().contains("key-one"));
 }

@@ -63,10 +63,10 @@ impl Db {
     async fn state_seq(&self) -> String {
         let sql = match self {
             Db::Sqlite(_) => {
-                "SELECT json_extract(value, '$.seq') FROM _state WHERE instance = 't1' AND stream = 'events'"
+                "SELECT json_extract(value, '$.seq') FROM _state WHERE instance = 'test-source:tenant-a' AND stream = 'events'"
             }
             Db::Postgres(_) => {
-                "SELECT value->>'seq' FROM datahub._state WHERE instance = 't1' AND stream = 'events'"
+                "SELECT value->>'seq' FROM datahub._state WHERE instance = 'test-source:tenant-a' AND stream = 'events'"
             }
         };
         self.scalar(sql).await

@@ -55,8 +55,22 @@ impl Connector for QlikConnector {
     }
 
     async fn discover(&self, config: &Value) -> Result<Catalog> {
-        Settings::from_json(config)?;
-        Ok(streams::catalog())
+        let settings = Settings::from_json(config)?;
+        let mut catalog = streams::catalog();
+        catalog.streams.retain(|s| settings.streams.contains(&s.name.as_str()));
+        Ok(catalog)
+    }
+
+    /// The tenant's host (and port, if any): `acme.eu.qlikcloud.com`. Two configs for
+    /// one tenant share its rows and checkpoints whatever their key or tuning.
+    fn source_identity(&self, config: &Value) -> Result<String> {
+        let settings = Settings::from_json(config)?;
+        let tenant = &settings.tenant;
+        let host = tenant.host_str().unwrap_or_default();
+        Ok(match tenant.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_string(),
+        })
     }
 
     fn static_catalog(&self) -> Option<Catalog> {

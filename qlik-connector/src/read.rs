@@ -3,9 +3,9 @@
 //!
 //! The channel's bound is what keeps memory flat: a job that produces faster than the
 //! host consumes waits on `send`, so at most a page per job plus the channel's capacity
-//! is in memory, whatever the tenant's size. The first error ends the stream (after a
-//! `Failed` status for the streams of the failing job); dropping the stream aborts every
-//! job.
+//! is in memory, whatever the tenant's size. A job that fails after retries reports a
+//! `Failed` status for each of its streams and the other jobs go on, so one endpoint's
+//! failure never discards the rest; dropping the stream aborts every job.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -240,24 +240,18 @@ pub fn start(
                     let err = err.with_context("stream", streams.join(", "));
                     tracing::warn!(streams = %streams.join(","), kind = %err.kind(), error = %err.message(), "Stream failed");
                     for s in &streams {
-                        let event = StreamEvent::Failed { message: err.message().to_string() };
-                        if ctx.out.status(s, event).await.is_err() {
+                        if ctx.out.status(s, StreamEvent::failed(&err)).await.is_err() {
                             return;
                         }
                     }
-                    let _ = ctx.out.tx.send(Err(err)).await;
                 }
             }
         });
     }
     drop(out);
-    let stream = futures::stream::unfold((rx, tasks, false), |(mut rx, tasks, done)| async move {
-        if done {
-            return None;
-        }
+    let stream = futures::stream::unfold((rx, tasks), |(mut rx, tasks)| async move {
         let item = rx.recv().await?;
-        let failed = item.is_err();
-        Some((item, (rx, tasks, failed)))
+        Some((item, (rx, tasks)))
     });
     Box::pin(stream)
 }

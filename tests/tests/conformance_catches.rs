@@ -38,6 +38,10 @@ impl Connector for Broken {
         self.0.discover(config).await
     }
 
+    fn source_identity(&self, config: &Value) -> Result<String> {
+        self.0.source_identity(config)
+    }
+
     async fn read(
         &self,
         config: &Value,

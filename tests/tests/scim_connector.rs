@@ -27,7 +27,7 @@ fn config(server: &ScimServer, page_size: u32) -> Value {
     json!({"base_url": server.base_url(), "token": server.token(), "page_size": page_size})
 }
 
-/// Everything a read emitted before it ended, and the error that ended it.
+/// Everything a read emitted, and its first error (a failed stream or the end of the read).
 struct Run {
     messages: Vec<Message>,
     error: Option<connector_api::Error>,
@@ -94,7 +94,12 @@ async fn read(
             Err(e) => return Run { messages, error: Some(e) },
         }
     }
-    Run { messages, error: None }
+    // A failed stream does not end the read; the first failure is the run's error.
+    let error = messages.iter().find_map(|m| match m {
+        Message::Status(s) => s.event.error(),
+        _ => None,
+    });
+    Run { messages, error }
 }
 
 #[tokio::test]

@@ -44,7 +44,7 @@ use tracing::instrument::WithSubscriber;
 
 use crate::{
     CheckStatus, ConfiguredCatalog, ConfiguredStream, Connector, ErrorKind, Message, State, StreamEvent,
-    SyncMode,
+    StreamStatus, SyncMode,
 };
 
 /// How long one connector call (a whole read included) may take before the suite calls
@@ -513,7 +513,17 @@ impl Suite {
                     Err(e) => return failed(messages, e),
                 }
             }
-            ReadRun { messages, error: None, error_detail: None }
+            // A stream that failed does not end the read; the first one is the read's error.
+            let first_failure = messages.iter().find_map(|m| match m {
+                Message::Status(StreamStatus {
+                    event: StreamEvent::Failed { message, kind, .. }, ..
+                }) => Some(crate::Error::new(*kind, message.clone())),
+                _ => None,
+            });
+            match first_failure {
+                Some(e) => failed(messages, e),
+                None => ReadRun { messages, error: None, error_detail: None },
+            }
         };
         let run = self.guarded("read", run).await?;
         for m in &run.messages {
@@ -797,7 +807,7 @@ fn check_status(report: &mut ConformanceReport, configured: &ConfiguredCatalog, 
         match m {
             Message::Record(r) => *emitted.entry(r.stream.as_str()).or_default() += 1,
             Message::Status(s) => match &s.event {
-                StreamEvent::Failed { message } => problems
+                StreamEvent::Failed { message, .. } => problems
                     .push(format!("stream `{}` reported failure in a successful read: {message}", s.stream)),
                 StreamEvent::Completed { records } => {
                     completed += 1;

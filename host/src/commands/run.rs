@@ -300,6 +300,7 @@ async fn load(
         let stop = stop_signal();
         tokio::pin!(stop);
         let mut batch = Batch::default();
+        let mut failure: Option<Error> = None;
         loop {
             let chunk = tokio::select! {
                 chunk = rx.recv() => match chunk {
@@ -322,7 +323,12 @@ async fn load(
                 match message {
                     Message::Record(r) => batch.push(r),
                     Message::State(c) => dest.checkpoint(&c.stream, c.value).await?,
-                    Message::Status(s) => progress.event(&s.stream, &s.event),
+                    Message::Status(s) => {
+                        if failure.is_none() {
+                            failure = s.event.error();
+                        }
+                        progress.event(&s.stream, &s.event)
+                    }
                     Message::Log(l) => match l.level {
                         LogLevel::Debug => tracing::debug!(connector = %info.connector, "{}", l.message),
                         LogLevel::Info => tracing::info!(connector = %info.connector, "{}", l.message),
@@ -333,7 +339,7 @@ async fn load(
             }
             batch.write(dest, progress, counts).await?;
         }
-        Ok::<_, Error>(())
+        failure.map_or(Ok(()), Err)
     }
     .await;
     match streamed {

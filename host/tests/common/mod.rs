@@ -47,6 +47,13 @@ pub struct TestConfig {
     /// Changes item names, so a reload is visible.
     #[serde(default)]
     pub version: u64,
+    /// Which source instance this is: rows and checkpoints are keyed by it.
+    #[serde(default = "default_tenant")]
+    pub tenant: String,
+}
+
+fn default_tenant() -> String {
+    "tenant-a".into()
 }
 
 fn default_page_size() -> u64 {
@@ -176,6 +183,11 @@ impl Connector for TestConnector {
         Ok(Self::catalog(Some(&Self::parse(config)?)))
     }
 
+    fn source_identity(&self, config: &Value) -> Result<String> {
+        let c: TestConfig = connector_api::config::parse(config)?;
+        Ok(c.tenant)
+    }
+
     fn static_catalog(&self) -> Option<Catalog> {
         Some(Self::catalog(None))
     }
@@ -207,12 +219,10 @@ impl Connector for TestConnector {
                 let page_end = (n + c.page_size).min(to);
                 for i in n..page_end {
                     if c.fail_stream.as_deref() == Some(name) && c.fail_after == Some(emitted) {
-                        out.push(Ok(Message::status(
-                            name,
-                            StreamEvent::Failed { message: "injected".into() },
-                        )));
-                        out.push(Err(Error::new(ErrorKind::Transient, "injected failure after retries")
-                            .with_context("stream", name.to_string())));
+                        let err = Error::new(ErrorKind::Transient, "injected failure after retries")
+                            .with_context("stream", name.to_string());
+                        out.push(Ok(Message::status(name, StreamEvent::failed(&err))));
+                        out.push(Err(err));
                         return Ok(Box::pin(futures::stream::iter(out)));
                     }
                     let record = if name == "items" { item(i, &c) } else { event(i + 1, &c) };

@@ -88,7 +88,14 @@ pub async fn read(config: &Value, streams: Option<&[&str]>, state: &State, full_
                 let before = outcome.stream(&cp.stream).len();
                 outcome.states.push((cp, before));
             }
-            Ok(Message::Status(s)) => outcome.statuses.push(s),
+            Ok(Message::Status(s)) => {
+                // A stream's failure does not end the read; the first one is the outcome's
+                // error, as the host would report it.
+                if outcome.error.is_none() {
+                    outcome.error = s.event.error();
+                }
+                outcome.statuses.push(s)
+            }
             Ok(Message::Log(l)) => outcome.logs.push(l),
             Err(e) => {
                 outcome.error = Some(e);

@@ -132,6 +132,11 @@ impl Connector for ScimConnector {
         Ok(catalog())
     }
 
+    fn source_identity(&self, config: &Value) -> Result<String> {
+        let url = ScimConfig::from_json(config)?.base_url()?;
+        Ok(url.as_str().trim_end_matches('/').to_string())
+    }
+
     fn static_catalog(&self) -> Option<Catalog> {
         Some(catalog())
     }

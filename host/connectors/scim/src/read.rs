@@ -56,7 +56,6 @@ struct Reader {
     page_size: u32,
     jobs: VecDeque<Job>,
     current: Option<Listing>,
-    failed: bool,
 }
 
 /// Starts reading `catalog`'s streams in order, resuming `users` from `state`.
@@ -82,7 +81,7 @@ pub fn read(
             Ok(Job { stream, since, incremental })
         })
         .collect::<Result<VecDeque<_>>>()?;
-    let reader = Reader { client, page_size, jobs, current: None, failed: false };
+    let reader = Reader { client, page_size, jobs, current: None };
     Ok(futures::stream::unfold(reader, |mut reader| async move {
         reader.step().await.map(|batch| (batch, reader))
     })
@@ -108,9 +107,6 @@ fn checkpoint(value: Option<&Value>) -> Result<Option<OffsetDateTime>> {
 impl Reader {
     /// The messages of the next step, or `None` when the read is over.
     async fn step(&mut self) -> Option<Vec<Result<Message>>> {
-        if self.failed {
-            return None;
-        }
         let Some(listing) = self.current.as_mut() else {
             let job = self.jobs.pop_front()?;
             let name = job.stream.name();
@@ -161,14 +157,13 @@ impl Reader {
         Listing { job, pages: read_ahead(pages).boxed(), records: 0, newest: None }
     }
 
-    /// Ends the read with `err`, after a status event saying which stream failed.
+    /// Ends the current stream with a status event saying why it failed; the read goes
+    /// on with the next stream.
     fn fail(&mut self, stream: &str, err: Error) -> Vec<Result<Message>> {
-        self.failed = true;
+        self.current = None;
         let err = err.with_context("stream", stream);
-        vec![
-            Ok(Message::status(stream, StreamEvent::Failed { message: err.message().to_string() })),
-            Err(err),
-        ]
+        tracing::warn!(stream, kind = %err.kind(), error = %err.message(), "Stream failed");
+        vec![Ok(Message::status(stream, StreamEvent::failed(&err)))]
     }
 }
 
