@@ -11,9 +11,10 @@ use serde_json::{Value, json};
 use sim_common::{client, get, s};
 use tests::qlik_sim::{SimConfig, Simulator};
 
-/// Where Qlik's definitions sit: `shared/qlik-api/` beside the checkout, unless
-/// `QLIK_API_DEFINITIONS` names the file.
-const DEFINITIONS: &str = "../../shared/qlik-api/qlik-cloud-rest-openapi-2025-01.json";
+/// Where Qlik's definitions sit: the parts the tests use, vendored beside this crate (see
+/// `tests/qlik-api/README.md`), unless `QLIK_API_DEFINITIONS` names another copy (the whole
+/// document, say).
+const DEFINITIONS: &str = "qlik-api/qlik-cloud-rest-openapi-2025-01.subset.json";
 
 /// Validators for named schemas of the definitions.
 struct Contract {
@@ -28,8 +29,8 @@ impl Contract {
             .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFINITIONS));
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
             panic!(
-                "reading Qlik's API definitions at {}: {e}. They sit in shared/qlik-api/ beside \
-                 the checkout; set QLIK_API_DEFINITIONS to the file's path if yours is elsewhere",
+                "reading Qlik's API definitions at {}: {e}. The repository carries them in \
+                 tests/qlik-api/; QLIK_API_DEFINITIONS, when set, must name a readable copy",
                 path.display()
             )
         });
