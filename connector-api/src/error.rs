@@ -4,10 +4,17 @@
 //! ([`Error::message`]), what to do about it ([`Error::hint`]), where it happened
 //! ([`Error::context`]: stream, endpoint, field …) and whether trying again may help
 //! ([`Error::is_retryable`]). It never carries a secret: build messages from names and
-//! statuses, never from config values or request headers.
+//! statuses, never from config values or request headers. Text a source sends back may
+//! still echo one (a 401 quoting the `Authorization` header), so message, hint and
+//! context are [scrubbed](crate::secret::scrub) of every registered secret when they are
+//! set. Scrubbing at construction rather than in `Display` means every way out sees the
+//! same clean text: `Display`, `Debug`, the accessors a host prints as JSON or stores in
+//! its run log, and [`StreamEvent::failed`](crate::StreamEvent::failed), which copies them.
 
 use std::borrow::Cow;
 use std::fmt;
+
+use crate::secret::scrub_owned;
 
 /// What class of failure an [`Error`] is. Hosts map kinds to exit codes.
 #[non_exhaustive]
@@ -89,7 +96,7 @@ impl Error {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Error {
             kind,
-            message: message.into(),
+            message: scrub_owned(message.into()),
             hint: None,
             context: Vec::new(),
             retryable: kind.is_retryable_by_default(),
@@ -109,7 +116,7 @@ impl Error {
 
     /// Adds what the operator should do about it.
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
-        self.hint = Some(hint.into());
+        self.hint = Some(scrub_owned(hint.into()));
         self
     }
 
@@ -119,7 +126,7 @@ impl Error {
     pub fn with_context(mut self, key: impl Into<Cow<'static, str>>, value: impl Into<String>) -> Self {
         let key = key.into();
         if !self.context.iter().any(|(k, _)| *k == key) {
-            self.context.push((key, value.into()));
+            self.context.push((key, scrub_owned(value.into())));
         }
         self
     }
@@ -130,8 +137,9 @@ impl Error {
         self
     }
 
-    /// Keeps the underlying error for `source()` chains. Its text must not contain
-    /// secrets (reqwest errors do not include headers).
+    /// Keeps the underlying error for `source()` chains. Its text is not scrubbed (only
+    /// `Debug` shows it, scrubbed), so it must not contain secrets (reqwest errors do not
+    /// include headers).
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
         self.source = Some(Box::new(source));
         self
@@ -202,7 +210,7 @@ impl fmt::Debug for Error {
             .field("hint", &self.hint)
             .field("context", &self.context)
             .field("retryable", &self.retryable)
-            .field("source", &self.source.as_ref().map(|s| s.to_string()))
+            .field("source", &self.source.as_ref().map(|s| scrub_owned(s.to_string())))
             .finish()
     }
 }
@@ -237,6 +245,21 @@ mod tests {
             .with_context("stream", "outer");
         assert_eq!(err.context_value("stream"), Some("users"));
         assert!(err.is_retryable());
+    }
+
+    #[test]
+    fn registered_secrets_never_reach_message_hint_or_context() {
+        crate::secret::register("error-canary-8e41");
+        let err = Error::new(ErrorKind::Auth, "token Bearer error-canary-8e41 is expired")
+            .with_hint("do not paste error-canary-8e41")
+            .with_context("detail", "error-canary-8e41")
+            .with_source(std::io::Error::other("echo error-canary-8e41"));
+        assert_eq!(err.message(), "token Bearer **** is expired");
+        assert_eq!(err.hint(), Some("do not paste ****"));
+        assert_eq!(err.context_value("detail"), Some("****"));
+        for shown in [err.to_string(), format!("{err:?}")] {
+            assert!(!shown.contains("error-canary-8e41"), "{shown}");
+        }
     }
 
     #[test]

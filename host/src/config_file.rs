@@ -13,9 +13,15 @@
 //! The host resolves secret references, then validates the whole `[config]` against the
 //! connector's `spec()` before the connector sees it, so every mistake is reported with
 //! the file, line and field (`config.toml:7: config.page_size: "ten" is not of type
-//! "integer"`). Values of secret fields are never echoed.
+//! "integer"`). Values of secret fields are never echoed, and each is
+//! [registered](connector_api::secret::register) so nothing the process writes can show
+//! it, whatever a source echoes back.
+//!
+//! Config and secret files are read only when they are regular files of bounded size: a
+//! FIFO would block forever and `/dev/zero` would fill memory.
 
 use std::fmt;
+use std::io::Read;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -29,6 +35,12 @@ use toml_edit::{Document, Item, TableLike};
 
 /// Keys allowed at the top level of a config file.
 const TOP_LEVEL_KEYS: [&str; 4] = ["connector", "name", "destination", "config"];
+
+/// The largest config file read: far beyond any real config, far below trouble.
+const CONFIG_FILE_LIMIT: u64 = 1024 * 1024;
+
+/// The largest `{ file = … }` secret read: API keys and passwords are a few KiB at most.
+const SECRET_FILE_LIMIT: u64 = 64 * 1024;
 
 /// A loaded, secret-resolved and validated connector configuration.
 #[derive(Clone)]
@@ -58,7 +70,7 @@ impl fmt::Debug for ConfigFile {
 impl ConfigFile {
     /// Reads and validates the config file at `path`, finding its connector in `registry`.
     pub fn load(path: &Path, registry: &Registry) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let text = read_text_file(path, CONFIG_FILE_LIMIT).map_err(|e| {
             Error::new(ErrorKind::Config, format!("cannot read config file {}: {e}", path.display()))
                 .with_hint("Pass the path of a TOML file with `connector = \"<id>\"` and a [config] table")
         })?;
@@ -128,27 +140,30 @@ impl ConfigFile {
         if let Some(table) = config_table {
             for (key, item) in table.iter() {
                 let span = table.key(key).and_then(|k| k.span()).or_else(|| item.span());
-                let value = if let Some(reference) = secret_reference(item) {
-                    if !secrets.iter().any(|s| s == key) {
-                        return Err(Error::new(
-                            ErrorKind::Config,
-                            format!(
-                                "{}: config.{key}: {{ env = … }} and {{ file = … }} references are only resolved for secret fields; write the value inline",
-                                at(span)
-                            ),
-                        )
-                        .with_context("field", format!("config.{key}")));
-                    }
-                    Value::String(reference.resolve(base).map_err(|msg| {
-                        Error::new(ErrorKind::Config, format!("{}: config.{key}: {msg}", at(span)))
-                            .with_context("field", format!("config.{key}"))
-                    })?)
-                } else {
-                    item_to_json(item).map_err(|msg| {
-                        Error::new(ErrorKind::Config, format!("{}: config.{key}: {msg}", at(span)))
-                            .with_context("field", format!("config.{key}"))
-                    })?
+                let field_error = |msg: &str| {
+                    Error::new(ErrorKind::Config, format!("{}: config.{key}: {msg}", at(span.clone())))
+                        .with_context("field", format!("config.{key}"))
                 };
+                let is_secret = secrets.iter().any(|s| s == key);
+                let value = match secret_reference(item) {
+                    Some(_) if !is_secret => {
+                        return Err(field_error(
+                            "{ env = … } and { file = … } references are only resolved for secret fields; write the value inline",
+                        ));
+                    }
+                    Some(reference) => {
+                        Value::String(reference.and_then(|r| r.resolve(base)).map_err(|m| field_error(&m))?)
+                    }
+                    None => item_to_json(item).map_err(|m| field_error(&m))?,
+                };
+                if is_secret && let Value::String(secret) = &value {
+                    secret::register(secret);
+                    if secret.trim().is_empty() {
+                        return Err(field_error(
+                            "is blank; give the secret itself, or { env = \"VAR\" } or { file = \"PATH\" }",
+                        ));
+                    }
+                }
                 config.insert(key.to_string(), value);
             }
         }
@@ -246,42 +261,77 @@ enum SecretRef {
 impl SecretRef {
     /// Reads the secret. Errors name the variable or file, never a value.
     fn resolve(&self, base: &Path) -> std::result::Result<String, String> {
-        let value = match self {
+        let (value, source) = match self {
             SecretRef::Env(var) => {
-                std::env::var(var).map_err(|_| format!("environment variable {var} is not set"))?
+                let value = std::env::var(var).map_err(|e| match e {
+                    std::env::VarError::NotPresent => format!("environment variable {var} is not set"),
+                    std::env::VarError::NotUnicode(_) => {
+                        format!(
+                            "environment variable {var} is not valid UTF-8 text; set it to the secret itself"
+                        )
+                    }
+                })?;
+                (value, format!("environment variable {var}"))
             }
             SecretRef::File(file) => {
                 let path: PathBuf = base.join(file);
-                std::fs::read_to_string(&path)
-                    .map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?
-                    .trim_end_matches(['\n', '\r'])
-                    .to_string()
+                let text = read_text_file(&path, SECRET_FILE_LIMIT)
+                    .map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?;
+                (text.trim_end_matches(['\n', '\r']).to_string(), format!("secret file {}", path.display()))
             }
         };
-        if value.is_empty() {
-            let source = match self {
-                SecretRef::Env(var) => format!("environment variable {var}"),
-                SecretRef::File(file) => format!("secret file {file}"),
-            };
-            return Err(format!("{source} is empty"));
+        if value.trim().is_empty() {
+            let what = if value.is_empty() { "is empty" } else { "holds only whitespace" };
+            return Err(format!("{source} {what}"));
         }
         Ok(value)
     }
 }
 
-/// A table with exactly one key, `env` or `file`, holding a string.
-fn secret_reference(item: &Item) -> Option<SecretRef> {
+/// Reads `path` as UTF-8 text if it is a regular file of at most `limit` bytes. A FIFO,
+/// a device or a directory is refused before it is opened, since reading one could block
+/// forever or never end.
+fn read_text_file(path: &Path, limit: u64) -> std::result::Result<String, String> {
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        let what = if meta.is_dir() { "a directory" } else { "a device, FIFO or socket" };
+        return Err(format!("it is {what}, not a regular file"));
+    }
+    let too_large = || format!("it is larger than {} KiB", limit / 1024);
+    if meta.len() > limit {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large());
+    }
+    String::from_utf8(bytes).map_err(|_| "it is not UTF-8 text".to_string())
+}
+
+/// The secret reference `item` is, if it is a table with an `env` or `file` key: the
+/// reference, or why it is not a valid one.
+fn secret_reference(item: &Item) -> Option<std::result::Result<SecretRef, String>> {
     let table = item.as_table_like()?;
-    if table.len() != 1 {
+    let (env, file) = (table.get("env"), table.get("file"));
+    if env.is_none() && file.is_none() {
         return None;
     }
-    let (key, value) = table.iter().next()?;
-    let value = value.as_str()?.to_string();
-    match key {
-        "env" => Some(SecretRef::Env(value)),
-        "file" => Some(SecretRef::File(value)),
-        _ => None,
+    let usage = "a secret reference is { env = \"VAR\" } or { file = \"PATH\" }";
+    if env.is_some() && file.is_some() {
+        return Some(Err(format!("{usage}, not both")));
     }
+    if table.len() != 1 {
+        let keys: Vec<&str> = table.iter().map(|(k, _)| k).collect();
+        return Some(Err(format!("{usage} and nothing else; found keys {}", keys.join(", "))));
+    }
+    Some(match (env.and_then(Item::as_str), file.and_then(Item::as_str)) {
+        (Some(var), _) => Ok(SecretRef::Env(var.to_string())),
+        (_, Some(path)) => Ok(SecretRef::File(path.to_string())),
+        _ => Err(format!("{usage}: the variable name or path must be a string")),
+    })
 }
 
 fn item_to_json(item: &Item) -> std::result::Result<Value, String> {

@@ -26,6 +26,7 @@ use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
 
 use clap::Parser;
+use connector_api::secret::ScrubbingWriter;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{Cli, LogFormat};
@@ -33,11 +34,16 @@ pub use crate::exit::Exit;
 
 /// Parses `args` (program name first) and runs the command, writing results to `out`
 /// and errors to `err`. Returns the documented exit status.
+///
+/// Both writers are wrapped in a [`ScrubbingWriter`], as is the log, so no registered
+/// secret (see [`connector_api::secret`]) leaves the process whatever a source echoes.
 pub async fn run_cli<I, T>(args: I, out: &mut (dyn Write + Send), err: &mut (dyn Write + Send)) -> Exit
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    let out = &mut ScrubbingWriter::new(out);
+    let err = &mut ScrubbingWriter::new(err);
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
@@ -61,7 +67,7 @@ where
     }
 }
 
-/// Sends `tracing` output to stderr, as text or JSON. The level comes from `RUST_LOG`;
+/// Sends `tracing` output to stderr, scrubbed of registered secrets, as text or JSON. The level comes from `RUST_LOG`;
 /// without it, `info` when stderr is not a terminal (CI, cron) and `warn` on a terminal,
 /// where progress bars show what info lines would, and with `quiet` (`--quiet` promises
 /// nothing but errors). Only the first call takes effect.
@@ -79,7 +85,7 @@ pub fn init_logging(format: LogFormat, quiet: bool) {
         .unwrap_or_else(|_| EnvFilter::new(format!("{default},tokio_postgres=warn")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| ScrubbingWriter::new(std::io::stderr()))
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     let _ = match format {

@@ -72,10 +72,15 @@ impl std::fmt::Debug for Credentials {
 }
 
 impl Credentials {
-    /// The one place the API key is exposed: it becomes the header value and its
-    /// claims are read, without verification.
+    /// The one place the API key is exposed: it is registered with
+    /// [`connector_api::secret`] (with its JWT parts) so no text the process writes can
+    /// show it, becomes the header value, and its claims are read, without verification.
     pub fn from_secret(key: &SecretString) -> Result<Credentials> {
         let key = key.expose_secret().trim();
+        connector_api::secret::register(key);
+        if key.is_empty() {
+            return Err(Error::config("api_key", "is blank; give the key Qlik showed when you generated it"));
+        }
         let mut header = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
             Error::config("api_key", "contains characters that cannot be sent in an HTTP header")
         })?;
@@ -164,6 +169,13 @@ mod tests {
         assert_eq!(c.claims.unwrap().exp, Some(1_900_000_000));
         let err = Credentials::from_secret(&SecretString::from("bad\nkey")).unwrap_err();
         assert_eq!(err.context_value("field"), Some("api_key"));
+        let err = Credentials::from_secret(&SecretString::from("   ")).unwrap_err();
+        assert_eq!((err.kind(), err.context_value("field")), (ErrorKind::Config, Some("api_key")));
+        assert_eq!(
+            connector_api::secret::scrub(&format!("echo {key}")),
+            "echo ****",
+            "the key is registered"
+        );
     }
 
     #[test]

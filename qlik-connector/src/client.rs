@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use connector_api::http::{
     ClientOptions, Fetched, HttpEvent, OriginGuard, RateLimiter, RetryPolicy, RetryingClient, Verdict,
-    build_client,
+    build_client, json_body,
 };
 use connector_api::{Error, ErrorKind, Result};
 use reqwest::header::{AUTHORIZATION, HeaderValue, LOCATION};
@@ -160,9 +160,9 @@ impl QlikClient {
     }
 }
 
-/// Maps a response to a verdict: a body cut off or not JSON at all is retried (proxies
-/// and overloaded tenants produce both); JSON of another shape than `T` is the source
-/// breaking its contract, which no retry fixes.
+/// Maps a response to a verdict: a JSON body that breaks off is retried; a complete body
+/// that is not JSON (a proxy's login page, an empty 200) or JSON of another shape than `T`
+/// fails at once, saying what came back ([`json_body::parse`]).
 fn interpret<T: DeserializeOwned>(fetched: Fetched, path: &str) -> Verdict<Reply<T>> {
     let status = fetched.status;
     if status.is_redirection() {
@@ -177,16 +177,7 @@ fn interpret<T: DeserializeOwned>(fetched: Fetched, path: &str) -> Verdict<Reply
     if !status.is_success() {
         return Verdict::Fail(error::from_response(status.as_u16(), &fetched.body, path));
     }
-    match serde_json::from_slice(&fetched.body) {
-        Ok(value) => Verdict::Done(Reply::Json(fetched.url, value)),
-        Err(e) if e.is_eof() => Verdict::Retry { reason: "response body cut off".into() },
-        Err(e) if e.is_data() => Verdict::Fail(
-            Error::new(ErrorKind::Source, format!("{path} answered JSON of an unexpected shape: {e}"))
-                .with_context("endpoint", path.to_string())
-                .with_hint(crate::remediation::SOURCE_PROTOCOL),
-        ),
-        Err(_) => Verdict::Retry { reason: "malformed JSON".into() },
-    }
+    json_body::parse(&fetched, path).map(|value| Reply::Json(fetched.url, value))
 }
 
 #[cfg(test)]
@@ -215,7 +206,7 @@ mod tests {
     }
 
     #[test]
-    fn interpret_retries_cut_off_and_malformed_bodies() {
+    fn interpret_retries_cut_off_json_and_fails_html() {
         let fetched = |status: u16, body: &str| Fetched {
             url: Url::parse("http://127.0.0.1/api/v1/users").unwrap(),
             status: reqwest::StatusCode::from_u16(status).unwrap(),
@@ -226,7 +217,7 @@ mod tests {
             matches!(interpret::<Value>(fetched(200, r#"{"data":[{"id":"#), "/p"), Verdict::Retry { reason } if reason == "response body cut off")
         );
         assert!(
-            matches!(interpret::<Value>(fetched(200, "<html>"), "/p"), Verdict::Retry { reason } if reason == "malformed JSON")
+            matches!(interpret::<Value>(fetched(200, "<html>"), "/p"), Verdict::Fail(e) if e.hint() == Some(json_body::NOT_JSON_HINT))
         );
         assert!(matches!(
             interpret::<Value>(fetched(200, r#"{"data":[]}"#), "/p"),

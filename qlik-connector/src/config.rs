@@ -161,6 +161,19 @@ pub fn normalize_tenant_url(input: &str) -> Result<Url> {
             "is empty; give the tenant address, e.g. https://acme.eu.qlikcloud.com",
         ));
     }
+    if !trimmed.contains("://")
+        && let Some((scheme, rest)) = trimmed.split_once(':')
+        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+        && !rest.split('/').next().is_some_and(|port| port.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(Error::config(
+            FIELD,
+            format!(
+                "uses `{scheme}:`, which is not a web address; give the tenant address, e.g. https://acme.eu.qlikcloud.com"
+            ),
+        ));
+    }
     let with_scheme =
         if trimmed.contains("://") { trimmed.to_string() } else { format!("https://{trimmed}") };
     let mut url = Url::parse(&with_scheme).map_err(|e| {
@@ -277,6 +290,11 @@ mod tests {
             assert_eq!(err.context_value("field"), Some("tenant_url"), "{bad}: {err}");
             assert!(!err.to_string().contains("pw@"), "{err}");
         }
+        let err = normalize_tenant_url("javascript:alert(1)").unwrap_err();
+        assert_eq!(
+            err.message(),
+            "tenant_url: uses `javascript:`, which is not a web address; give the tenant address, e.g. https://acme.eu.qlikcloud.com"
+        );
     }
 
     #[test]

@@ -8,13 +8,18 @@
 //! onto the tenant, so the key never leaves it) and a
 //! [`CursorGuard`] (a link seen twice ends the listing with an error, never a loop).
 //!
+//! A listing also ends with an error after [`MAX_EMPTY_PAGES`] pages in a row without
+//! records that still name a next page, or once it has delivered more than a page beyond
+//! the total the endpoint reports (`meta.count`, `totalResults`): a source that keeps
+//! handing out fresh links never ends a listing by itself.
+//!
 //! The fetching task only checks a page's JSON and reads its next link; its items stay
 //! raw until the consumer reads them with [`Page::records`], so turning one page into
 //! records overlaps the request for the next.
 
 use std::sync::Arc;
 
-use connector_api::http::{CursorGuard, HttpEvent, LinkTarget, paginate, read_ahead};
+use connector_api::http::{CursorGuard, HttpEvent, LinkTarget, json_body, paginate, read_ahead};
 use connector_api::{Error, ErrorKind, Result};
 use futures::Stream;
 use serde::Deserialize;
@@ -42,8 +47,17 @@ impl Page {
     pub fn records(self) -> impl ExactSizeIterator<Item = Result<Map<String, Value>>> {
         let path = self.path;
         self.items.into_iter().map(move |item| {
-            serde_json::from_str(item.get())
-                .map_err(|_| protocol(&path, "returned a list item that is not a JSON object"))
+            serde_json::from_str(item.get()).map_err(|e| {
+                if json_body::is_nesting_limit(&e) {
+                    let what = format!(
+                        "returned a list item nested more than {} levels deep, past serde_json's recursion limit",
+                        json_body::NESTING_LIMIT
+                    );
+                    protocol(&path, &what).with_hint(json_body::TOO_DEEP_HINT)
+                } else {
+                    protocol(&path, "returned a list item that is not a JSON object")
+                }
+            })
         })
     }
 }
@@ -55,18 +69,78 @@ struct Envelope {
     data: Option<Vec<Box<RawValue>>>,
     #[serde(default)]
     links: Option<Value>,
+    /// `meta.count`: the listing's total, where the endpoint reports one (spaces).
+    #[serde(default)]
+    meta: Option<Value>,
+    /// The listing's total, where the request asked for it (`totalResults=true`).
+    #[serde(default, rename = "totalResults")]
+    total_results: Option<Value>,
 }
+
+impl Envelope {
+    /// The total number of records the listing reports, if it reports one.
+    fn reported_total(&self) -> Option<u64> {
+        self.total_results.as_ref().or_else(|| self.meta.as_ref()?.get("count")).and_then(Value::as_u64)
+    }
+}
+
+/// Pages without records in a row after which a listing that still names a next page
+/// ends with an error.
+pub const MAX_EMPTY_PAGES: u32 = 20;
 
 struct Cursor {
     url: Url,
     seen: CursorGuard,
+    bounds: Bounds,
+}
+
+/// What a listing has delivered, to stop one that never ends.
+#[derive(Default)]
+struct Bounds {
+    empty_in_a_row: u32,
+    records: u64,
+    total: Option<u64>,
+}
+
+impl Bounds {
+    /// Counts a page of `items` records, reporting `total`, after which the listing goes
+    /// on; fails when that would exceed [`MAX_EMPTY_PAGES`] or the reported total by
+    /// more than a page.
+    fn next_page(&mut self, path: &str, items: usize, total: Option<u64>) -> Result<()> {
+        self.records += items as u64;
+        self.total = self.total.max(total);
+        self.empty_in_a_row = if items == 0 { self.empty_in_a_row + 1 } else { 0 };
+        if self.empty_in_a_row >= MAX_EMPTY_PAGES {
+            return Err(protocol(
+                path,
+                &format!(
+                    "returned {MAX_EMPTY_PAGES} pages in a row without records, each naming another next page, after {} records; stopping instead of following it forever",
+                    self.records
+                ),
+            ));
+        }
+        if let Some(total) = self.total.filter(|t| self.records > t + items as u64) {
+            return Err(protocol(
+                path,
+                &format!(
+                    "listed {} records and names a next page, but reports only {total} in all; stopping instead of following it forever",
+                    self.records
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Streams the pages of the listing that starts at `first`, one page ahead of the
 /// consumer: the next page is in flight while the current one's records are emitted.
 pub fn pages(client: Arc<QlikClient>, first: Url) -> impl Stream<Item = Result<Page>> + Send {
     let mut seen = CursorGuard::new();
-    let start = seen.check(first.path(), first.as_str()).map(|_| Cursor { url: first, seen });
+    let start = seen.check(first.path(), first.as_str()).map(|_| Cursor {
+        url: first,
+        seen,
+        bounds: Bounds::default(),
+    });
     read_ahead(paginate(start, move |cursor| {
         let client = client.clone();
         async move { fetch(&client, cursor?).await.map(|(page, next)| (page, next.map(Ok))) }
@@ -89,9 +163,12 @@ async fn fetch(client: &QlikClient, mut cursor: Cursor) -> Result<(Page, Option<
         .and_then(|n| n.get("href"))
         .and_then(Value::as_str)
         .filter(|h| !h.is_empty());
+    let total = body.reported_total();
+    let items = body.data.unwrap_or_default();
     let next = match href {
         None => None,
         Some(href) => {
+            cursor.bounds.next_page(&path, items.len(), total)?;
             let target = client
                 .guard()
                 .resolve_link(&at, href)
@@ -105,7 +182,7 @@ async fn fetch(client: &QlikClient, mut cursor: Cursor) -> Result<(Page, Option<
             Some(cursor)
         }
     };
-    Ok((Page { path, items: body.data.unwrap_or_default(), events }, next))
+    Ok((Page { path, items, events }, next))
 }
 
 fn protocol(path: &str, what: &str) -> Error {
@@ -135,6 +212,46 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::Source);
         assert_eq!(err.context_value("endpoint"), Some("/api/v1/users"));
         assert_eq!(records[2].as_ref().unwrap()["id"], "b");
+    }
+
+    #[test]
+    fn a_listing_of_empty_pages_ends_with_an_error() {
+        let mut bounds = Bounds::default();
+        bounds.next_page("/api/v1/users", 3, None).unwrap();
+        for _ in 1..MAX_EMPTY_PAGES {
+            bounds.next_page("/api/v1/users", 0, None).unwrap();
+        }
+        let err = bounds.next_page("/api/v1/users", 0, None).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Source);
+        assert!(err.message().contains("20 pages in a row without records"), "{err}");
+        assert_eq!(err.context_value("endpoint"), Some("/api/v1/users"));
+    }
+
+    #[test]
+    fn a_listing_past_its_reported_total_ends_with_an_error() {
+        let envelope: Envelope = serde_json::from_str(r#"{"data": [], "meta": {"count": 25}}"#).unwrap();
+        assert_eq!(envelope.reported_total(), Some(25));
+        let mut bounds = Bounds::default();
+        bounds.next_page("/api/v1/spaces", 20, Some(25)).unwrap();
+        bounds.next_page("/api/v1/spaces", 10, Some(25)).unwrap();
+        let err = bounds.next_page("/api/v1/spaces", 10, Some(25)).unwrap_err();
+        assert!(
+            err.message().contains("listed 40 records and names a next page, but reports only 25"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_deeply_nested_item_names_the_limit() {
+        let deep = format!(r#"{{"data": [{{"id": "u", "x": {}{}}}]}}"#, "[".repeat(200), "]".repeat(200));
+        let envelope: Envelope = serde_json::from_str(&deep).unwrap();
+        let page = Page { path: "/api/v1/users".into(), items: envelope.data.unwrap(), events: Vec::new() };
+        let err = page.records().next().unwrap().unwrap_err();
+        assert!(
+            err.message().contains("nested more than 128 levels deep, past serde_json's recursion limit"),
+            "{err}"
+        );
+        assert_eq!(err.hint(), Some(json_body::TOO_DEEP_HINT));
     }
 
     #[test]

@@ -7,13 +7,15 @@
 //! - [`client`]: one `reqwest` client built the same way everywhere (rustls, a
 //!   `User-Agent` naming the connector, per-request timeout, no automatic redirects so
 //!   a credential never follows a redirect to another origin unnoticed);
-//! - [`retry`]: a [`RetryingClient`] that rate-limits, sends, reads the whole body and
+//! - [`retry`]: a [`RetryingClient`] that rate-limits, sends, reads the body (capped) and
 //!   retries 429s (honouring `Retry-After`), 5xx, timeouts, resets and truncated bodies
 //!   with exponential backoff and full jitter, bounded in attempts and total time;
 //! - [`rate_limit`]: a [`RateLimiter`] shared by every stream of a read, so all of them
 //!   together stay under the source's requests-per-minute budget;
 //! - [`origin`]: an [`OriginGuard`] that decides whether a link or redirect may carry
 //!   credentials, and rebases foreign links onto the configured origin;
+//! - [`json_body`]: a successful body read as JSON, retried only when it breaks off, and
+//!   otherwise failed with what came back (an HTML login page, an empty 204 …);
 //! - [`paging`]: [`paginate`], a lazy stream of pages over any continuation token,
 //!   [`read_ahead`] to keep one page in flight while the previous one is consumed, and
 //!   a [`CursorGuard`] that stops a source that hands out the same cursor twice.
@@ -22,6 +24,7 @@
 //! request and how to interpret a response.
 
 pub mod client;
+pub mod json_body;
 pub mod offset;
 pub mod origin;
 pub mod paging;
@@ -34,7 +37,7 @@ pub use client::{ClientOptions, build_client};
 pub use origin::{LinkTarget, OriginGuard};
 pub use paging::{CursorGuard, paginate, read_ahead};
 pub use rate_limit::RateLimiter;
-pub use retry::{Fetched, RetryPolicy, RetryingClient, Verdict, parse_retry_after};
+pub use retry::{DEFAULT_MAX_BODY_BYTES, Fetched, RetryPolicy, RetryingClient, Verdict, parse_retry_after};
 
 /// Something the HTTP layer did while serving one request, for a connector to report
 /// as [`StreamEvent`](crate::StreamEvent)s.

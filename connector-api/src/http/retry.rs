@@ -9,18 +9,26 @@
 //! to the connector's handler, which may accept it, fail, or ask for a retry (for a
 //! body that does not parse). The loop is bounded by attempts and by total time, and the
 //! final error names the endpoint and the last status.
+//!
+//! A body is read chunk by chunk up to a cap ([`DEFAULT_MAX_BODY_BYTES`], or
+//! [`RetryingClient::with_max_body_bytes`]), so a source that never stops sending fails
+//! the request instead of filling memory; such a body is not retried.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use rand::Rng;
 use reqwest::StatusCode;
-use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 use tokio::time::Instant;
 use url::Url;
 
 use super::{HttpEvent, RateLimiter};
 use crate::{Error, ErrorKind, Result};
+
+/// The default cap on one response body (after decompression): far above any real page
+/// of any API we read, far below what hurts a host.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 
 /// How hard to try before giving up on a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,18 +113,38 @@ pub enum Verdict<T> {
     Fail(Error),
 }
 
+impl<T> Verdict<T> {
+    /// The same verdict with an accepted value turned into another.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Verdict<U> {
+        match self {
+            Verdict::Done(value) => Verdict::Done(f(value)),
+            Verdict::Retry { reason } => Verdict::Retry { reason },
+            Verdict::Fail(err) => Verdict::Fail(err),
+        }
+    }
+}
+
 /// A `reqwest` client with a retry policy and, optionally, a shared rate limiter.
 #[derive(Debug, Clone)]
 pub struct RetryingClient {
     client: reqwest::Client,
     policy: RetryPolicy,
     limiter: Option<Arc<RateLimiter>>,
+    max_body_bytes: usize,
 }
 
 impl RetryingClient {
-    /// Wraps `client` with `policy` and no rate limiter.
+    /// Wraps `client` with `policy`, no rate limiter and bodies capped at
+    /// [`DEFAULT_MAX_BODY_BYTES`].
     pub fn new(client: reqwest::Client, policy: RetryPolicy) -> Self {
-        RetryingClient { client, policy, limiter: None }
+        RetryingClient { client, policy, limiter: None, max_body_bytes: DEFAULT_MAX_BODY_BYTES }
+    }
+
+    /// Caps each response body at `bytes`; a longer one fails the request with
+    /// [`ErrorKind::Source`], unretried.
+    pub fn with_max_body_bytes(mut self, bytes: usize) -> Self {
+        self.max_body_bytes = bytes;
+        self
     }
 
     /// Paces every request through `limiter`, which may be shared with other clients.
@@ -158,8 +186,11 @@ impl RetryingClient {
                     events.push(HttpEvent::Throttled(waited));
                 }
             }
-            let failure = match send(&self.client, &build).await {
-                Err(err) => Failure::transport(err),
+            let failure = match send(&self.client, &build, self.max_body_bytes).await {
+                Err(SendError::Transport(err)) => Failure::transport(err),
+                Err(SendError::TooLarge { status, content_type }) => {
+                    return Err(self.too_large(endpoint, status, content_type));
+                }
                 Ok(fetched) if fetched.status == StatusCode::TOO_MANY_REQUESTS => {
                     let retry_after = fetched
                         .headers
@@ -207,16 +238,66 @@ impl RetryingClient {
     }
 }
 
-/// Sends one attempt and reads its body; a body cut short is a transport error.
+impl RetryingClient {
+    /// The error for a body over the cap: the source, or something in its place, sends
+    /// more than any answer should hold.
+    fn too_large(&self, endpoint: &str, status: StatusCode, content_type: Option<String>) -> Error {
+        let cap = self.max_body_bytes;
+        let shown_cap =
+            if cap >= 1024 * 1024 { format!("{} MiB", cap / (1024 * 1024)) } else { format!("{cap} bytes") };
+        let mut err = Error::new(
+            ErrorKind::Source,
+            format!(
+                "{endpoint} answered HTTP {} with a body of more than {shown_cap} ({}); stopped reading it",
+                status.as_u16(),
+                content_type.as_deref().unwrap_or("no content type")
+            ),
+        )
+        .with_context("endpoint", endpoint.to_string())
+        .with_context("status", status.as_u16().to_string())
+        .with_hint(format!(
+            "No answer of this API is that large: check that the configured URL is the API's address and whether a proxy in between streams something else. The cap ({shown_cap} per response) protects memory from a source that never stops sending"
+        ));
+        if let Some(content_type) = content_type {
+            err = err.with_context("content_type", content_type);
+        }
+        err.with_retryable(false)
+    }
+}
+
+/// Why one attempt got no usable response.
+enum SendError {
+    /// Connecting, sending or reading failed (a body cut short included).
+    Transport(reqwest::Error),
+    /// The body grew past the cap.
+    TooLarge { status: StatusCode, content_type: Option<String> },
+}
+
+/// Sends one attempt and reads its body, at most `max_body` bytes of it.
 async fn send(
     client: &reqwest::Client,
     build: &impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
-) -> std::result::Result<Fetched, reqwest::Error> {
-    let response = build(client).send().await?;
+    max_body: usize,
+) -> std::result::Result<Fetched, SendError> {
+    let mut response = build(client).send().await.map_err(SendError::Transport)?;
     let url = response.url().clone();
     let status = response.status();
     let headers = response.headers().clone();
-    let body = response.bytes().await?.into();
+    let too_large = || SendError::TooLarge {
+        status,
+        content_type: headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string),
+    };
+    let announced = response.content_length().unwrap_or(0);
+    if announced > max_body as u64 {
+        return Err(too_large());
+    }
+    let mut body = Vec::with_capacity(announced as usize);
+    while let Some(chunk) = response.chunk().await.map_err(SendError::Transport)? {
+        if body.len() + chunk.len() > max_body {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
     Ok(Fetched { url, status, headers, body })
 }
 
@@ -299,6 +380,52 @@ mod tests {
         assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-3", now), None);
+    }
+
+    /// A server on 127.0.0.1 that answers every request 200 with a chunked body that
+    /// never ends, and counts requests.
+    async fn endless_server() -> (Url, Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!("http://{}/endless", listener.local_addr().unwrap())).unwrap();
+        let requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = requests.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut request = [0u8; 4096];
+                    let _ = socket.read(&mut request).await;
+                    let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+                    let chunk = format!("{:x}\r\n{}\r\n", 64 * 1024, "[".repeat(64 * 1024));
+                    if socket.write_all(head.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    while socket.write_all(chunk.as_bytes()).await.is_ok() {}
+                });
+            }
+        });
+        (url, requests)
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_cap_fails_at_once_without_retrying() {
+        let (url, requests) = endless_server().await;
+        let client =
+            RetryingClient::new(reqwest::Client::new(), RetryPolicy::default()).with_max_body_bytes(1 << 20);
+        let mut events = Vec::new();
+        let started = Instant::now();
+        let err = client
+            .execute("GET /endless", |c| c.get(url.clone()), |_| Verdict::Done(()), &mut events)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Source);
+        assert!(!err.is_retryable());
+        assert!(err.message().contains("more than 1 MiB (application/json)"), "{err}");
+        assert!(err.hint().unwrap().contains("configured URL"), "{err}");
+        assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 1, "not retried");
+        assert!(events.is_empty());
+        assert!(started.elapsed() < Duration::from_secs(10));
     }
 
     #[test]

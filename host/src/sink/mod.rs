@@ -196,6 +196,7 @@ pub trait Destination: Send {
 /// Opens the destination `spec` names: `sqlite:PATH`, `postgres://…`, `jsonl:DIR`,
 /// `csv:DIR`.
 pub async fn open(spec: &str) -> Result<Box<dyn Destination>> {
+    connector_api::secret::register_url_credentials(spec);
     if let Some(path) = spec.strip_prefix("sqlite:") {
         let path = path.trim_start_matches("//");
         if path.is_empty() {
@@ -216,31 +217,16 @@ pub async fn open(spec: &str) -> Result<Box<dyn Destination>> {
         .with_hint("Use sqlite:PATH, postgres://user@host/db, jsonl:DIR or csv:DIR"))
 }
 
-/// `spec` with any password replaced by `****`, safe to print.
+/// `spec` with any password replaced by `****`, safe to print: the URL's user-info
+/// password and `…password=` query values, found without a URL parser so multi-host
+/// URLs (`postgres://hub:PW@h1,h2/hub`), bad ports and unparseable URLs are masked too,
+/// then every other registered secret. Everything else is shown as written.
 pub fn redact_destination(spec: &str) -> String {
-    match url::Url::parse(spec) {
-        Ok(mut url) if url.password().is_some() => {
-            let _ = url.set_password(Some("****"));
-            url.to_string()
-        }
-        Ok(url) if spec.starts_with("postgres") => {
-            // Passwords may also hide in the query string (`?password=`).
-            let pairs: Vec<(String, String)> = url
-                .query_pairs()
-                .map(|(k, v)| {
-                    let v =
-                        if k.eq_ignore_ascii_case("password") { "****".to_string() } else { v.into_owned() };
-                    (k.into_owned(), v)
-                })
-                .collect();
-            let mut url = url.clone();
-            if !pairs.is_empty() {
-                url.query_pairs_mut().clear().extend_pairs(pairs);
-            }
-            url.to_string()
-        }
-        _ => spec.to_string(),
+    let mut shown = spec.to_string();
+    for range in connector_api::secret::url_credentials(spec).into_iter().rev() {
+        shown.replace_range(range, connector_api::secret::MASK);
     }
+    connector_api::secret::scrub_owned(shown)
 }
 
 /// A destination failure, as an [`ErrorKind::Internal`] error naming the destination.
@@ -262,8 +248,20 @@ mod tests {
     #[test]
     fn passwords_are_redacted() {
         assert_eq!(redact_destination("postgres://u:hunter2@h:5432/db"), "postgres://u:****@h:5432/db");
-        assert!(!redact_destination("postgres://u@h/db?password=hunter2").contains("hunter2"));
+        assert_eq!(
+            redact_destination("postgres://u@h/db?password=hunter2"),
+            "postgres://u@h/db?password=****"
+        );
         assert_eq!(redact_destination("sqlite:./x.db"), "sqlite:./x.db");
+        assert_eq!(redact_destination("postgres://hub:hunter2@h1,h2/hub"), "postgres://hub:****@h1,h2/hub");
+        assert_eq!(
+            redact_destination("postgres://hub:hunter2@h:99999/hub"),
+            "postgres://hub:****@h:99999/hub"
+        );
+        assert_eq!(
+            redact_destination("postgresql://hub:hun/ter@2@[::1/hub"),
+            "postgresql://hub:****@[::1/hub"
+        );
     }
 
     #[tokio::test]

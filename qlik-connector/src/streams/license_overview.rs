@@ -70,6 +70,9 @@ pub async fn run(ctx: &Ctx) -> Result<()> {
         return Err(Error::new(ErrorKind::Source, "/api/v1/licenses/overview did not return a JSON object")
             .with_hint(remediation::SOURCE_PROTOCOL));
     };
+    if let Some(Value::String(key)) = overview.get("licenseKey") {
+        connector_api::secret::register(key);
+    }
     let number = overview.get("licenseNumber").cloned().unwrap_or(Value::Null);
     let allotments = match overview.remove("allotments") {
         Some(Value::Array(items)) => items,

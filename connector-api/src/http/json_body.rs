@@ -1,0 +1,226 @@
+//! Reading a successful response's body as JSON, and saying plainly what came back when it
+//! is not.
+//!
+//! A body that starts as JSON and breaks off was cut short or mangled on the way, and
+//! another attempt may get it whole. A body that is complete but not JSON at all (an
+//! HTML login page from a proxy, a 204, an empty 200, Latin-1 text) will be the same next
+//! time: retrying it only wastes the retry budget and ends in a misleading timeout. So
+//! [`parse`] fails such a body at once with what came back (status, content type, size
+//! and the first bytes, made printable) and what to check.
+
+use reqwest::header::CONTENT_TYPE;
+use serde::de::DeserializeOwned;
+
+use super::{Fetched, Verdict};
+use crate::{Error, ErrorKind};
+
+/// How deep JSON may nest: `serde_json`'s recursion limit, which guards its parser's
+/// stack. Deeper input is refused with an error naming this limit.
+pub const NESTING_LIMIT: usize = 128;
+
+/// How much of a body an error quotes.
+const SAMPLE_CHARS: usize = 120;
+
+/// What to check when something other than the API answered.
+pub const NOT_JSON_HINT: &str = "Something other than the API answered: check that the configured URL is the API's address (not a web page or a sign-in portal), and whether a proxy or captive portal in between answers with a login page";
+
+/// What to do about JSON nested past [`NESTING_LIMIT`].
+pub const TOO_DEEP_HINT: &str = "No real answer nests that deep: check that the configured URL is the API's address; if it is, report the response to the source's operators";
+
+/// Parses the body of `fetched` as `T`: [`Verdict::Done`] when it is JSON of that shape,
+/// [`Verdict::Retry`] when it starts as JSON but breaks off, [`Verdict::Fail`] with
+/// [`ErrorKind::Source`] otherwise. `endpoint` names the request in errors.
+pub fn parse<T: DeserializeOwned>(fetched: &Fetched, endpoint: &str) -> Verdict<T> {
+    let error = match serde_json::from_slice(&fetched.body) {
+        Ok(value) => return Verdict::Done(value),
+        Err(error) => error,
+    };
+    let content_type = fetched.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let fail = |message: String, hint: Option<&str>| {
+        let mut err = Error::new(ErrorKind::Source, message)
+            .with_context("endpoint", endpoint.to_string())
+            .with_context("status", fetched.status.as_u16().to_string());
+        if let Some(hint) = hint {
+            err = err.with_hint(hint);
+        }
+        if let Some(content_type) = content_type {
+            err = err.with_context("content_type", content_type.to_string());
+        }
+        Verdict::Fail(err.with_retryable(false))
+    };
+    if is_nesting_limit(&error) {
+        return fail(too_deep(endpoint), Some(TOO_DEEP_HINT));
+    }
+    if error.is_data() {
+        // The connector knows its API best: it adds the hint for a broken contract.
+        return fail(format!("{endpoint} answered JSON of an unexpected shape: {error}"), None);
+    }
+    let declared_json = content_type.is_none_or(|t| t.to_ascii_lowercase().contains("json"));
+    let starts_as_json =
+        fetched.body.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|b| matches!(b, b'{' | b'['));
+    if declared_json && starts_as_json {
+        let reason = if error.is_eof() { "response body cut off" } else { "malformed JSON" };
+        return Verdict::Retry { reason: reason.into() };
+    }
+    fail(not_json(fetched, endpoint, content_type), Some(NOT_JSON_HINT))
+}
+
+/// Whether `error` is `serde_json` refusing input nested past [`NESTING_LIMIT`].
+/// `serde_json` exposes no code for it, only its message.
+pub fn is_nesting_limit(error: &serde_json::Error) -> bool {
+    error.to_string().starts_with("recursion limit exceeded")
+}
+
+/// The message for JSON from `endpoint` nested past [`NESTING_LIMIT`].
+pub fn too_deep(endpoint: &str) -> String {
+    format!(
+        "{endpoint} answered JSON nested more than {NESTING_LIMIT} levels deep, past serde_json's recursion limit"
+    )
+}
+
+/// `/p answered HTTP 200 with text/html, 1234 bytes, not JSON: "<!DOCTYPE html>…"`.
+fn not_json(fetched: &Fetched, endpoint: &str, content_type: Option<&str>) -> String {
+    let status = fetched.status.as_u16();
+    if fetched.body.iter().all(u8::is_ascii_whitespace) {
+        let what = if fetched.body.is_empty() { "an empty body" } else { "a blank body" };
+        return format!("{endpoint} answered HTTP {status} with {what} where JSON was expected");
+    }
+    let content_type = content_type.unwrap_or("no content type");
+    let encoding = if std::str::from_utf8(&fetched.body).is_err() { ", not UTF-8 text" } else { "" };
+    format!(
+        "{endpoint} answered HTTP {status} with {content_type}, {} bytes{encoding}, not JSON: \"{}\"",
+        fetched.body.len(),
+        sample(&fetched.body)
+    )
+}
+
+/// The first [`SAMPLE_CHARS`] characters of `body`, printable: invalid UTF-8 becomes
+/// `\u{FFFD}`, control characters and runs of whitespace become one space, quotes are
+/// kept from closing the message's own quotes.
+pub fn sample(body: &[u8]) -> String {
+    let head = &body[..body.len().min(SAMPLE_CHARS * 4)];
+    let text = String::from_utf8_lossy(head);
+    let mut out = String::new();
+    let mut chars = 0;
+    let mut last_space = false;
+    for c in text.chars() {
+        let c = if c.is_control() || c.is_whitespace() {
+            ' '
+        } else if c == '"' {
+            '\''
+        } else {
+            c
+        };
+        if c == ' ' && last_space {
+            continue;
+        }
+        last_space = c == ' ';
+        if chars == SAMPLE_CHARS {
+            out.push('…');
+            return out.trim().to_string();
+        }
+        out.push(c);
+        chars += 1;
+    }
+    if head.len() < body.len() {
+        out.push('…');
+    }
+    out.trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::StatusCode;
+    use reqwest::header::{HeaderMap, HeaderValue};
+    use serde_json::Value;
+
+    fn fetched(status: u16, content_type: Option<&str>, body: &[u8]) -> Fetched {
+        let mut headers = HeaderMap::new();
+        if let Some(t) = content_type {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_str(t).unwrap());
+        }
+        Fetched {
+            url: url::Url::parse("http://127.0.0.1/api/v1/users").unwrap(),
+            status: StatusCode::from_u16(status).unwrap(),
+            headers,
+            body: body.to_vec(),
+        }
+    }
+
+    fn failure(f: &Fetched) -> Error {
+        match parse::<Value>(f, "/api/v1/users") {
+            Verdict::Fail(err) => err,
+            Verdict::Done(_) => panic!("accepted"),
+            Verdict::Retry { reason } => panic!("retried: {reason}"),
+        }
+    }
+
+    #[test]
+    fn json_is_accepted_whatever_its_content_type() {
+        assert!(matches!(parse::<Value>(&fetched(200, Some("text/plain"), b"{}"), "/p"), Verdict::Done(_)));
+    }
+
+    #[test]
+    fn json_that_breaks_off_is_retried() {
+        let cut = fetched(200, Some("application/json"), br#"{"data":[{"id":"#);
+        assert!(
+            matches!(parse::<Value>(&cut, "/p"), Verdict::Retry { reason } if reason == "response body cut off")
+        );
+        let mangled = fetched(200, None, b"{\"data\":[\x00<!-- upstream timeout -->");
+        assert!(
+            matches!(parse::<Value>(&mangled, "/p"), Verdict::Retry { reason } if reason == "malformed JSON")
+        );
+    }
+
+    #[test]
+    fn an_html_page_says_what_came_back_and_what_to_check() {
+        let page = b"<!DOCTYPE html>\n<html><head><title>Sign in</title></head>\n\t<body>Please \"log in\"</body></html>";
+        let err = failure(&fetched(200, Some("text/html; charset=utf-8"), page));
+        assert_eq!(err.kind(), ErrorKind::Source);
+        assert!(!err.is_retryable());
+        assert_eq!(
+            err.message(),
+            format!(
+                "/api/v1/users answered HTTP 200 with text/html; charset=utf-8, {} bytes, not JSON: \"<!DOCTYPE html> <html><head><title>Sign in</title></head> <body>Please 'log in'</body></html>\"",
+                page.len()
+            )
+        );
+        assert_eq!(err.hint(), Some(NOT_JSON_HINT));
+        assert_eq!(err.context_value("content_type"), Some("text/html; charset=utf-8"));
+        assert_eq!(err.context_value("status"), Some("200"));
+    }
+
+    #[test]
+    fn empty_and_latin1_bodies_are_named() {
+        let err = failure(&fetched(204, None, b""));
+        assert_eq!(
+            err.message(),
+            "/api/v1/users answered HTTP 204 with an empty body where JSON was expected"
+        );
+        let err = failure(&fetched(200, Some("application/json"), b" \r\n"));
+        assert!(err.message().contains("with a blank body"), "{err}");
+        let err = failure(&fetched(200, Some("text/plain; charset=iso-8859-1"), b"caf\xe9 ferm\xe9"));
+        assert!(err.message().contains("not UTF-8 text, not JSON: \"caf\u{FFFD} ferm\u{FFFD}\""), "{err}");
+    }
+
+    #[test]
+    fn deep_nesting_names_the_limit() {
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        let err = failure(&fetched(200, Some("application/json"), deep.as_bytes()));
+        assert!(
+            err.message().contains("more than 128 levels deep, past serde_json's recursion limit"),
+            "{err}"
+        );
+        assert_eq!(err.hint(), Some(TOO_DEEP_HINT));
+    }
+
+    #[test]
+    fn samples_are_short_and_printable() {
+        let long = "x".repeat(1000);
+        let s = sample(long.as_bytes());
+        assert_eq!(s.chars().count(), SAMPLE_CHARS + 1);
+        assert!(s.ends_with('…'));
+        assert_eq!(sample(b"a\x1b[31mb\x07c"), "a [31mb c");
+    }
+}
