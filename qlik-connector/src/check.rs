@@ -29,6 +29,8 @@ pub const STEP_EXPIRY: &str = "key not expired";
 pub const STEP_REACH: &str = "tenant reachable";
 /// `users/me` with the key.
 pub const STEP_KEY: &str = "key accepted";
+/// Whether the key's user is a Tenant Admin, from the `users/me` answer.
+pub const STEP_RIGHTS: &str = "key's rights";
 /// `tenants/me` with the key.
 pub const STEP_TENANT: &str = "tenant identified";
 /// Prefix of the per-endpoint probe steps.
@@ -48,7 +50,7 @@ fn quick_policy() -> RetryPolicy {
 pub async fn run(config: &Value) -> Result<CheckReport> {
     let raw: QlikConfig = connector_api::config::parse(config)?;
     let mut report = CheckReport::default();
-    let remaining = [STEP_EXPIRY, STEP_REACH, STEP_KEY, STEP_TENANT, STEP_PROBE];
+    let remaining = [STEP_EXPIRY, STEP_REACH, STEP_KEY, STEP_RIGHTS, STEP_TENANT, STEP_PROBE];
 
     let settings = match Settings::from_config(raw) {
         Ok(s) => {
@@ -121,6 +123,8 @@ pub async fn run(config: &Value) -> Result<CheckReport> {
             let who =
                 me.get("name").or_else(|| me.get("id")).and_then(Value::as_str).unwrap_or("an unnamed user");
             report.push(STEP_KEY, CheckStatus::Ok, format!("the key acts as {who}"));
+            let (status, message) = rights(&me, who, &settings.streams);
+            report.push(STEP_RIGHTS, status, message);
         }
         Err(err) => {
             report.fail(STEP_KEY, &err);
@@ -149,7 +153,7 @@ pub async fn run(config: &Value) -> Result<CheckReport> {
         }
         Err(err) => {
             report.fail(STEP_TENANT, &err);
-            skip(&mut report, &remaining[4..]);
+            skip(&mut report, &remaining[5..]);
             return Ok(report);
         }
     }
@@ -158,6 +162,53 @@ pub async fn run(config: &Value) -> Result<CheckReport> {
         probe_endpoint(&client, &probe, &mut report).await;
     }
     Ok(report)
+}
+
+/// Streams a key without Tenant Admin rights may not read at all.
+const REFUSED_TO_NON_ADMINS: [&str; 4] =
+    ["license_overview", "license_allotments", "license_assignments", "license_consumption"];
+
+/// Streams a key without Tenant Admin rights reads only in part, and what it misses.
+const PARTIAL_TO_NON_ADMINS: [(&str, &str); 5] = [
+    ("tenant", "licence columns null"),
+    ("spaces", "only the spaces the user can access"),
+    ("space_assignments", "only those of the spaces the user can access"),
+    ("apps", "only the apps the user can access"),
+    ("api_keys", "only the user's own keys"),
+];
+
+/// Whether the key's user (`me`, the `users/me` answer) is a Tenant Admin; if not, a
+/// warning naming the selected streams that will be refused and those that will be
+/// partial. Qlik answers a non-admin with less, not with an error, on the partial ones.
+fn rights(me: &Value, who: &str, streams: &[&'static str]) -> (CheckStatus, String) {
+    let names = |field: &str, key: Option<&str>| -> Vec<String> {
+        let items = me.get(field).and_then(Value::as_array).into_iter().flatten();
+        items
+            .filter_map(|r| key.map_or(Some(r), |k| r.get(k)))
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect()
+    };
+    let roles: Vec<String> =
+        names("assignedRoles", Some("name")).into_iter().chain(names("roles", None)).collect();
+    if roles.iter().any(|r| r == "TenantAdmin") {
+        return (CheckStatus::Ok, format!("{who} is a Tenant Admin: every stream reads the whole tenant"));
+    }
+    let refused: Vec<&str> = REFUSED_TO_NON_ADMINS.into_iter().filter(|s| streams.contains(s)).collect();
+    let partial: Vec<String> = PARTIAL_TO_NON_ADMINS
+        .into_iter()
+        .filter(|(s, _)| streams.contains(s))
+        .map(|(s, what)| format!("{s} ({what})"))
+        .collect();
+    let mut message = format!("{who} is not a Tenant Admin, and the key acts with that user's rights.");
+    if !refused.is_empty() {
+        message.push_str(&format!(" Refused: {}.", refused.join(", ")));
+    }
+    if !partial.is_empty() {
+        message.push_str(&format!(" Partial: {}.", partial.join(", ")));
+    }
+    message.push_str(&format!("\nHint: {}", remediation::LICENCE_NEEDS_TENANT_ADMIN));
+    (CheckStatus::Warning, message)
 }
 
 fn skip(report: &mut CheckReport, steps: &[&str]) {

@@ -21,6 +21,8 @@ pub const DEFAULT_REQUESTS_PER_MINUTE: u32 = 1000;
 pub const DEFAULT_MAX_CONCURRENCY: usize = 8;
 /// Default per-request timeout, in seconds.
 pub const DEFAULT_REQUEST_TIMEOUT: u64 = 60;
+/// Default look-back of an incremental `license_consumption` sync.
+pub const DEFAULT_CONSUMPTION_LOOKBACK: &str = "48h";
 
 /// Configuration of the Qlik Sense (Qlik Cloud) connector.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -50,7 +52,8 @@ pub struct QlikConfig {
     #[schemars(range(min = 1, max = 64))]
     pub max_concurrency: usize,
     /// Requests per minute for all streams together; the connector paces itself below
-    /// this so Qlik does not have to throttle it. Qlik's Tier 1 limit is 1000.
+    /// this so Qlik does not have to throttle it. Qlik's Tier 1 limit is 1000 per minute
+    /// per user, per tenant, over 5 minutes, shared by every key of the key's owner.
     #[serde(default = "default_requests_per_minute")]
     #[schemars(range(min = 1))]
     pub requests_per_minute: u32,
@@ -63,8 +66,17 @@ pub struct QlikConfig {
     /// Later syncs resume from the saved cursor.
     #[serde(default)]
     pub consumption_start: Option<String>,
-    /// Also list licence assignments whose subject matches no user (`orphans=true`),
-    /// flagged with `orphan = true`.
+    /// How far before the saved cursor an incremental `license_consumption` sync starts
+    /// again: a number with a unit, `s`, `m`, `h` or `d` (`48h`, `2d`; `0s` for none). Qlik
+    /// records some events after later ones, and sessions end in the same second; the
+    /// overlap picks those up, and rows already loaded are updated in place (the stream is
+    /// keyed by `id`), not duplicated.
+    #[serde(default = "default_consumption_lookback")]
+    pub consumption_lookback: String,
+    /// Find out which licence assignments are orphans (`orphans=true`): their subject has no
+    /// user on this tenant (an entitlement can serve several tenants and client-managed
+    /// sites). Every assignment is listed either way; this sets `orphan` to true or false
+    /// instead of leaving it null.
     #[serde(default)]
     pub include_orphans: bool,
 }
@@ -79,6 +91,10 @@ fn default_requests_per_minute() -> u32 {
 
 fn default_request_timeout() -> u64 {
     DEFAULT_REQUEST_TIMEOUT
+}
+
+fn default_consumption_lookback() -> String {
+    DEFAULT_CONSUMPTION_LOOKBACK.to_string()
 }
 
 /// A validated configuration.
@@ -100,6 +116,8 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// Lower bound of the first consumption sync, RFC 3339.
     pub consumption_start: Option<String>,
+    /// How far before the saved cursor an incremental consumption sync starts.
+    pub consumption_lookback: Duration,
     /// Whether to run the `orphans=true` assignments pass.
     pub include_orphans: bool,
 }
@@ -128,6 +146,7 @@ impl Settings {
             return Err(Error::config("request_timeout", "must be between 1 and 600 seconds"));
         }
         let consumption_start = raw.consumption_start.as_deref().map(parse_start).transpose()?;
+        let consumption_lookback = parse_lookback(&raw.consumption_lookback)?;
         Ok(Settings {
             tenant,
             api_key: raw.api_key,
@@ -137,6 +156,7 @@ impl Settings {
             requests_per_minute: raw.requests_per_minute,
             request_timeout: Duration::from_secs(raw.request_timeout),
             consumption_start,
+            consumption_lookback,
             include_orphans: raw.include_orphans,
         })
     }
@@ -244,6 +264,29 @@ fn parse_start(value: &str) -> Result<String> {
     at.format(&Rfc3339).map_err(|e| Error::config(FIELD, e))
 }
 
+fn parse_lookback(value: &str) -> Result<Duration> {
+    const FIELD: &str = "consumption_lookback";
+    let value = value.trim();
+    let unit_at = value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len());
+    let (number, unit) = value.split_at(unit_at);
+    let seconds_per = match unit.trim() {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => 0,
+    };
+    match number.parse::<u64>() {
+        Ok(n) if seconds_per > 0 && n <= 366 * 86_400 / seconds_per => {
+            Ok(Duration::from_secs(n * seconds_per))
+        }
+        _ => Err(Error::config(
+            FIELD,
+            "is not a duration of at most a year written as a number and a unit s, m, h or d (48h, 2d, 0s)",
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,6 +374,24 @@ mod tests {
         assert_eq!(parse_start("2025-01-01").unwrap(), "2025-01-01T00:00:00Z");
         assert_eq!(parse_start("2025-03-04T05:06:07+01:00").unwrap(), "2025-03-04T05:06:07+01:00");
         assert_eq!(parse_start("last year").unwrap_err().context_value("field"), Some("consumption_start"));
+    }
+
+    #[test]
+    fn consumption_lookback_reads_a_number_and_a_unit() {
+        assert_eq!(parse_lookback("48h").unwrap(), Duration::from_secs(48 * 3600));
+        assert_eq!(parse_lookback(" 2d").unwrap(), Duration::from_secs(2 * 86_400));
+        assert_eq!(parse_lookback("0s").unwrap(), Duration::ZERO);
+        assert_eq!(parse_lookback("90m").unwrap(), Duration::from_secs(5400));
+        for bad in ["", "48", "h", "-1h", "2w", "1.5h", "400d"] {
+            assert_eq!(
+                parse_lookback(bad).unwrap_err().context_value("field"),
+                Some("consumption_lookback"),
+                "{bad}"
+            );
+        }
+        let s = Settings::from_json(&json!({"tenant_url": "https://a.eu.qlikcloud.com", "api_key": "k"}))
+            .unwrap();
+        assert_eq!(s.consumption_lookback, Duration::from_secs(48 * 3600));
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod check;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod next_link;
 pub mod pagination;
 pub mod read;
 pub mod remediation;

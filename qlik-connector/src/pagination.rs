@@ -1,9 +1,10 @@
 //! Qlik's list endpoints, page by page.
 //!
 //! Every list answer is `{"data": [...], "links": {"next": {"href": "..."}}}`. The
-//! connector follows `links.next.href` as given (cursor, page token and all) rather
-//! than rebuilding it, because endpoints disagree on the token's name (`next`, `page`,
-//! `startingAfter`). Each link goes through the tenant's
+//! connector follows `links.next.href` (cursor, page token and all) rather than
+//! rebuilding it, because endpoints disagree on the token's name (`next`, `page`,
+//! `startingAfter`), and puts back the query parameters the link leaves out
+//! ([`next_link::keep_query`]). Each link goes through the tenant's
 //! [`OriginGuard`](connector_api::http::OriginGuard) (a link to another host is rebased
 //! onto the tenant, so the key never leaves it) and a
 //! [`CursorGuard`] (a link seen twice ends the listing with an error, never a loop).
@@ -28,7 +29,7 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use crate::client::{QlikClient, Reply};
-use crate::remediation;
+use crate::{next_link, remediation};
 
 /// One page of a listing.
 #[derive(Debug)]
@@ -176,7 +177,7 @@ async fn fetch(client: &QlikClient, mut cursor: Cursor) -> Result<(Page, Option<
             if let LinkTarget::Rebased { from, .. } = &target {
                 tracing::debug!(endpoint = %path, from = %from, "Rebased a next-page link onto the tenant");
             }
-            let url = target.into_url();
+            let url = next_link::keep_query(&cursor.url, target.into_url());
             cursor.seen.check(&path, url.as_str()).map_err(|e| e.with_hint(remediation::SOURCE_PROTOCOL))?;
             cursor.url = url;
             Some(cursor)

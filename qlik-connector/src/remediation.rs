@@ -30,7 +30,7 @@ pub const WRONG_TENANT_URL: &str = "Check tenant_url: it must be the address you
 pub const TENANT_UNREACHABLE: &str = "Check tenant_url, DNS and any proxy or firewall between this host and Qlik Cloud (HTTPS, port 443). A TLS error means the certificate is not trusted: make sure no proxy intercepts TLS, or that its certificate authority is trusted.";
 
 /// Qlik kept throttling us after every retry.
-pub const RATE_LIMITED: &str = "Qlik Cloud throttled the requests. Lower requests_per_minute (Qlik's Tier 1 limit is 1000 per minute per tenant, shared with other integrations using the tenant) or max_concurrency, and run again later.";
+pub const RATE_LIMITED: &str = "Qlik Cloud throttled the requests. Qlik's Tier 1 limit is 1000 requests per minute per user, per tenant, over 5 minutes: every key of the key's owner, and every integration running as that user, shares it. Lower requests_per_minute or max_concurrency, or give this connector a key of its own user, and run again later.";
 
 /// 5xx, timeouts or cut-off responses after every retry.
 pub const SOURCE_UNAVAILABLE: &str = "Qlik Cloud kept failing or timing out. Check https://status.qlik.com, raise request_timeout if responses are slow, and run again later; data already checkpointed is kept.";

@@ -20,10 +20,18 @@ async fn admin_key_passes_every_step() {
     assert_eq!(report.worst(), CheckStatus::Ok, "{report:#?}");
     let names: Vec<&str> = report.steps.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(
-        &names[..5],
-        [check::STEP_URL, check::STEP_EXPIRY, check::STEP_REACH, check::STEP_KEY, check::STEP_TENANT]
+        &names[..6],
+        [
+            check::STEP_URL,
+            check::STEP_EXPIRY,
+            check::STEP_REACH,
+            check::STEP_KEY,
+            check::STEP_RIGHTS,
+            check::STEP_TENANT
+        ]
     );
-    assert_eq!(names.len(), 5 + 9, "one probe per endpoint");
+    assert_eq!(names.len(), 6 + 9, "one probe per endpoint");
+    assert!(step(&report, check::STEP_RIGHTS).message.contains("is a Tenant Admin"));
     assert!(step(&report, check::STEP_TENANT).message.contains(sim.tenant_id()));
 }
 

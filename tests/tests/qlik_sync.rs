@@ -64,15 +64,27 @@ async fn users_of_every_status_are_read_explicitly() {
 }
 
 #[tokio::test]
-async fn orphans_pass_adds_the_orphaned_assignments() {
+async fn orphans_are_marked_among_the_listed_assignments() {
     let sim = Simulator::start(SimConfig::small()).await.unwrap();
-    let c = config(&sim, &sim.keys().admin, json!({"include_orphans": true}));
-    let outcome = read(&c, Some(&["license_assignments"]), &State::default(), false).await;
-    assert!(outcome.error.is_none(), "{:?}", outcome.error);
-    let truth = sim.ground_truth().stream("license_assignments_with_orphans");
-    assert_eq!(&qlik_support::digest("license_assignments", outcome.stream("license_assignments")), truth);
-    let orphans = outcome.stream("license_assignments").iter().filter(|a| a["orphan"] == json!(true)).count();
-    assert!(orphans > 0);
+    let truth = sim.ground_truth().clone();
+    let stream = "license_assignments";
+    let marked = read(
+        &config(&sim, &sim.keys().admin, json!({"include_orphans": true, "page_size": 30})),
+        Some(&[stream]),
+        &State::default(),
+        false,
+    )
+    .await;
+    assert_exact(&sim, &marked, &[stream], "include_orphans");
+    let rows = marked.stream(stream);
+    let orphans: Vec<_> = rows.iter().filter(|a| a["orphan"] == json!(true)).cloned().collect();
+    assert_eq!(&qlik_support::digest(stream, &orphans), truth.stream("license_assignment_orphans"));
+    assert_eq!(rows.iter().filter(|a| a["orphan"] == json!(false)).count(), 210, "every user's assignment");
+
+    let plain =
+        read(&config(&sim, &sim.keys().admin, json!({})), Some(&[stream]), &State::default(), false).await;
+    assert_exact(&sim, &plain, &[stream], "without include_orphans");
+    assert!(plain.stream(stream).iter().all(|a| a["orphan"].is_null()), "not asked, not known");
 }
 
 #[tokio::test]

@@ -231,7 +231,11 @@ async fn error_bodies_match_the_services_error_schemas() {
         (format!("{b}/api/v1/users"), Some(sim.keys().expired.as_str()), "Errors"),
         (format!("{b}/api/v1/groups?limit=500"), admin, "Errors"),
         (format!("{b}/api/v1/spaces/nope/assignments"), admin, "Errors"),
-        (format!("{b}/api/v1/api-keys"), Some(sim.keys().non_admin.as_str()), "Errors"),
+        (
+            format!("{b}/api/v1/api-keys/configs/{}", sim.tenant_id()),
+            Some(sim.keys().non_admin.as_str()),
+            "Errors",
+        ),
         (format!("{b}/api/v1/items?limit=0"), admin, "ErrorResponseBody"),
     ] {
         let got = get(&c, &url, key).await;

@@ -1,60 +1,140 @@
 //! `license_assignments`: who holds which licence (`/v1/licenses/assignments`).
 //!
-//! Qlik's assignment records have no id and no user id: they name the holder by
-//! `subject`, the user's subject at the identity provider. Join them to `users` on
-//! `users.subject = license_assignments.subject`. With `include_orphans`, a second
-//! pass (`orphans=true`) lists assignments whose subject matches no user, flagged
-//! `orphan = true`: licences held by nobody the tenant still knows.
+//! Qlik's assignment records have no id: they name the holder by `subject`, the user's
+//! subject at the identity provider, and some responses add the holder's `userId` and
+//! `name`. Join them to `users` on `users.subject = license_assignments.subject`.
+//!
+//! The plain listing returns every global assignment of the entitlement, orphans
+//! included; `orphans=true` returns only the orphans, assignments whose subject has no
+//! user on *this* tenant (an entitlement can serve several tenants and client-managed
+//! sites; https://qlik.dev/changelog/66-license-assignment-orphans). With
+//! `include_orphans`, the connector lists the orphans first and marks their rows of the
+//! plain listing `orphan = true` (the others `false`); without it `orphan` is null. Each
+//! assignment lands once either way.
+//!
+//! Qlik's own examples show rows without `type`; such a row lands with type
+//! [`UNTYPED`], so the primary key `(subject, type)` stays whole and the row cannot
+//! collide with the holder's typed assignments.
 
-use connector_api::Result;
-use serde_json::Value;
+use std::collections::HashSet;
+
+use connector_api::{Result, StreamEvent};
+use futures::TryStreamExt;
+use serde_json::{Map, Value};
 
 use super::{StreamDef, Ty, col, derived};
-use crate::read::{Ctx, list};
+use crate::pagination::pages;
+use crate::read::Ctx;
 
 /// Largest `limit` the endpoint accepts.
 pub const MAX_LIMIT: u32 = 100;
 
+/// The `type` of an assignment Qlik sent without one.
+pub const UNTYPED: &str = "unspecified";
+
 /// The `license_assignments` stream.
 pub const LICENSE_ASSIGNMENTS: StreamDef = StreamDef {
     name: "license_assignments",
-    description: "Licence assignments: which subject holds which licence type. Join to users on subject.",
+    description: "Licence assignments of the entitlement, orphans included: which subject holds which licence type. Join to users on subject.",
     primary_key: &["subject", "type"],
     cursor: None,
     fields: &[
-        col(
-            "subject",
-            "subject",
-            Ty::String,
-            "Subject of the holder; equals users.subject (assignments carry no user id).",
-        ),
+        col("subject", "subject", Ty::String, "Subject of the holder; equals users.subject."),
         col(
             "type",
             "type",
             Ty::String,
-            "Allotment type: professional, analyzer … (other values kept as text).",
+            "Allotment type: professional, analyzer … (other values kept as text); `unspecified` when Qlik sent none.",
         ),
         col("excess", "excess", Ty::Boolean, "Whether the assignment is beyond the licence's units."),
         col("created", "created", Ty::DateTime, "When the licence was assigned."),
-        derived("orphan", Ty::Boolean, "True when listed by the orphans pass: the subject matches no user."),
+        col(
+            "user_id",
+            "userId",
+            Ty::String,
+            "User id of the holder, when Qlik sends it (a better join than subject).",
+        ),
+        col("name", "name", Ty::String, "Name of the holder, when Qlik sends it."),
+        derived(
+            "orphan",
+            Ty::Boolean,
+            "True when the subject has no user on this tenant (another tenant or site on the entitlement may hold it); null unless include_orphans.",
+        ),
     ],
     consumed: &[],
 };
 
-/// Lists assignments, then orphans when configured.
+/// `(subject, type)` of an assignment record, as the primary key holds it.
+fn key(record: &Value) -> (String, String) {
+    let text = |k: &str| record[k].as_str().unwrap_or_default().to_string();
+    (text("subject"), text("type"))
+}
+
+/// The record of assignment `src`, `type` filled in when Qlik left it out.
+fn record(src: Map<String, Value>, orphan: Value) -> Value {
+    let mut record = LICENSE_ASSIGNMENTS.record(src, &[("orphan", orphan)]);
+    if record["type"].is_null() {
+        record["type"] = Value::String(UNTYPED.to_string());
+    }
+    record
+}
+
+const PATH: &str = "/api/v1/licenses/assignments";
+
+/// The keys of the orphans (`orphans=true`).
+async fn orphan_keys(ctx: &Ctx, limit: &str) -> Result<HashSet<(String, String)>> {
+    let url = ctx.url(PATH, &[("limit", limit.to_string()), ("orphans", "true".into())]);
+    let mut pages = std::pin::pin!(pages(ctx.client.clone(), url));
+    let mut keys = HashSet::new();
+    while let Some(page) = pages.try_next().await? {
+        ctx.out.http_events(LICENSE_ASSIGNMENTS.name, &page.events).await?;
+        for src in page.records() {
+            keys.insert(key(&record(src?, Value::Null)));
+        }
+    }
+    Ok(keys)
+}
+
+/// Lists every assignment once, marking orphans when configured.
 pub async fn run(ctx: &Ctx) -> Result<()> {
     let limit = ctx.settings.limit(MAX_LIMIT).to_string();
-    let path = "/api/v1/licenses/assignments";
-    list(
-        ctx,
-        &LICENSE_ASSIGNMENTS,
-        ctx.url(path, &[("limit", limit.clone())]),
-        &[("orphan", Value::Bool(false))],
-    )
-    .await?;
-    if ctx.settings.include_orphans {
-        let url = ctx.url(path, &[("limit", limit), ("orphans", "true".into())]);
-        list(ctx, &LICENSE_ASSIGNMENTS, url, &[("orphan", Value::Bool(true))]).await?;
+    let orphans = match ctx.settings.include_orphans {
+        true => Some(orphan_keys(ctx, &limit).await?),
+        false => None,
+    };
+    let mut pages = std::pin::pin!(pages(ctx.client.clone(), ctx.url(PATH, &[("limit", limit)])));
+    while let Some(page) = pages.try_next().await? {
+        ctx.out.http_events(LICENSE_ASSIGNMENTS.name, &page.events).await?;
+        let records = page.records();
+        let n = records.len() as u64;
+        for src in records {
+            let mut row = record(src?, Value::Null);
+            if let Some(orphans) = &orphans {
+                row["orphan"] = Value::Bool(orphans.contains(&key(&row)));
+            }
+            ctx.out.record(LICENSE_ASSIGNMENTS.name, row).await?;
+        }
+        ctx.out.status(LICENSE_ASSIGNMENTS.name, StreamEvent::PageFetched { records: n }).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_row_without_type_keeps_a_whole_key_and_names_its_holder() {
+        let Value::Object(src) = json!({"subject": "qlik\\nalle", "type": false, "created": "2020-12-03T09:24:48.114Z",
+            "userId": "u1", "name": "Nalle"})
+        else {
+            unreachable!()
+        };
+        let row = record(src, Value::Null);
+        assert_eq!(key(&row), ("qlik\\nalle".to_string(), UNTYPED.to_string()));
+        assert_eq!((row["user_id"].as_str(), row["name"].as_str()), (Some("u1"), Some("Nalle")));
+        assert_eq!(row["_extra"], json!({"type": false}), "what Qlik sent is kept");
+        assert_eq!(row["orphan"], Value::Null);
+    }
 }

@@ -2,12 +2,14 @@
 //! (`/v1/licenses/consumption`), read incrementally on `endTime`.
 //!
 //! Events are requested in ascending `endTime` order; after each page's records the
-//! connector emits a checkpoint `{"end_time": <latest endTime so far>}`. The next run
-//! asks only for events after it (SCIM filter `endTime gt "<cursor>"`), so nothing
-//! already delivered is fetched again. The first run starts at `consumption_start`, or
-//! at the beginning of the tenant's history. Events whose `endTime` equals the cursor
-//! but that Qlik records only after the run are not picked up: the filter is strict so
-//! that reruns never duplicate.
+//! connector emits a checkpoint `{"end_time": <latest endTime so far>}`. The next run asks
+//! for events from `consumption_lookback` (48 hours by default) before it (SCIM filter
+//! `endTime ge "<cursor - look-back>"`), not just after it: Qlik records `endTime` to the
+//! second, so events that end together may straddle a page break and a checkpoint, and
+//! Qlik records some events late, after a sync has moved past their `endTime`. The overlap
+//! delivers those; events already loaded come again and are upserted by `id` (the
+//! stream's primary key), so nothing is lost and nothing duplicated. The first run starts
+//! at `consumption_start`, or at the beginning of the tenant's history.
 
 use connector_api::{Result, StreamEvent};
 use futures::TryStreamExt;
@@ -73,18 +75,30 @@ impl Cursor {
     }
 }
 
-/// Reads events after the saved cursor (or from `consumption_start`), checkpointing
-/// after every page.
+/// The filter of a sync: from the saved cursor less the look-back, else from
+/// `consumption_start`, else none (all history).
+fn start_filter(saved: Option<&Cursor>, settings: &crate::config::Settings) -> Option<String> {
+    match (saved, &settings.consumption_start) {
+        (Some(cursor), _) => {
+            let from = cursor.at - settings.consumption_lookback;
+            let from = from.format(&Rfc3339).unwrap_or_else(|_| cursor.raw.clone());
+            Some(format!("endTime ge \"{from}\""))
+        }
+        (None, Some(start)) => Some(format!("endTime ge \"{start}\"")),
+        (None, None) => None,
+    }
+}
+
+/// Reads events from the saved cursor less the look-back (or from `consumption_start`),
+/// checkpointing after every page. The checkpoint never moves backwards.
 pub async fn run(ctx: &Ctx) -> Result<()> {
     let saved = ctx.consumption_state.as_ref().and_then(Cursor::from_state);
     let mut query =
         vec![("limit", ctx.settings.limit(MAX_LIMIT).to_string()), ("sort", "+endTime".to_string())];
-    match (&saved, &ctx.settings.consumption_start) {
-        (Some(cursor), _) => query.push(("filter", format!("endTime gt \"{}\"", cursor.raw))),
-        (None, Some(start)) => query.push(("filter", format!("endTime ge \"{start}\""))),
-        (None, None) => {}
+    if let Some(filter) = start_filter(saved.as_ref(), &ctx.settings) {
+        query.push(("filter", filter));
     }
-    let mut latest = saved.clone();
+    let mut latest = saved;
     let mut pages =
         std::pin::pin!(pages(ctx.client.clone(), ctx.url("/api/v1/licenses/consumption", &query)));
     while let Some(page) = pages.try_next().await? {
@@ -93,11 +107,6 @@ pub async fn run(ctx: &Ctx) -> Result<()> {
         for event in page.records() {
             let mut event = event?;
             let end = event.get("endTime").and_then(Value::as_str).and_then(Cursor::parse);
-            if let (Some(end), Some(saved)) = (&end, &saved)
-                && end.at <= saved.at
-            {
-                continue;
-            }
             if event.get("id").and_then(Value::as_str).is_none_or(str::is_empty) {
                 let id = fallback_id(&event);
                 event.insert("id".into(), Value::String(id));
@@ -148,6 +157,29 @@ mod tests {
         let c: Map<String, Value> =
             serde_json::from_str(r#"{"endTime":"2026-01-01T00:00:01Z","userId":"u"}"#).unwrap();
         assert_ne!(fallback_id(&a), fallback_id(&c));
+    }
+
+    #[test]
+    fn a_resumed_sync_starts_the_look_back_before_its_cursor() {
+        let settings = |extra: Value| {
+            let mut config = json!({"tenant_url": "https://a.eu.qlikcloud.com", "api_key": "k"});
+            config.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            crate::config::Settings::from_json(&config).unwrap()
+        };
+        let cursor = Cursor::parse("2026-10-31T12:00:05.000Z").unwrap();
+        assert_eq!(
+            start_filter(Some(&cursor), &settings(json!({"consumption_start": "2020-01-01"}))).unwrap(),
+            r#"endTime ge "2026-10-29T12:00:05Z""#
+        );
+        assert_eq!(
+            start_filter(Some(&cursor), &settings(json!({"consumption_lookback": "0s"}))).unwrap(),
+            r#"endTime ge "2026-10-31T12:00:05Z""#
+        );
+        assert_eq!(
+            start_filter(None, &settings(json!({"consumption_start": "2020-01-01"}))).unwrap(),
+            r#"endTime ge "2020-01-01T00:00:00Z""#
+        );
+        assert_eq!(start_filter(None, &settings(json!({}))), None);
     }
 
     #[test]

@@ -4,9 +4,13 @@
 //! The fan-out is pipelined: space ids flow from the listing to up to
 //! `max_concurrency` assignment requests while the listing continues, so the read takes
 //! about as long as the space listing plus one space's assignments, not their sum.
+//!
+//! A space deleted between the listing and its assignments call answers 404 ("Space not
+//! found or access denied", https://qlik.dev/apis/rest/spaces): its members are skipped
+//! with a warning naming it, and the other spaces' members still land.
 
-use connector_api::{Result, StreamEvent};
-use futures::{StreamExt, TryStreamExt};
+use connector_api::{ErrorKind, LogLevel, Result, StreamEvent};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -103,12 +107,24 @@ pub async fn run(ctx: &Ctx) -> Result<()> {
             ids.map(|id| {
                 let mut url = ctx.url("/api/v1/spaces", &[("limit", limit.clone())]);
                 url.path_segments_mut().expect("http URLs have paths").push(&id).push("assignments");
-                pages(ctx.client.clone(), url).try_collect::<Vec<_>>()
+                pages(ctx.client.clone(), url).try_collect::<Vec<_>>().map(|pages| (id, pages))
             })
             .buffer_unordered(ctx.settings.max_concurrency)
         );
-        while let Some(space_pages) = fetched.next().await {
-            for page in space_pages? {
+        while let Some((id, space_pages)) = fetched.next().await {
+            let space_pages = match space_pages {
+                Err(err) if err.kind() == ErrorKind::NotFound => {
+                    let warning = format!(
+                        "Space {id} was deleted (or hidden from this key) after the spaces listing; its members are skipped: {}",
+                        err.message()
+                    );
+                    tracing::warn!(space = %id, "Space vanished during the read");
+                    ctx.out.log(LogLevel::Warn, warning).await?;
+                    continue;
+                }
+                other => other?,
+            };
+            for page in space_pages {
                 ctx.out.http_events(SPACE_ASSIGNMENTS.name, &page.events).await?;
                 let items = page.records();
                 let n = items.len() as u64;

@@ -4,7 +4,7 @@
 use connector_api::{ErrorKind, LogLevel, Result, StreamEvent};
 use serde_json::{Map, Value};
 
-use super::{StreamDef, Ty, col, derived};
+use super::{EXTRA, StreamDef, Ty, col, derived};
 use crate::read::Ctx;
 
 /// The `tenant` stream.
@@ -42,9 +42,33 @@ pub const TENANT: StreamDef = StreamDef {
         derived("license_valid", Ty::String, "Licence validity period."),
         derived("license_trial", Ty::Boolean, "Whether the licence is a trial."),
         derived("license_origin", Ty::String, "Licence origin: Internal or External."),
+        derived("license_deactivated", Ty::Boolean, "Whether the licence is deactivated (licenses/status)."),
+        derived("license_extension_status", Ty::String, "Status of a licence extension (licenses/status)."),
     ],
     consumed: &["links"],
 };
+
+/// `licenses/status` fields and the column each fills.
+const LICENCE_STATUS_COLUMNS: [(&str, &str); 8] = [
+    ("status", "license_status"),
+    ("type", "license_type"),
+    ("product", "license_product"),
+    ("valid", "license_valid"),
+    ("trial", "license_trial"),
+    ("origin", "license_origin"),
+    ("deactivated", "license_deactivated"),
+    ("extensionStatus", "license_extension_status"),
+];
+
+/// The licence columns from `licenses/status`, and the fields no column holds, which land
+/// in `_extra.licenseStatus` so none is dropped.
+fn licence_columns(mut status: Map<String, Value>) -> (Vec<(&'static str, Value)>, Map<String, Value>) {
+    let columns = LICENCE_STATUS_COLUMNS
+        .iter()
+        .map(|(field, column)| (*column, status.remove(*field).unwrap_or(Value::Null)))
+        .collect();
+    (columns, status)
+}
 
 /// Reads the tenant and its licence status.
 pub async fn run(ctx: &Ctx) -> Result<()> {
@@ -72,18 +96,33 @@ pub async fn run(ctx: &Ctx) -> Result<()> {
         )
         .with_hint(crate::remediation::SOURCE_PROTOCOL));
     };
-    let get = |k: &str| status.get(k).cloned().unwrap_or(Value::Null);
-    let record = TENANT.record(
-        tenant,
-        &[
-            ("license_status", get("status")),
-            ("license_type", get("type")),
-            ("license_product", get("product")),
-            ("license_valid", get("valid")),
-            ("license_trial", get("trial")),
-            ("license_origin", get("origin")),
-        ],
-    );
+    let (columns, rest) = licence_columns(status);
+    let mut record = TENANT.record(tenant, &columns);
+    if !rest.is_empty() {
+        record[EXTRA]["licenseStatus"] = Value::Object(rest);
+    }
     ctx.out.record(TENANT.name, record).await?;
     ctx.out.status(TENANT.name, StreamEvent::PageFetched { records: 1 }).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_licence_status_field_is_kept() {
+        let Value::Object(status) = json!({"status": "Ok", "deactivated": true, "extensionStatus": "pending",
+            "graceUntil": "2027-01-01"})
+        else {
+            unreachable!()
+        };
+        let (columns, rest) = licence_columns(status);
+        let column = |c: &str| columns.iter().find(|(k, _)| *k == c).map(|(_, v)| v.clone());
+        assert_eq!(column("license_status"), Some(json!("Ok")));
+        assert_eq!(column("license_deactivated"), Some(json!(true)));
+        assert_eq!(column("license_extension_status"), Some(json!("pending")));
+        assert_eq!(column("license_trial"), Some(Value::Null));
+        assert_eq!(Value::Object(rest), json!({"graceUntil": "2027-01-01"}));
+    }
 }

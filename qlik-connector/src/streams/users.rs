@@ -3,7 +3,9 @@
 //! `GET /v1/users` without parameters returns only *active* users: its deprecated
 //! `status` parameter defaults to `active`. Disabled, invited, deleted and provisioned
 //! users can still hold licences, so the listing asks for all five statuses with a
-//! SCIM `filter`.
+//! SCIM `filter`. It also asks for `sort=+id`: Qlik's default order is by name, and a
+//! user renamed while the listing pages moves across its cursor, read twice or not at
+//! all; an id never changes (https://qlik.dev/apis/rest/users).
 
 use connector_api::{Result, StreamEvent};
 use futures::TryStreamExt;
@@ -18,6 +20,9 @@ pub const MAX_LIMIT: u32 = 100;
 
 /// Every user status Qlik knows.
 pub const STATUSES: [&str; 5] = ["active", "invited", "disabled", "deleted", "provisioned"];
+
+/// The order users are listed in: by id, which no rename changes.
+pub const STABLE_ORDER: &str = "+id";
 
 /// The SCIM filter selecting users of every status.
 pub fn all_statuses_filter() -> String {
@@ -98,7 +103,10 @@ pub const USER_GROUPS: StreamDef = StreamDef {
 /// Lists users of every status and emits them with their roles and groups.
 pub async fn run(ctx: &Ctx) -> Result<()> {
     let limit = ctx.settings.limit(MAX_LIMIT).to_string();
-    let url = ctx.url("/api/v1/users", &[("limit", limit), ("filter", all_statuses_filter())]);
+    let url = ctx.url(
+        "/api/v1/users",
+        &[("limit", limit), ("filter", all_statuses_filter()), ("sort", STABLE_ORDER.to_string())],
+    );
     let mut pages = std::pin::pin!(pages(ctx.client.clone(), url));
     while let Some(page) = pages.try_next().await? {
         ctx.out.http_events(USERS.name, &page.events).await?;

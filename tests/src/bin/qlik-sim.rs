@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use tests::qlik_sim::{Faults, SimConfig, Simulator};
+use tests::qlik_sim::{Faults, SimConfig, Simulator, Situations};
 
 /// The simulator renders every page afresh, allocating a JSON value per field; on a
 /// benchmark machine it shares the cores with the connector it serves, so it uses the
@@ -87,6 +87,15 @@ struct Args {
     /// Records gain unknown fields and lose or null optional ones.
     #[arg(long)]
     schema_drift: bool,
+    /// Situation: a space is deleted between the spaces listing and its assignments call.
+    #[arg(long)]
+    space_deleted_mid_run: bool,
+    /// Situation: two users are renamed once a users listing in name order has begun.
+    #[arg(long)]
+    rename_during_users_listing: bool,
+    /// Situation: licence assignment rows carry userId and name, or lack type.
+    #[arg(long)]
+    assignment_shape_variants: bool,
     /// Write the ground truth (per stream: count and key digest) to this JSON file.
     #[arg(long)]
     ground_truth: Option<PathBuf>,
@@ -124,6 +133,11 @@ impl Args {
                 looping_next: self.looping_next,
                 foreign_host_next: self.foreign_host_next,
                 schema_drift: self.schema_drift,
+            },
+            situations: Situations {
+                space_deleted_mid_run: self.space_deleted_mid_run,
+                rename_during_users_listing: self.rename_during_users_listing,
+                assignment_shape_variants: self.assignment_shape_variants,
             },
         })
     }

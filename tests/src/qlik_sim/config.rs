@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use super::situations::Situations;
+
 /// The simulated tenant's size and behaviour. Every entity derives from `seed` and its index,
 /// so the same configuration always serves the same data.
 #[derive(Clone, Debug)]
@@ -24,12 +26,16 @@ pub struct SimConfig {
     pub consumption_events: usize,
     /// API keys listed by `/api/v1/api-keys` (at least 6: the keys in [`super::ApiKeys`]).
     pub api_keys: usize,
-    /// Requests per minute allowed per key; `None` enforces no limit, `Some(1000)` is Qlik's tier 1.
+    /// Requests per minute allowed per user (all keys of one user share it), evaluated over a
+    /// 5-minute window as Qlik does: `Some(1000)` is Qlik's Tier 1, at most 5,000 requests in
+    /// any 300 s. `None` enforces no limit.
     pub rate_limit_per_minute: Option<u32>,
     /// `false` models a tenant with API keys switched off: every key gets 401.
     pub api_keys_enabled: bool,
     /// Faults injected into responses.
     pub faults: Faults,
+    /// Situations to reproduce (a space deleted mid-run, renames, assignment shapes).
+    pub situations: Situations,
 }
 
 impl SimConfig {
@@ -48,6 +54,7 @@ impl SimConfig {
             rate_limit_per_minute: None,
             api_keys_enabled: true,
             faults: Faults::default(),
+            situations: Situations::default(),
         }
     }
 

@@ -1,17 +1,28 @@
 //! What a correct sync of the simulated tenant must land: per connector stream, the count and
 //! digest of its primary keys (see [`crate::digest`]), keys as issue 4's stream table gives them.
+//! The space deleted mid-run (a situation) stays in `spaces`, which listed it, and its members
+//! are missing from `space_assignments`, which could not read them.
 
 use std::collections::BTreeMap;
 
 use crate::digest::{KeyDigest, key_digest};
 
-use super::tenant::Tenant;
+use super::keys::KeyKind;
+use super::tenant::{AssignmentRec, Tenant};
+
+/// The `type` a correct sync lands for an assignment row Qlik sends without one (Qlik's
+/// own examples show such rows): the connector's documented stand-in, which keeps the
+/// primary key `(subject, type)` whole.
+pub const UNTYPED: &str = "unspecified";
 
 /// Per stream, the key digest a correct sync produces.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct GroundTruth {
     /// Stream name to digest. Besides the connector's streams it holds
-    /// `license_assignments_with_orphans`: a plain pass plus an `orphans=true` pass.
+    /// `license_assignment_orphans` (the assignments `orphans=true` lists) and
+    /// `license_consumption_on_time` (the events listed before the late ones are recorded:
+    /// what a first sync can land; `license_consumption` is what is listed now), and `spaces`, `space_assignments`, `apps` and `api_keys`
+    /// as the non-admin key sees them (see [`non_admin`]).
     pub streams: BTreeMap<String, KeyDigest>,
 }
 
@@ -27,8 +38,14 @@ impl GroundTruth {
     }
 }
 
-/// Computes every stream's digest in one pass per entity kind.
-pub(crate) fn compute(t: &Tenant) -> GroundTruth {
+/// The ground-truth name of `stream` as the non-admin key's user sees it.
+pub fn non_admin(stream: &str) -> String {
+    format!("{stream}@non_admin")
+}
+
+/// Computes every stream's digest in one pass per entity kind; `license_consumption`
+/// includes the late events when `late_listed`.
+pub(crate) fn compute(t: &Tenant, late_listed: bool) -> GroundTruth {
     let mut streams = BTreeMap::new();
     let mut put = |name: &str, d: KeyDigest| {
         streams.insert(name.to_owned(), d);
@@ -57,23 +74,42 @@ pub(crate) fn compute(t: &Tenant) -> GroundTruth {
         "license_allotments",
         key_digest(t.allotments().into_iter().map(|a| [t.license_number.clone(), a.0.to_owned()])),
     );
-    let plain = (0..t.assignments).map(|j| t.assignment(j));
-    put("license_assignments", key_digest(plain.clone().map(|a| [a.subject, a.kind.to_owned()])));
-    put(
-        "license_assignments_with_orphans",
-        key_digest(plain.chain((0..t.orphans).map(|o| t.orphan(o))).map(|a| [a.subject, a.kind.to_owned()])),
+    let assignment_key =
+        |a: AssignmentRec| [a.subject, if a.untyped { UNTYPED.to_owned() } else { a.kind.to_owned() }];
+    let listing = (0..t.assignment_listing_len()).map(|p| t.listed_assignment(p));
+    put("license_assignments", key_digest(listing.map(assignment_key)));
+    put("license_assignment_orphans", key_digest((0..t.orphans).map(|k| assignment_key(t.orphan(k)))));
+    let on_time = || (0..t.events).filter(|i| t.late.binary_search(i).is_err());
+    put("license_consumption_on_time", key_digest(on_time().map(|i| [t.event(i).id])));
+    let listed = key_digest(
+        (0..t.events).filter(|i| late_listed || t.late.binary_search(i).is_err()).map(|i| [t.event(i).id]),
     );
-    put("license_consumption", key_digest((0..t.events).map(|i| [t.event(i).id])));
+    put("license_consumption", listed);
 
     put("spaces", key_digest((0..t.spaces).map(|i| [t.space_id(i)])));
+    let members = |s: u64| (0..t.space_assignment_count(s)).map(move |j| [t.space_assignment(s, j).id]);
     put(
         "space_assignments",
-        key_digest(
-            (0..t.spaces)
-                .flat_map(|s| (0..t.space_assignment_count(s)).map(move |j| [t.space_assignment(s, j).id])),
-        ),
+        key_digest((0..t.spaces).filter(|s| Some(*s) != t.deleted_space).flat_map(members)),
     );
     put("apps", key_digest((0..t.apps).map(|i| [t.app(i).id])));
     put("api_keys", key_digest((0..t.api_keys).map(|i| [t.api_key_id(i)])));
+
+    // What the non-admin key's user can see of the streams it may read.
+    let user = KeyKind::NonAdmin.user_index();
+    let spaces = || (0..t.spaces).filter(|s| t.space_visible(*s, user, false));
+    put(&non_admin("spaces"), key_digest(spaces().map(|i| [t.space_id(i)])));
+    put(
+        &non_admin("space_assignments"),
+        key_digest(spaces().filter(|s| Some(*s) != t.deleted_space).flat_map(members)),
+    );
+    put(
+        &non_admin("apps"),
+        key_digest((0..t.apps).filter(|i| t.app_visible(*i, user, false)).map(|i| [t.app(i).id])),
+    );
+    put(
+        &non_admin("api_keys"),
+        key_digest((0..t.api_keys).filter(|i| t.api_key_owner(*i) == user).map(|i| [t.api_key_id(i)])),
+    );
     GroundTruth { streams }
 }

@@ -15,9 +15,14 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Where the definitions leave it open, the simulator follows real tenants: `limit` for
-//! spaces and space assignments is capped at 100; `/users` without `filter` or `status` lists
-//! active users only; `orphans=true` lists only orphan licence assignments.
+//! Where the definitions leave it open, the simulator follows real tenants, and is stricter
+//! than Qlik when in doubt: `limit` for spaces and space assignments is capped at 100;
+//! `/users` without `filter` or `status` lists active users only, in name order; the plain
+//! licence assignment listing includes orphans and `orphans=true` lists only them; licence
+//! next links carry only `limit` and a position; consumption events tie on `endTime` and
+//! some arrive late; the rate limit is per user over 5 minutes; a non-admin key sees only
+//! its own API keys and the spaces and apps it can access. [`Situations`] switch on what a
+//! tenant does only now and then.
 
 mod config;
 mod faults;
@@ -30,6 +35,7 @@ mod paging;
 mod ratelimit;
 mod scim;
 mod server;
+mod situations;
 mod synth;
 mod tenant;
 
@@ -39,9 +45,10 @@ use std::sync::atomic::Ordering;
 
 pub use config::{Faults, SimConfig};
 pub use faults::FOREIGN_HOST;
-pub use ground_truth::GroundTruth;
+pub use ground_truth::{GroundTruth, UNTYPED, non_admin};
 pub use keys::ApiKeys;
 pub use log::LoggedRequest;
+pub use situations::Situations;
 
 use server::State;
 
@@ -84,7 +91,10 @@ impl Simulator {
         &self.state.keys
     }
 
-    /// What a correct sync lands, per stream (computed on first call).
+    /// What a correct sync lands, per stream (computed on first call). The consumption
+    /// events Qlik records late count from the first consumption listing that starts after
+    /// one was read to its end, which is the first to list them: after a first sync they do
+    /// not count, after a second they do.
     pub fn ground_truth(&self) -> &GroundTruth {
         self.state.ground_truth()
     }

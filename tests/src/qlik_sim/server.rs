@@ -40,7 +40,8 @@ pub(crate) struct State {
     pub keys_enabled: AtomicBool,
     limiter: Option<RateLimiter>,
     pub log: RequestLog,
-    pub truth: OnceLock<GroundTruth>,
+    /// The ground truth before and after the late consumption events are listed.
+    pub truth: [OnceLock<GroundTruth>; 2],
     /// `Host` assumed when a request carries none.
     fallback_host: String,
 }
@@ -71,18 +72,20 @@ impl State {
             keys_enabled: AtomicBool::new(config.api_keys_enabled),
             limiter: config.rate_limit_per_minute.map(RateLimiter::new),
             log: RequestLog::default(),
-            truth: OnceLock::new(),
+            truth: [OnceLock::new(), OnceLock::new()],
             fallback_host,
         }
     }
 
-    /// The ground truth, computed on first use.
+    /// The ground truth of the tenant as it is now (before or after the late consumption
+    /// events are listed), computed on first use.
     pub(crate) fn ground_truth(&self) -> &GroundTruth {
-        self.truth.get_or_init(|| ground_truth::compute(&self.tenant))
+        let late_listed = self.tenant.late_published.load(Ordering::Relaxed);
+        self.truth[usize::from(late_listed)].get_or_init(|| ground_truth::compute(&self.tenant, late_listed))
     }
 
     /// The caller behind `authorization`, or the 401 a real tenant would answer.
-    fn authenticate<'a>(&self, authorization: Option<&'a str>) -> Result<(Principal, &'a str), ApiError> {
+    fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, ApiError> {
         let unauthorized = |detail: &str| ApiError::new(401, "Unauthorized", detail);
         let token = authorization
             .and_then(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("bearer ")))
@@ -104,16 +107,16 @@ impl State {
             KeyKind::LegacyDeveloper => Err(unauthorized(
                 "The API key is no longer valid: it was issued under the Developer role, which was removed on 26 January 2026.",
             )),
-            _ => Ok((Principal { kind }, token)),
+            _ => Ok(Principal { kind }),
         }
     }
 
     /// The reply to `ctx`, faults included except those that break the transport.
     fn answer(&self, ctx: &Ctx, authorization: Option<&str>, f: &Faults) -> Reply {
         let result = (|| {
-            let (principal, token) = self.authenticate(authorization)?;
+            let principal = self.authenticate(authorization)?;
             if let Some(limiter) = &self.limiter {
-                limiter.check(token).map_err(ApiError::too_many)?;
+                limiter.check(principal.kind.user_index()).map_err(ApiError::too_many)?;
             }
             if faults::roll(f.error_5xx_rate) {
                 let status = [500, 502, 503][rand::random_range(0..3)];

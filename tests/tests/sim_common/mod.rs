@@ -29,18 +29,25 @@ pub async fn get(client: &reqwest::Client, url: &str, key: Option<&str>) -> Got 
     Got { status, headers, body: serde_json::from_str(&text).unwrap_or(Value::Null) }
 }
 
-/// Every page of `path_and_query` (admin key), following `links.next.href`.
+/// Every page of `path_and_query` (admin key), following `links.next.href` with the query
+/// parameters it leaves out put back, as a careful client must: licence links carry only
+/// `limit` and `page`.
 pub async fn pages(sim: &Simulator, path_and_query: &str) -> Vec<Value> {
+    pages_as(sim, &sim.keys().admin, path_and_query).await
+}
+
+/// Every page of `path_and_query` with `key`, following next links as [`pages`] does.
+pub async fn pages_as(sim: &Simulator, key: &str, path_and_query: &str) -> Vec<Value> {
     let client = client();
-    let mut url = format!("{}{path_and_query}", sim.base_url());
+    let mut url = url::Url::parse(&format!("{}{path_and_query}", sim.base_url())).unwrap();
     let mut out = Vec::new();
     for _ in 0..100_000 {
-        let got = get(&client, &url, Some(&sim.keys().admin)).await;
+        let got = get(&client, url.as_str(), Some(key)).await;
         assert_eq!(got.status, 200, "GET {url}: {}", got.body);
         let next = got.body.pointer("/links/next/href").and_then(Value::as_str).map(str::to_owned);
         out.push(got.body);
         match next {
-            Some(n) => url = n,
+            Some(n) => url = qlik_connector::next_link::keep_query(&url, url::Url::parse(&n).unwrap()),
             None => return out,
         }
     }

@@ -2,6 +2,7 @@
 
 use serde_json::{Value, json};
 
+use super::Principal;
 use crate::qlik_sim::http::{ApiError, Ctx, Reply};
 use crate::qlik_sim::paging::{self, Window};
 use crate::qlik_sim::synth::{Kind, decode_id};
@@ -15,8 +16,9 @@ fn key_index(t: &Tenant, param: &str, id: &str) -> Result<u64, ApiError> {
     })
 }
 
-/// `GET /api/v1/api-keys`.
-pub(crate) fn list(t: &Tenant, ctx: &Ctx) -> Result<Reply, ApiError> {
+/// `GET /api/v1/api-keys`: every key of the tenant for a Tenant Admin, the caller's own
+/// keys for anyone else (https://qlik.dev/apis/rest/api-keys).
+pub(crate) fn list(t: &Tenant, ctx: &Ctx, who: Principal) -> Result<Reply, ApiError> {
     let limit = paging::limit(ctx, 20, 100)?;
     let status = ctx.param("status");
     if let Some(s) = status.filter(|s| !["active", "expired", "revoked"].contains(s)) {
@@ -24,7 +26,10 @@ pub(crate) fn list(t: &Tenant, ctx: &Ctx) -> Result<Reply, ApiError> {
             "Invalid query parameter `status`: `{s}` is not one of active, expired, revoked."
         )));
     }
-    let pred = |i: u64| status.is_none_or(|s| t.api_key_json(i)["status"] == s);
+    let pred = |i: u64| {
+        (who.is_admin() || t.api_key_owner(i) == who.user())
+            && status.is_none_or(|s| t.api_key_json(i)["status"] == s)
+    };
     let range = 0..t.api_keys;
     let w: Window = match (ctx.param("startingAfter"), ctx.param("endingBefore")) {
         (Some(_), Some(_)) => {

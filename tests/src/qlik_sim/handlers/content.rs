@@ -2,6 +2,7 @@
 
 use serde_json::{Value, json};
 
+use super::Principal;
 use crate::qlik_sim::http::{ApiError, Ctx, Reply};
 use crate::qlik_sim::paging;
 use crate::qlik_sim::synth::{Kind, decode_id};
@@ -27,23 +28,27 @@ const RESOURCE_TYPES: [&str; 13] = [
     "automl-deployment",
 ];
 
-/// `GET /api/v1/spaces`.
-pub(crate) fn spaces(t: &Tenant, ctx: &Ctx) -> Result<Reply, ApiError> {
+/// `GET /api/v1/spaces`: the spaces the caller can access.
+pub(crate) fn spaces(t: &Tenant, ctx: &Ctx, who: Principal) -> Result<Reply, ApiError> {
     let limit = paging::limit(ctx, 10, SPACES_MAX_LIMIT)?;
-    let w = paging::cursor_window(ctx, "spaces", 0..t.spaces, limit, |_| true)?;
+    let visible = |i: u64| t.space_visible(i, who.user(), who.is_admin());
+    let w = paging::cursor_window(ctx, "spaces", 0..t.spaces, limit, visible)?;
     let base = ctx.base();
     let data: Vec<Value> = w.items.iter().map(|p| t.space_json(&t.space(*p), &base)).collect();
     Ok(Reply::ok(json!({
         "data": data,
-        "meta": {"count": t.spaces},
+        "meta": {"count": (0..t.spaces).filter(|i| visible(*i)).count()},
         "links": paging::cursor_links(ctx, "spaces", &w),
     })))
 }
 
-/// `GET /api/v1/spaces/{spaceId}/assignments`.
-pub(crate) fn space_assignments(t: &Tenant, ctx: &Ctx, id: &str) -> Result<Reply, ApiError> {
+/// `GET /api/v1/spaces/{spaceId}/assignments`. A space that is gone, or that the caller
+/// cannot access, answers 404 "Space not found or access denied"
+/// (https://qlik.dev/apis/rest/spaces).
+pub(crate) fn space_assignments(t: &Tenant, ctx: &Ctx, id: &str, who: Principal) -> Result<Reply, ApiError> {
     let space = decode_id(t.seed, Kind::Space, id, t.spaces)
-        .ok_or_else(|| ApiError::not_found(format!("Space `{id}` not found.")))?;
+        .filter(|i| Some(*i) != t.deleted_space && t.space_visible(*i, who.user(), who.is_admin()))
+        .ok_or_else(|| ApiError::not_found("Space not found or access denied"))?;
     let limit = paging::limit(ctx, 10, SPACES_MAX_LIMIT)?;
     let count = t.space_assignment_count(space);
     let w = paging::cursor_window(ctx, "assignments", 0..count, limit, |_| true)?;
@@ -57,8 +62,8 @@ pub(crate) fn space_assignments(t: &Tenant, ctx: &Ctx, id: &str) -> Result<Reply
     })))
 }
 
-/// `GET /api/v1/items` (every item is an app).
-pub(crate) fn items(t: &Tenant, ctx: &Ctx) -> Result<Reply, ApiError> {
+/// `GET /api/v1/items` (every item is an app): the apps the caller can access.
+pub(crate) fn items(t: &Tenant, ctx: &Ctx, who: Principal) -> Result<Reply, ApiError> {
     let limit = paging::limit(ctx, 10, 100)?;
     let apps = match ctx.param("resourceType") {
         None | Some("app") => t.apps,
@@ -69,7 +74,8 @@ pub(crate) fn items(t: &Tenant, ctx: &Ctx) -> Result<Reply, ApiError> {
             )));
         }
     };
-    let w = paging::cursor_window(ctx, "items", 0..apps, limit, |_| true)?;
+    let visible = |i: u64| t.app_visible(i, who.user(), who.is_admin());
+    let w = paging::cursor_window(ctx, "items", 0..apps, limit, visible)?;
     let base = ctx.base();
     let data: Vec<Value> = w.items.iter().map(|p| t.app_json(&t.app(*p), &base)).collect();
     Ok(Reply::ok(json!({"data": data, "links": paging::cursor_links(ctx, "items", &w)})))

@@ -1,12 +1,14 @@
 //! users, tenants, groups and roles.
 
+use std::sync::atomic::Ordering;
+
 use serde_json::{Value, json};
 
 use crate::qlik_sim::http::{ApiError, Ctx, Reply};
 use crate::qlik_sim::paging;
 use crate::qlik_sim::scim::{self, Filter};
 use crate::qlik_sim::synth::{Kind, decode_id};
-use crate::qlik_sim::tenant::{Tenant, UserRec, UserStatus};
+use crate::qlik_sim::tenant::{SortKey, Tenant, UserOrder, UserRec, UserStatus};
 
 /// Which users a request selects.
 enum Selector {
@@ -73,18 +75,46 @@ impl Selector {
     }
 }
 
-/// `GET /api/v1/users`.
+/// The order a users request asks for: `+name` without `sort`, Qlik's default
+/// (https://qlik.dev/apis/rest/users). Of the sort keys the definitions list, the simulator
+/// serves `name` and `id`; any other is refused rather than silently ignored.
+fn user_order(ctx: &Ctx) -> Result<UserOrder, ApiError> {
+    let raw = ctx.param("sort").unwrap_or("+name");
+    let (descending, key) = match raw.strip_prefix('-') {
+        Some(key) => (true, key),
+        None => (false, raw.strip_prefix('+').unwrap_or(raw)),
+    };
+    let by = match key {
+        "name" => SortKey::Name,
+        "id" => SortKey::Id,
+        _ => {
+            return Err(ApiError::bad_request(format!(
+                "Invalid query parameter `sort`: `{raw}`; the simulator sorts users by name or id (+name, -name, +id, -id)."
+            )));
+        }
+    };
+    Ok(UserOrder { by, descending })
+}
+
+/// `GET /api/v1/users`: cursors are positions in the requested order, so a rename while
+/// a client pages by name moves users across its cursor.
 pub(crate) fn users(t: &Tenant, ctx: &Ctx) -> Result<Reply, ApiError> {
     let limit = paging::limit(ctx, 20, 100)?;
     let selector = Selector::from_request(t, ctx)?;
     let total = paging::bool_param(ctx, "totalResults")?;
-    let pred = |p: u64| selector.matches(t, &t.user(p));
-    let w = paging::cursor_window(ctx, "users", 0..t.users, limit, pred)?;
+    let order = user_order(ctx)?;
+    let tag = format!("users.{:?}.{}", order.by, order.descending);
+    let pred = |p: u64| selector.matches(t, &t.user(t.user_at(order, p)));
+    let w = paging::cursor_window(ctx, &tag, 0..t.users, limit, pred)?;
     let base = ctx.base();
-    let data: Vec<Value> = w.items.iter().map(|p| t.user_json(&t.user(*p), &base)).collect();
-    let mut body = json!({"data": data, "links": paging::cursor_links(ctx, "users", &w)});
+    let data: Vec<Value> =
+        w.items.iter().map(|p| t.user_json(&t.user(t.user_at(order, *p)), &base)).collect();
+    let mut body = json!({"data": data, "links": paging::cursor_links(ctx, &tag, &w)});
     if total {
         body["totalResults"] = json!((0..t.users).filter(|p| pred(*p)).count());
+    }
+    if t.situations.rename_during_users_listing && order.by == SortKey::Name {
+        t.renamed.store(true, Ordering::Relaxed);
     }
     Ok(Reply::ok(body))
 }

@@ -1,41 +1,64 @@
-//! licenses/assignments and licenses/consumption: opaque `page` tokens, `links.next/prev`.
+//! licenses/assignments and licenses/consumption: `page` tokens that are positions, and
+//! `links.next/prev` that carry only `limit` and `page`.
 
 use std::ops::Range;
+use std::sync::atomic::Ordering;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
 use crate::qlik_sim::http::{ApiError, Ctx, Reply};
-use crate::qlik_sim::paging::{self, Window};
+use crate::qlik_sim::paging;
 use crate::qlik_sim::scim::{self, Filter, Op};
 use crate::qlik_sim::synth::parse_rfc3339_ms;
 use crate::qlik_sim::tenant::Tenant;
 
-/// The window a `page` token asks for; the token says the direction.
-fn page_window(ctx: &Ctx, tag: &str, len: u64, limit: u64) -> Result<Window, ApiError> {
-    let Some(token) = ctx.param("page") else { return Ok(paging::forward(0..len, 0, limit, |_| true)) };
-    if let Ok(p) = paging::decode(&format!("{tag}.n"), "page", token) {
-        return Ok(paging::forward(0..len, p, limit, |_| true));
-    }
-    let p = paging::decode(&format!("{tag}.p"), "page", token)?;
-    Ok(paging::backward(0..len, p, limit, |_| true))
+/// A licence listing's page token: `next:` or `prev:` and the offset of the page it points
+/// to, base64-encoded. Qlik's examples decode to `next:` + a position
+/// (https://qlik.dev/apis/rest/licenses): the token names no filter, sort or `orphans`.
+fn page_token(dir: &str, offset: u64) -> String {
+    STANDARD.encode(format!("{dir}:{offset}"))
 }
 
-/// `links` with absolute `next`/`prev` (these definitions have no `self`).
-fn page_links(ctx: &Ctx, tag: &str, w: &Window) -> Value {
+/// The offset a `page` token points to (0 without one).
+fn page_offset(ctx: &Ctx) -> Result<u64, ApiError> {
+    let Some(token) = ctx.param("page") else { return Ok(0) };
+    STANDARD
+        .decode(token)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| {
+            let (dir, pos) = s.split_once(':')?;
+            ["next", "prev"].contains(&dir).then(|| pos.parse().ok())?
+        })
+        .ok_or_else(|| ApiError::bad_request("Invalid query parameter `page`: not a page token."))
+}
+
+/// `links` of a licence listing. Like Qlik's, each link carries only `limit` and `page`: a
+/// client that follows it verbatim drops its `filter`, `sort` and `orphans`, and the offset
+/// then counts in another listing. (Qlik's definitions give these links no `self`.)
+fn page_links(ctx: &Ctx, offset: u64, limit: u64, served: u64, more: bool) -> Value {
+    let link = |dir: &str, to: u64| {
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("limit", &limit.to_string())
+            .append_pair("page", &page_token(dir, to))
+            .finish();
+        json!({"href": format!("{}{}?{query}", ctx.base(), ctx.path)})
+    };
     let mut links = json!({});
-    if let Some(n) = w.next {
-        links["next"] =
-            json!({"href": paging::link(ctx, &["page"], ("page", &paging::encode(&format!("{tag}.n"), n)))});
+    if more {
+        links["next"] = link("next", offset + served);
     }
-    if let Some(p) = w.prev {
-        links["prev"] =
-            json!({"href": paging::link(ctx, &["page"], ("page", &paging::encode(&format!("{tag}.p"), p)))});
+    if offset > 0 {
+        links["prev"] = link("prev", offset.saturating_sub(limit));
     }
     links
 }
 
-/// `GET /api/v1/licenses/assignments`: current users' assignments, or with `orphans=true`
-/// only those whose subject is no current user.
+/// `GET /api/v1/licenses/assignments`: every global assignment of the entitlement, orphans
+/// included; with `orphans=true` only the assignments whose subject has no user on this
+/// tenant (https://qlik.dev/changelog/66-license-assignment-orphans).
 pub(crate) fn assignments(t: &Tenant, ctx: &Ctx) -> Result<Reply, ApiError> {
     let limit = paging::limit(ctx, 20, 100)?;
     let orphans = paging::bool_param(ctx, "orphans")?;
@@ -44,14 +67,15 @@ pub(crate) fn assignments(t: &Tenant, ctx: &Ctx) -> Result<Reply, ApiError> {
             "Invalid `filter` `{f}`: the simulator filters no licence assignments."
         )));
     }
-    let (tag, len) = if orphans { ("orphans", t.orphans) } else { ("assignments", t.assignments) };
-    let w = page_window(ctx, tag, len, limit)?;
-    let data: Vec<Value> = w
-        .items
-        .iter()
-        .map(|p| Tenant::assignment_json(&if orphans { t.orphan(*p) } else { t.assignment(*p) }))
+    let offset = page_offset(ctx)?;
+    let len = if orphans { t.orphans } else { t.assignment_listing_len() };
+    let end = (offset + limit).min(len);
+    let data: Vec<Value> = (offset.min(end)..end)
+        .map(|p| t.assignment_json(&if orphans { t.orphan(p) } else { t.listed_assignment(p) }))
         .collect();
-    Ok(Reply::ok(json!({"data": data, "links": page_links(ctx, tag, &w)})))
+    let served = data.len() as u64;
+    let links = page_links(ctx, offset, limit, served, end < len);
+    Ok(Reply::ok(json!({"data": data, "links": links})))
 }
 
 /// The first index in `range` whose `endTime` is not before `ms` (`inclusive`) or after it.
@@ -102,9 +126,65 @@ fn narrow(t: &Tenant, f: &Filter, range: Range<u64>) -> Result<Range<u64>, ApiEr
     }
 }
 
+/// Event indices in `range` that are listed now, in listing order: ascending `endTime`, or
+/// descending. Late events stay out until published, so offsets count listed events only.
+struct Listed<'a> {
+    t: &'a Tenant,
+    range: Range<u64>,
+    descending: bool,
+}
+
+impl Listed<'_> {
+    /// Late events in the range that are still hidden.
+    fn hidden(&self) -> &[u64] {
+        if self.t.late_published.load(Ordering::Relaxed) {
+            return &[];
+        }
+        let late = &self.t.late;
+        let from = late.partition_point(|i| *i < self.range.start);
+        let to = late.partition_point(|i| *i < self.range.end);
+        &late[from..to]
+    }
+
+    fn len(&self) -> u64 {
+        (self.range.end - self.range.start) - self.hidden().len() as u64
+    }
+
+    /// The event index at listing offset `n` (which must be below `len`).
+    fn index_at(&self, n: u64) -> u64 {
+        let hidden = self.hidden();
+        if self.descending {
+            let mut i = self.range.end - 1 - n;
+            for h in hidden.iter().rev() {
+                if *h >= i {
+                    i -= 1;
+                } else {
+                    break;
+                }
+            }
+            i
+        } else {
+            let mut i = self.range.start + n;
+            for h in hidden {
+                if *h <= i {
+                    i += 1;
+                } else {
+                    break;
+                }
+            }
+            i
+        }
+    }
+}
+
 /// `GET /api/v1/licenses/consumption`: events ordered by `endTime`, SCIM `filter` on it.
+/// Events Qlik records late join the listings that start after a client has read it to its
+/// end: a sync sees them only after an earlier sync has moved past their `endTime`.
 pub(crate) fn consumption(t: &Tenant, ctx: &Ctx) -> Result<Reply, ApiError> {
     let limit = paging::limit(ctx, 200, 200)?;
+    if ctx.param("page").is_none() && t.consumption_read_to_end.load(Ordering::Relaxed) {
+        t.late_published.store(true, Ordering::Relaxed);
+    }
     let mut range = 0..t.events;
     if let Some(f) = ctx.param("filter") {
         let parsed = scim::parse(f).map_err(|e| ApiError::bad_request(format!("Invalid `filter`: {e}.")))?;
@@ -119,16 +199,25 @@ pub(crate) fn consumption(t: &Tenant, ctx: &Ctx) -> Result<Reply, ApiError> {
             )));
         }
     };
-    let tag = if descending { "consumption-desc" } else { "consumption" };
-    let len = range.end.saturating_sub(range.start);
-    let w = page_window(ctx, tag, len, limit)?;
-    let data: Vec<Value> = w
-        .items
-        .iter()
-        .map(|p| {
-            let i = if descending { range.end - 1 - p } else { range.start + p };
-            t.event_json(&t.event(i))
-        })
-        .collect();
-    Ok(Reply::ok(json!({"data": data, "links": page_links(ctx, tag, &w)})))
+    let listed = Listed { t, range, descending };
+    let offset = page_offset(ctx)?;
+    let len = listed.len();
+    let end = (offset + limit).min(len);
+    let data: Vec<Value> = if offset >= end {
+        Vec::new()
+    } else {
+        let first = listed.index_at(offset);
+        let step = |i: u64| if descending { i.checked_sub(1) } else { Some(i + 1) };
+        std::iter::successors(Some(first), |i| step(*i))
+            .filter(|i| t.event_listed(*i))
+            .take((end - offset) as usize)
+            .map(|i| t.event_json(&t.event(i)))
+            .collect()
+    };
+    let more = end < len;
+    let links = page_links(ctx, offset, limit, data.len() as u64, more);
+    if !more {
+        t.consumption_read_to_end.store(true, Ordering::Relaxed);
+    }
+    Ok(Reply::ok(json!({"data": data, "links": links})))
 }

@@ -16,9 +16,19 @@ pub(crate) struct Principal {
 }
 
 impl Principal {
+    /// The key's creator (user index).
+    pub(crate) fn user(&self) -> u64 {
+        self.kind.user_index()
+    }
+
+    /// Whether the key's creator is a Tenant Admin.
+    pub(crate) fn is_admin(&self) -> bool {
+        self.kind.is_admin()
+    }
+
     /// 403 unless the key's creator is a Tenant Admin.
     fn require_admin(&self, what: &str) -> Result<(), ApiError> {
-        if self.kind.is_admin() {
+        if self.is_admin() {
             Ok(())
         } else {
             Err(ApiError::new(
@@ -65,13 +75,10 @@ pub(crate) fn route(t: &Tenant, ctx: &Ctx, who: Principal, keys_enabled: bool) -
                 _ => Err(not_found(ctx)),
             }
         }
-        ["api", "v1", "spaces"] => content::spaces(t, ctx),
-        ["api", "v1", "spaces", id, "assignments"] => content::space_assignments(t, ctx, id),
-        ["api", "v1", "items"] => content::items(t, ctx),
-        ["api", "v1", "api-keys"] => {
-            who.require_admin("the tenant's API keys")?;
-            api_keys::list(t, ctx)
-        }
+        ["api", "v1", "spaces"] => content::spaces(t, ctx, who),
+        ["api", "v1", "spaces", id, "assignments"] => content::space_assignments(t, ctx, id, who),
+        ["api", "v1", "items"] => content::items(t, ctx, who),
+        ["api", "v1", "api-keys"] => api_keys::list(t, ctx, who),
         ["api", "v1", "api-keys", "configs", id] => {
             who.require_admin("the API key configuration")?;
             api_keys::config(t, id, keys_enabled)

@@ -12,12 +12,21 @@ impl Tenant {
         object_id(self.seed, Kind::ApiKey, i)
     }
 
+    /// The user (index) who created API key `i`: a user who is not a Tenant Admin lists only
+    /// their own keys (https://qlik.dev/apis/rest/api-keys).
+    pub(crate) fn api_key_owner(&self, i: u64) -> u64 {
+        match KeyKind::ALL.get(i as usize) {
+            Some(kind) => kind.user_index(),
+            None => (h(self.seed, Kind::ApiKey, i, 1) >> 8) % self.users,
+        }
+    }
+
     /// The `ApiKey` JSON of key `i`.
     pub(crate) fn api_key_json(&self, i: u64) -> Value {
         let (sub, status, created_ms, expiry_ms, description) = match KeyKind::ALL.get(i as usize) {
             Some(kind) => {
                 let (iat, exp) = kind.lifetime(self.now_s);
-                let sub = self.user_id(kind.user_index());
+                let sub = self.user_id(self.api_key_owner(i));
                 (
                     sub,
                     kind.status(),
@@ -31,7 +40,7 @@ impl Tenant {
                 let created = spread_ms(r);
                 let expiry = created + ((30 + (r >> 20) % 335) * 86_400_000) as i64;
                 let status = pick(&["active", "active", "active", "expired", "revoked"], r >> 40);
-                (self.user_id((r >> 8) % self.users), status, created, expiry, format!("Integration key {i}"))
+                (self.user_id(self.api_key_owner(i)), status, created, expiry, format!("Integration key {i}"))
             }
         };
         json!({

@@ -68,11 +68,45 @@ impl Tenant {
         SpaceRec { index: i, id: self.space_id(i), kind: pick(&SPACE_TYPES, h(self.seed, Kind::Space, i, 1)) }
     }
 
+    /// The owner (user index) of space `i`.
+    fn space_owner(&self, i: u64) -> u64 {
+        h(self.seed, Kind::Space, i, 2) % self.users
+    }
+
+    /// Whether `user` can see space `i`. A Tenant Admin sees every space; anyone else the
+    /// spaces they own and those they are a member of, about two in three here: Qlik lists
+    /// only the spaces the caller can access (https://qlik.dev/apis/rest/spaces).
+    pub(crate) fn space_visible(&self, i: u64, user: u64, admin: bool) -> bool {
+        admin || self.space_owner(i) == user || !h(self.seed, Kind::Space, i, 30).is_multiple_of(3)
+    }
+
+    /// The owner (user index) of app `i`.
+    fn app_owner(&self, i: u64) -> u64 {
+        h(self.seed, Kind::App, i, 1) % self.users
+    }
+
+    /// The space app `i` is in; `None` for an app in its owner's personal space.
+    pub(crate) fn app_space(&self, i: u64) -> Option<u64> {
+        let slot = h(self.seed, Kind::App, i, 8) % (self.spaces + 1);
+        (slot < self.spaces).then_some(slot)
+    }
+
+    /// Whether `user` can see app `i`: a Tenant Admin every app; anyone else the apps of
+    /// the spaces they see and their own personal apps
+    /// (https://qlik.dev/apis/rest/items).
+    pub(crate) fn app_visible(&self, i: u64, user: u64, admin: bool) -> bool {
+        match self.app_space(i) {
+            _ if admin => true,
+            Some(space) => self.space_visible(space, user, false),
+            None => self.app_owner(i) == user,
+        }
+    }
+
     /// The `Space` JSON of `space`.
     pub(crate) fn space_json(&self, space: &SpaceRec, base: &str) -> Value {
         let s = self.seed;
         let i = space.index;
-        let owner = self.user_id(h(s, Kind::Space, i, 2) % self.users);
+        let owner = self.user_id(self.space_owner(i));
         let created = spread_ms(h(s, Kind::Space, i, 3));
         json!({
             "id": space.id,
@@ -153,7 +187,7 @@ impl Tenant {
         let s = self.seed;
         let i = app.index;
         let resource_id = uuid(s, Kind::App, i, 3);
-        let owner = self.user_id(h(s, Kind::App, i, 1) % self.users);
+        let owner = self.user_id(self.app_owner(i));
         let created = spread_ms(h(s, Kind::App, i, 2));
         let updated = created + (h(s, Kind::App, i, 4) % (30 * 86_400_000)) as i64;
         let name = format!("{} app {i}", pick(&TOPICS, h(s, Kind::App, i, 5)));
@@ -193,9 +227,8 @@ impl Tenant {
                 "open": {"href": format!("{base}/sense/app/{resource_id}")},
             },
         });
-        let slot = h(s, Kind::App, i, 8) % (self.spaces + 1);
-        if slot < self.spaces {
-            v["spaceId"] = json!(self.space_id(slot));
+        if let Some(space) = self.app_space(i) {
+            v["spaceId"] = json!(self.space_id(space));
         }
         v
     }

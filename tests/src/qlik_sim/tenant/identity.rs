@@ -1,5 +1,7 @@
 //! Users, groups and roles.
 
+use std::sync::atomic::Ordering;
+
 use serde_json::{Value, json};
 
 use super::Tenant;
@@ -98,6 +100,25 @@ const DEPARTMENTS: [&str; 10] = [
 ];
 const REGIONS: [&str; 5] = ["EMEA", "AMER", "APAC", "Nordics", "DACH"];
 
+/// The name a renamed user takes that sorts before every generated name.
+const RENAMED_FIRST: &str = "Aaron Aaberg";
+/// The name a renamed user takes that sorts after every generated name.
+const RENAMED_LAST: &str = "Żaneta Żak";
+
+/// What the users listing is sorted by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SortKey {
+    Name,
+    Id,
+}
+
+/// The users listing's order: `+name` by default, as Qlik's (https://qlik.dev/apis/rest/users).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct UserOrder {
+    pub by: SortKey,
+    pub descending: bool,
+}
+
 /// The five user statuses Qlik knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum UserStatus {
@@ -191,8 +212,6 @@ impl Tenant {
     pub(crate) fn user(&self, i: u64) -> UserRec {
         let s = self.seed;
         let r = h(s, Kind::User, i, 1);
-        let first = pick(&FIRST, r);
-        let last = pick(&LAST, r >> 8);
         let status = if i < 6 {
             UserStatus::Active
         } else {
@@ -204,6 +223,7 @@ impl Tenant {
                 _ => UserStatus::Provisioned,
             }
         };
+        let (first, last) = (pick(&FIRST, r), pick(&LAST, r >> 8));
         let email = (i < 6 || (r >> 24) % 100 >= 5)
             .then(|| format!("{}.{}{i}@example.com", ascii_fold(first), ascii_fold(last)));
         let mut roles = Vec::new();
@@ -242,7 +262,7 @@ impl Tenant {
         UserRec {
             id: self.user_id(i),
             subject: format!("auth0|{:016x}{:08x}", h(s, Kind::User, i, 6), i),
-            name: format!("{first} {last}"),
+            name: self.user_name(i),
             email,
             status,
             roles,
@@ -251,6 +271,64 @@ impl Tenant {
             updated_ms,
             locale: pick(&LOCALES, r >> 32),
         }
+    }
+
+    /// The display name of user `i` now: after the rename of
+    /// [`Situations::rename_during_users_listing`](crate::qlik_sim::Situations), the last user
+    /// in name order sorts first and the first sorts last.
+    pub(crate) fn user_name(&self, i: u64) -> String {
+        if self.renamed.load(Ordering::Relaxed) {
+            let n = self.users_by_name.len();
+            if Some(&(i as u32)) == self.users_by_name.last() {
+                return RENAMED_FIRST.to_owned();
+            }
+            if n > 1 && self.users_by_name[0] == i as u32 {
+                return RENAMED_LAST.to_owned();
+            }
+        }
+        self.original_name(i)
+    }
+
+    fn original_name(&self, i: u64) -> String {
+        let r = h(self.seed, Kind::User, i, 1);
+        format!("{} {}", pick(&FIRST, r), pick(&LAST, r >> 8))
+    }
+
+    /// User indices in `+id` order: an id's first 8 hex digits are its index masked, so
+    /// ids sort by that.
+    pub(crate) fn order_by_id(&self) -> Vec<u32> {
+        let mut order: Vec<u32> = (0..self.users as u32).collect();
+        order.sort_by_cached_key(|i| self.user_id(u64::from(*i)));
+        order
+    }
+
+    /// User indices in `+name` order, ties broken by id.
+    pub(crate) fn order_by_name(&self) -> Vec<u32> {
+        let mut order: Vec<u32> = (0..self.users as u32).collect();
+        order.sort_by_cached_key(|i| (self.original_name(u64::from(*i)), self.user_id(u64::from(*i))));
+        order
+    }
+
+    /// The user at position `p` of the users listing in `order`.
+    pub(crate) fn user_at(&self, order: UserOrder, p: u64) -> u64 {
+        let n = self.users;
+        let p = if order.descending { n - 1 - p } else { p };
+        let index = match order.by {
+            SortKey::Id => self.users_by_id[p as usize],
+            // The rename swaps the first and the last user in name order.
+            SortKey::Name if self.renamed.load(Ordering::Relaxed) && n > 1 => {
+                let swapped = if p == 0 {
+                    n - 1
+                } else if p == n - 1 {
+                    0
+                } else {
+                    p
+                };
+                self.users_by_name[swapped as usize]
+            }
+            SortKey::Name => self.users_by_name[p as usize],
+        };
+        u64::from(index)
     }
 
     /// The `assignedRoles` entry of role `i`.

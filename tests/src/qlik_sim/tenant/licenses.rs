@@ -10,6 +10,12 @@ use crate::qlik_sim::synth::{
 };
 
 const PRODUCT: &str = "Qlik Cloud Analytics Premium";
+
+/// Consumption events come in runs of this many, some of which end in the same second.
+pub(crate) const TIE_GROUP: u64 = 3;
+/// How far before the data's "now" late-recorded events end: 36 hours, inside the
+/// connector's default 48-hour look-back.
+pub(crate) const LATE_WINDOW_MS: i64 = 36 * 3_600_000;
 const VALID: &str = "2025-01-01/2027-12-31";
 
 /// One licence assignment.
@@ -19,6 +25,21 @@ pub(crate) struct AssignmentRec {
     pub kind: &'static str,
     pub excess: bool,
     pub created_ms: i64,
+    /// The holder's user index, `None` for an orphan (no user on this tenant).
+    pub user: Option<u64>,
+    /// Whether the row carries `userId` and `name` (shape variants only).
+    pub names_user: bool,
+    /// Whether the row lacks `type` (shape variants only).
+    pub untyped: bool,
+}
+
+/// Who holds the licence at a position of the plain assignment listing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Holder {
+    /// Assignment `j` of a current user.
+    User(u64),
+    /// Orphan assignment `k`.
+    Orphan(u64),
 }
 
 /// One consumption event.
@@ -54,15 +75,20 @@ impl Tenant {
         let u = j * self.users / self.assignments.max(1);
         let r = h(self.seed, Kind::Assignment, j, 1);
         let professional = u == 0 || r % 10 < 3;
+        let variants = self.situations.assignment_shape_variants;
         AssignmentRec {
             subject: self.user(u).subject,
             kind: if professional { "professional" } else { "analyzer" },
             excess: u != 0 && (r >> 8) % 50 == 1,
             created_ms: spread_ms(r >> 16),
+            user: Some(u),
+            names_user: variants && j % 4 == 1,
+            untyped: variants && j % 9 == 4,
         }
     }
 
-    /// Orphan assignment `o`: its subject belongs to no current user.
+    /// Orphan assignment `o`: its subject belongs to no user of this tenant (another tenant
+    /// or a client-managed site on the same entitlement holds it).
     pub(crate) fn orphan(&self, o: u64) -> AssignmentRec {
         let r = h(self.seed, Kind::Orphan, o, 1);
         AssignmentRec {
@@ -70,29 +96,92 @@ impl Tenant {
             kind: if r.is_multiple_of(2) { "professional" } else { "analyzer" },
             excess: false,
             created_ms: spread_ms(r >> 16),
+            user: None,
+            names_user: false,
+            untyped: self.situations.assignment_shape_variants && o % 9 == 4,
+        }
+    }
+
+    /// Length of the plain assignment listing: every global assignment of the entitlement,
+    /// orphans included (https://qlik.dev/changelog/66-license-assignment-orphans).
+    pub(crate) fn assignment_listing_len(&self) -> u64 {
+        self.assignments + self.orphans
+    }
+
+    /// Orphans at positions up to `p` of the plain listing. Orphan `k` sits at position
+    /// `(k + 1) * len / (orphans + 1)`: spread evenly among the users' assignments, so a
+    /// client that marks orphans meets them on every page.
+    fn orphans_up_to(&self, p: u64) -> u64 {
+        let n = self.assignment_listing_len();
+        (((p + 1) * (self.orphans + 1)).div_ceil(n) - 1).min(self.orphans)
+    }
+
+    /// The holder at position `p` of the plain listing.
+    pub(crate) fn holder(&self, p: u64) -> Holder {
+        let up_to = self.orphans_up_to(p);
+        let before = if p == 0 { 0 } else { self.orphans_up_to(p - 1) };
+        if up_to > before { Holder::Orphan(up_to - 1) } else { Holder::User(p - up_to) }
+    }
+
+    /// The assignment at position `p` of the plain listing.
+    pub(crate) fn listed_assignment(&self, p: u64) -> AssignmentRec {
+        match self.holder(p) {
+            Holder::User(j) => self.assignment(j),
+            Holder::Orphan(k) => self.orphan(k),
         }
     }
 
     /// The JSON of an assignment.
-    pub(crate) fn assignment_json(a: &AssignmentRec) -> Value {
-        json!({
+    pub(crate) fn assignment_json(&self, a: &AssignmentRec) -> Value {
+        let mut v = json!({
             "subject": a.subject,
-            "type": a.kind,
             "excess": a.excess,
             "created": rfc3339_ms(a.created_ms),
-        })
+        });
+        if !a.untyped {
+            v["type"] = json!(a.kind);
+        }
+        if let (true, Some(u)) = (a.names_user, a.user) {
+            v["userId"] = json!(self.user_id(u));
+            v["name"] = json!(self.user(u).name);
+        }
+        v
     }
 
-    /// Milliseconds the consumption events span: a year, or more when there are more events
-    /// than milliseconds, so that `endTime` strictly increases with the index.
+    /// Milliseconds the consumption events span: a year, or a second per event when there
+    /// are more events than seconds in a year, so events of different tie groups never
+    /// share a second.
     fn consumption_span_ms(&self) -> u128 {
-        ((DATA_NOW_MS - CONSUMPTION_START_MS) as u128).max(u128::from(self.events))
+        ((DATA_NOW_MS - CONSUMPTION_START_MS) as u128).max(u128::from(self.events) * 1000)
     }
 
-    /// `endTime` of event `i` (strictly increasing in `i`).
+    /// `endTime` of event `i`: non-decreasing in `i`, whole seconds. Engine sessions end
+    /// together: in each run of [`TIE_GROUP`] events, those from a hashed offset on share one
+    /// `endTime`, so ties straddle page breaks at most page sizes (Qlik records `endTime` to
+    /// the second, https://qlik.dev/apis/rest/licenses).
     pub(crate) fn event_end_ms(&self, i: u64) -> i64 {
-        CONSUMPTION_START_MS
-            + (u128::from(i) * self.consumption_span_ms() / u128::from(self.events.max(1))) as i64
+        let first = i - i % TIE_GROUP;
+        let shared_from = first + h(self.seed, Kind::Event, first, 7) % TIE_GROUP;
+        let k = if i >= shared_from { shared_from } else { i };
+        let ms = CONSUMPTION_START_MS
+            + (u128::from(k) * self.consumption_span_ms() / u128::from(self.events.max(1))) as i64;
+        ms - ms.rem_euclid(1000)
+    }
+
+    /// Events Qlik records late, sorted: those ending in the last [`LATE_WINDOW_MS`] of the
+    /// data, every third one and always the one before the last. They are missing from the
+    /// consumption listing until a client has read it to its end once, so they appear after
+    /// a sync whose cursor is already past their `endTime`.
+    pub(crate) fn late_events(&self) -> Vec<u64> {
+        let last = self.events.saturating_sub(1);
+        (0..last)
+            .rev()
+            .take_while(|i| self.event_end_ms(*i) >= DATA_NOW_MS - LATE_WINDOW_MS)
+            .filter(|i| i + 2 == self.events || h(self.seed, Kind::Event, *i, 8).is_multiple_of(3))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect()
     }
 
     /// Consumption event `i`.
@@ -170,9 +259,12 @@ impl Tenant {
         })
     }
 
-    /// The `licenseStatus` JSON.
+    /// The `licenseStatus` JSON. Besides the fields of the January 2025 definitions, current
+    /// tenants send `deactivated` and `extensionStatus` (https://qlik.dev/apis/rest/licenses).
     pub(crate) fn status_json(&self) -> Value {
         json!({
+            "deactivated": false,
+            "extensionStatus": "none",
             "type": "Signed",
             "trial": false,
             "valid": VALID,

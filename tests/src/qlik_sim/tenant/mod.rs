@@ -7,9 +7,13 @@ mod content;
 mod identity;
 mod licenses;
 
-pub(crate) use identity::{DEFAULT_ROLES, UserRec, UserStatus};
+pub(crate) use identity::{DEFAULT_ROLES, SortKey, UserOrder, UserRec, UserStatus};
+pub(crate) use licenses::AssignmentRec;
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::config::SimConfig;
+use super::situations::Situations;
 use super::synth::{Kind, alnum, object_id};
 
 /// The fewest users a tenant has: the issued keys belong to users 0..=4.
@@ -35,9 +39,26 @@ pub(crate) struct Tenant {
     pub apps: u64,
     /// Assignments of current users.
     pub assignments: u64,
-    /// Assignments whose subject is no current user (served only with `orphans=true`).
+    /// Assignments whose subject is no user of this tenant: listed among the others, and
+    /// alone with `orphans=true`.
     pub orphans: u64,
     pub events: u64,
+    /// Events recorded late (sorted indices), hidden until `late_published`.
+    pub late: Vec<u64>,
+    /// Set once a client has read the consumption listing to its end.
+    pub consumption_read_to_end: AtomicBool,
+    /// Set when a consumption listing starts after one was read to its end: from then on the
+    /// late events are listed.
+    pub late_published: AtomicBool,
+    /// User indices in `+id` order (ids sort by their index-derived head).
+    pub users_by_id: Vec<u32>,
+    /// User indices in `+name` order (ties by id), before any rename.
+    pub users_by_name: Vec<u32>,
+    /// Set once the rename of [`Situations::rename_during_users_listing`] has happened.
+    pub renamed: AtomicBool,
+    /// The space deleted mid-run, with [`Situations::space_deleted_mid_run`].
+    pub deleted_space: Option<u64>,
+    pub situations: Situations,
     pub api_keys: u64,
     pub tenant_id: String,
     pub license_number: String,
@@ -64,6 +85,14 @@ impl Tenant {
             assignments,
             orphans: if assignments > 0 { assignments / 40 + 2 } else { 0 },
             events: config.consumption_events as u64,
+            late: Vec::new(),
+            consumption_read_to_end: AtomicBool::new(false),
+            late_published: AtomicBool::new(false),
+            users_by_id: Vec::new(),
+            users_by_name: Vec::new(),
+            renamed: AtomicBool::new(false),
+            deleted_space: None,
+            situations: config.situations,
             api_keys: config.api_keys.max(6) as u64,
             tenant_id: alnum(seed, Kind::Tenant, 0, 1, 32),
             license_number: format!("{:016}", super::synth::h(seed, Kind::License, 0, 1) % 10u64.pow(16)),
@@ -72,6 +101,12 @@ impl Tenant {
             now_s,
         };
         tenant.license_key = licenses::license_key(&tenant);
+        tenant.late = tenant.late_events();
+        tenant.users_by_id = tenant.order_by_id();
+        tenant.users_by_name = tenant.order_by_name();
+        if config.situations.space_deleted_mid_run {
+            tenant.deleted_space = (1..tenant.spaces).find(|i| tenant.space_assignment_count(*i) > 0);
+        }
         let mut counts = AssignmentCounts::default();
         for j in 0..tenant.assignments {
             let a = tenant.assignment(j);
@@ -109,6 +144,11 @@ impl Tenant {
     /// The id of space `i`.
     pub(crate) fn space_id(&self, i: u64) -> String {
         object_id(self.seed, Kind::Space, i)
+    }
+
+    /// Whether consumption event `i` is listed now (late events only once published).
+    pub(crate) fn event_listed(&self, i: u64) -> bool {
+        self.late_published.load(Ordering::Relaxed) || self.late.binary_search(&i).is_err()
     }
 
     /// The tenant's display name.
