@@ -104,6 +104,7 @@ async fn sink_only(dest: &str, rows: u64) -> f64 {
         config_fingerprint: "bench".into(),
         started_at: sink::now_rfc3339(),
     };
+    d.lock(&info).await.expect("lock");
     d.begin(&info, std::slice::from_ref(&plan)).await.expect("begin");
     let started = Instant::now();
     let mut batch = Vec::with_capacity(BENCH_BATCH);
@@ -131,8 +132,10 @@ async fn sink_only(dest: &str, rows: u64) -> f64 {
     let outcome = RunOutcome {
         run_id: info.run_id.clone(),
         finished_at: sink::now_rfc3339(),
+        status: sink::RunStatus::Succeeded,
         records: [("events".to_string(), rows)].into(),
         error: None,
+        failed: Default::default(),
     };
     d.commit(&outcome).await.expect("commit");
     rows as f64 / started.elapsed().as_secs_f64()

@@ -7,11 +7,15 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// The default destination: an SQLite file in the working directory.
 pub const DEFAULT_DEST: &str = "sqlite:./datahub.db";
 
+/// Where `demo` loads by default: its own file, so simulated tenants never mix with a
+/// hub holding real data.
+pub const DEFAULT_DEMO_DEST: &str = "sqlite:./datahub-demo.db";
+
 /// What `connector-host --help` says before the list of subcommands.
 const ABOUT: &str = "connector-host runs data-hub connectors and loads what they read into a database.
 
 Start with `connector-host demo` (a full sync from a built-in Qlik Cloud simulator into
-./datahub.db), then `connector-host list` to see the connectors this binary ships.
+./datahub-demo.db), then `connector-host list` to see the connectors this binary ships.
 A connector is configured with a TOML file:
 
     connector = \"qlik-sense\"
@@ -19,8 +23,14 @@ A connector is configured with a TOML file:
     tenant_url = \"https://your-tenant.eu.qlikcloud.com\"
     api_key = { env = \"QLIK_API_KEY\" }   # or { file = \"/run/secrets/qlik\" }
 
-Exit codes: 0 ok, 1 internal error, 2 usage or config error, 3 authentication or
-permission error, 4 source failure after retries.";
+Every row carries its tenant (`_instance`): several tenants share one hub, and a run
+replaces only its own tenant's rows of the streams it reads.
+
+Exit codes: 0 ok; 1 internal error; 2 usage or config error; 3 source authentication
+or permission error (the API key); 4 source failed after retries; 5 partial (some
+streams failed, the others were committed); 6 destination error (cannot open, connect,
+log in or write); 7 conflict (another run of this tenant is loading this destination,
+or a table with our name is not ours); 130 interrupted (SIGINT/SIGTERM, rolled back).";
 
 /// The command line of `connector-host`.
 #[derive(Debug, Parser)]
@@ -79,11 +89,17 @@ pub enum Command {
     },
     /// Read the selected streams and load them into a destination.
     ///
-    /// Full-refresh streams replace their table only when the whole run succeeds;
-    /// incremental streams resume from their saved checkpoint and upsert by primary key.
-    /// A failed or killed run leaves the previous data and checkpoints as they were.
-    /// Ctrl-C or SIGTERM rolls back the same way. Exits 0 on success, 2 for a bad config, 3 when the source rejects the
-    /// credentials, 4 when the source fails after retries, 1 otherwise.
+    /// A run changes only its own tenant's rows of the streams it reads. Full-refresh
+    /// streams replace the tenant's rows when the stream completes; incremental streams
+    /// resume from their saved checkpoint and upsert by primary key. A stream that fails
+    /// keeps its previous rows and checkpoint while the others are committed (exit 5;
+    /// `--atomic` for all or nothing). A killed run, or Ctrl-C/SIGTERM, leaves the
+    /// previous data and checkpoints as they were. One run per tenant and destination at
+    /// a time: a second one exits 7 at once.
+    ///
+    /// Exit codes: 0 ok; 1 internal error; 2 usage or config error; 3 source
+    /// authentication or permission error; 4 source failed after retries; 5 partial; 6
+    /// destination error; 7 conflict; 130 interrupted.
     Run(RunArgs),
     /// List recent runs recorded in a destination.
     Runs {
@@ -110,8 +126,8 @@ pub enum Command {
     },
     /// Run a full Qlik Sense sync from a built-in simulated tenant: no account needed.
     Demo {
-        /// Where to load the data.
-        #[arg(long, default_value = DEFAULT_DEST)]
+        /// Where to load the data (its own file by default, never your hub's).
+        #[arg(long, default_value = DEFAULT_DEMO_DEST)]
         dest: String,
         /// Print nothing but errors.
         #[arg(long)]
@@ -139,12 +155,17 @@ pub struct RunArgs {
     /// The connector's TOML config file.
     #[arg(long, short)]
     pub config: PathBuf,
-    /// Comma-separated streams to read (default: all).
-    #[arg(long, value_delimiter = ',')]
+    /// Comma-separated streams to read (default: every stream the config allows); can
+    /// only narrow the config's `streams`.
+    #[arg(long, value_delimiter = ',', value_parser = stream_name)]
     pub streams: Option<Vec<String>>,
     /// Read every stream in full, ignoring saved checkpoints.
     #[arg(long)]
     pub full_refresh: bool,
+    /// All or nothing: when any stream fails, commit none of them (by default the
+    /// streams that completed are committed and the run exits 5).
+    #[arg(long)]
+    pub atomic: bool,
     /// Destination: `sqlite:PATH`, `postgres://user@host/db`, `jsonl:DIR` or `csv:DIR`.
     /// Overrides `destination` in the config file; default `sqlite:./datahub.db`.
     #[arg(long)]
@@ -178,7 +199,17 @@ pub enum StateAction {
         #[arg(long)]
         dest: Option<String>,
         /// Comma-separated streams to reset (default: all).
-        #[arg(long, value_delimiter = ',')]
+        #[arg(long, value_delimiter = ',', value_parser = stream_name)]
         streams: Option<Vec<String>>,
     },
+}
+
+/// One name of a comma-separated `--streams` list, without the spaces around it
+/// (`--streams "users, groups"`).
+fn stream_name(value: &str) -> Result<String, String> {
+    let name = value.trim();
+    if name.is_empty() {
+        return Err("empty stream name; separate names with commas, e.g. users,groups".into());
+    }
+    Ok(name.to_string())
 }

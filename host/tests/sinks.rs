@@ -6,100 +6,8 @@ mod common;
 
 use std::path::Path;
 
-use common::{cli, config_file};
+use common::{Db, cli, config_file, postgres, records, run, sqlite};
 use serde_json::Value;
-
-/// A destination under test and how to look inside it.
-enum Db {
-    Sqlite(String),
-    Postgres(String),
-}
-
-impl Db {
-    fn dest(&self) -> String {
-        match self {
-            Db::Sqlite(path) => format!("sqlite:{path}"),
-            Db::Postgres(url) => url.clone(),
-        }
-    }
-
-    fn table(&self, stream: &str) -> String {
-        match self {
-            Db::Sqlite(_) => format!("test_source__{stream}"),
-            Db::Postgres(_) => format!("test_source.{stream}"),
-        }
-    }
-
-    /// Runs a query returning one text cell (NULL as "").
-    async fn scalar(&self, sql: &str) -> String {
-        match self {
-            Db::Sqlite(path) => {
-                let conn = rusqlite::Connection::open(path).unwrap();
-                conn.query_row(sql, [], |r| {
-                    let v: rusqlite::types::Value = r.get(0)?;
-                    Ok(match v {
-                        rusqlite::types::Value::Null => String::new(),
-                        rusqlite::types::Value::Integer(i) => i.to_string(),
-                        rusqlite::types::Value::Real(f) => f.to_string(),
-                        rusqlite::types::Value::Text(t) => t,
-                        rusqlite::types::Value::Blob(_) => "<blob>".into(),
-                    })
-                })
-                .unwrap()
-            }
-            Db::Postgres(url) => {
-                let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
-                tokio::spawn(conn);
-                let row = client.query_one(&format!("SELECT ({sql})::text"), &[]).await.unwrap();
-                row.get::<_, Option<String>>(0).unwrap_or_default()
-            }
-        }
-    }
-
-    async fn count(&self, stream: &str) -> u64 {
-        self.scalar(&format!("SELECT count(*) FROM {}", self.table(stream))).await.parse().unwrap()
-    }
-
-    async fn state_seq(&self) -> String {
-        let sql = match self {
-            Db::Sqlite(_) => {
-                "SELECT json_extract(value, '$.seq') FROM _state WHERE instance = 'test-source:tenant-a' AND stream = 'events'"
-            }
-            Db::Postgres(_) => {
-                "SELECT value->>'seq' FROM datahub._state WHERE instance = 'test-source:tenant-a' AND stream = 'events'"
-            }
-        };
-        self.scalar(sql).await
-    }
-
-    async fn last_run_status(&self) -> String {
-        let sql = match self {
-            Db::Sqlite(_) => "SELECT status FROM _runs ORDER BY started_at DESC, run_id DESC LIMIT 1",
-            Db::Postgres(_) => {
-                "SELECT status FROM datahub._runs ORDER BY started_at DESC, run_id DESC LIMIT 1"
-            }
-        };
-        self.scalar(sql).await
-    }
-}
-
-/// Runs `test-source` with `[config]` extras into `db`; returns (exit code, JSON summary, stderr).
-async fn run(dir: &Path, db: &Db, config: &str, extra: &[&str]) -> (u8, Value, String) {
-    let path = config_file(dir, "source.toml", config);
-    let path = path.display().to_string();
-    let dest = db.dest();
-    let mut args = vec!["run", "--config", &path, "--dest", &dest, "--json"];
-    args.extend_from_slice(extra);
-    let out = cli(&args).await;
-    let summary = serde_json::from_str(&out.stdout).unwrap_or(Value::Null);
-    (out.code, summary, out.stderr)
-}
-
-fn records(summary: &Value, stream: &str) -> u64 {
-    summary["streams"].as_array().unwrap().iter().find(|s| s["stream"] == stream).unwrap()["records"]
-        .as_u64()
-        .unwrap()
-}
 
 async fn loads_exact_rows_and_types(dir: &Path, db: &Db) {
     let (code, summary, err) = run(dir, db, "items = 120\nevents = 70\n", &[]).await;
@@ -175,8 +83,10 @@ async fn failures_leave_previous_data_and_state(dir: &Path, db: &Db) {
     assert_eq!(code, 0, "{err}");
     let first_run = first["run_id"].as_str().unwrap().to_string();
     let items = db.table("items");
+    let v1_items = format!("SELECT count(*) FROM {items} WHERE _run_id = '{first_run}' AND name LIKE '%v1%'");
 
-    // Fail halfway through the full-refresh stream.
+    // The full-refresh stream fails halfway; the incremental one completes and is
+    // committed: a partial run, exit 5.
     let (code, summary, err) = run(
         dir,
         db,
@@ -184,36 +94,65 @@ async fn failures_leave_previous_data_and_state(dir: &Path, db: &Db) {
         &[],
     )
     .await;
-    assert_eq!(code, 4, "a source failure exits 4: {err}");
-    assert!(err.contains("injected failure"), "{err}");
-    assert_eq!(summary["status"], "failed");
+    assert_eq!(code, 5, "a partial run exits 5: {err}");
+    assert_eq!(summary["status"], "partial");
+    let stream = |name: &str| {
+        summary["streams"].as_array().unwrap().iter().find(|s| s["stream"] == name).unwrap().clone()
+    };
+    assert_eq!(stream("items")["result"], "failed");
+    assert!(stream("items")["error"].as_str().unwrap().contains("injected failure"), "{summary}");
+    assert_eq!(stream("events")["result"], "committed");
     assert_eq!(db.count("items").await, 100);
-    assert_eq!(
-        db.scalar(&format!("SELECT count(*) FROM {items} WHERE _run_id = '{first_run}'")).await,
-        "100"
-    );
-    assert_eq!(db.scalar(&format!("SELECT count(*) FROM {items} WHERE name LIKE '%v1%'")).await, "100");
-    assert_eq!(db.count("events").await, 50);
-    assert_eq!(db.state_seq().await, "50");
-    assert_eq!(db.last_run_status().await, "failed");
+    assert_eq!(db.scalar(&v1_items).await, "100", "the failed stream kept its previous rows");
+    assert_eq!(db.count("events").await, 80);
+    assert_eq!(db.state_seq().await, "80");
+    assert_eq!(db.last_run_status().await, "partial");
 
-    // Fail inside the incremental stream before its first checkpoint: nothing of it lands,
-    // and the full-refresh stream read before it is not swapped in either.
+    // --atomic: the same failure commits nothing; events stay where they were.
+    let (code, summary, err) = run(
+        dir,
+        db,
+        "items = 200\nevents = 90\nversion = 2\nfail_stream = \"items\"\nfail_after = 150\n",
+        &["--atomic"],
+    )
+    .await;
+    assert_eq!(code, 4, "an atomic run fails with its source error: {err}");
+    assert_eq!(summary["status"], "failed");
+    assert_eq!(db.count("events").await, 80);
+    assert_eq!(db.state_seq().await, "80");
+    assert_eq!(db.scalar(&v1_items).await, "100");
+
+    // A failure that ends the whole read fails every stream that had not completed.
     let (code, _, err) = run(
         dir,
         db,
-        "items = 200\nevents = 80\nversion = 2\nfail_stream = \"events\"\nfail_after = 15\n",
+        "items = 200\nevents = 90\nversion = 2\nfail_stream = \"items\"\nfail_after = 150\nfail_hard = true\n",
         &[],
     )
     .await;
     assert_eq!(code, 4, "{err}");
-    assert_eq!(db.count("events").await, 50);
-    assert_eq!(db.state_seq().await, "50");
-    assert_eq!(db.count("items").await, 100);
+    assert_eq!(db.last_run_status().await, "failed");
+    assert_eq!(db.count("events").await, 80);
 
-    // Fail after 5,015 rows in pages of 10: checkpoints are committed with their rows
-    // once 5,000 rows (BATCH_ROWS) have accumulated, so exactly the first 5,000 stay,
-    // with the checkpoint that covers them.
+    // The incremental stream fails inside its first page, before any checkpoint: the
+    // full refresh is committed; the 15 events it delivered are upserted (they are real
+    // rows) but its checkpoint stays, so the next run reads them again, once.
+    let (code, _, err) = run(
+        dir,
+        db,
+        "items = 200\nevents = 100\nversion = 2\nfail_stream = \"events\"\nfail_after = 15\n",
+        &[],
+    )
+    .await;
+    assert_eq!(code, 5, "{err}");
+    assert_eq!(db.state_seq().await, "80");
+    assert_eq!(db.count("events").await, 95);
+    assert_eq!(db.count("items").await, 200);
+    assert_eq!(db.scalar(&format!("SELECT count(*) FROM {items} WHERE name LIKE '%v2%'")).await, "200");
+
+    // Fail after 5,015 rows in pages of 10: the stream keeps its last checkpoint (5,090,
+    // after nine pages past the 5,000 rows that forced a commit) and the rows it
+    // delivered; the next run resumes from that checkpoint.
     let (code, _, err) = run(
         dir,
         db,
@@ -221,19 +160,18 @@ async fn failures_leave_previous_data_and_state(dir: &Path, db: &Db) {
         &[],
     )
     .await;
-    assert_eq!(code, 4, "{err}");
-    assert_eq!(db.count("events").await, 5050);
-    assert_eq!(db.state_seq().await, "5050");
-    assert_eq!(db.count("items").await, 100);
+    assert_eq!(code, 5, "{err}");
+    assert_eq!(db.state_seq().await, "5090");
+    assert_eq!(db.count("events").await, 5095);
 
     // A clean rerun lands exactly the source, nothing duplicated.
     let (code, summary, err) = run(dir, db, "items = 200\nevents = 6000\nversion = 2\n", &[]).await;
     assert_eq!(code, 0, "{err}");
-    assert_eq!(records(&summary, "events"), 950);
+    assert_eq!(records(&summary, "events"), 910);
     assert_eq!(db.count("items").await, 200);
-    assert_eq!(db.scalar(&format!("SELECT count(*) FROM {items} WHERE name LIKE '%v2%'")).await, "200");
     assert_eq!(db.count("events").await, 6000);
     assert_eq!(db.scalar(&format!("SELECT count(DISTINCT seq) FROM {}", db.table("events"))).await, "6000");
+    assert_eq!(db.state_seq().await, "6000");
 }
 
 async fn new_columns_are_added_and_type_changes_reported(dir: &Path, db: &Db) {
@@ -292,10 +230,6 @@ async fn runs_and_state_commands(dir: &Path, db: &Db) {
     assert_eq!(db.count("events").await, 40);
 }
 
-fn sqlite(dir: &Path) -> Db {
-    Db::Sqlite(dir.join("hub.db").display().to_string())
-}
-
 #[tokio::test]
 async fn sqlite_loads_exact_rows_and_types() {
     let dir = tempfile::tempdir().unwrap();
@@ -313,7 +247,10 @@ async fn sqlite_failures_leave_previous_data_and_state() {
     let dir = tempfile::tempdir().unwrap();
     let db = sqlite(dir.path());
     failures_leave_previous_data_and_state(dir.path(), &db).await;
-    assert_eq!(db.scalar("SELECT count(*) FROM sqlite_master WHERE name LIKE '_staging__%'").await, "0");
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM sqlite_master WHERE name LIKE '\\_stg\\_%' ESCAPE '\\'").await,
+        "0"
+    );
 }
 
 #[tokio::test]
@@ -326,12 +263,6 @@ async fn sqlite_new_columns_and_type_changes() {
 async fn sqlite_runs_and_state_commands() {
     let dir = tempfile::tempdir().unwrap();
     runs_and_state_commands(dir.path(), &sqlite(dir.path())).await;
-}
-
-/// A fresh database on the configured PostgreSQL server, or `None` when none is
-/// configured outside CI.
-async fn postgres() -> Option<Db> {
-    common::fresh_postgres_database("hub_test").await.map(Db::Postgres)
 }
 
 #[tokio::test]
@@ -354,7 +285,10 @@ async fn postgres_failures_leave_previous_data_and_state() {
     let dir = tempfile::tempdir().unwrap();
     failures_leave_previous_data_and_state(dir.path(), &db).await;
     assert_eq!(
-        db.scalar("SELECT count(*) FROM pg_tables WHERE tablename LIKE '\\_staging\\_\\_%'").await,
+        db.scalar(
+            "SELECT count(*) FROM pg_tables WHERE tablename LIKE '\\_load\\_%' OR tablename LIKE '\\_stg\\_%'"
+        )
+        .await,
         "0"
     );
 }
@@ -380,14 +314,10 @@ fn lines(path: &Path) -> usize {
 #[tokio::test]
 async fn jsonl_folder_keeps_exactly_once_with_state_file() {
     let dir = tempfile::tempdir().unwrap();
-    let out_dir = dir.path().join("export");
-    let dest = format!("jsonl:{}", out_dir.display());
-    let config = |extra: &str| {
-        config_file(dir.path(), "source.toml", &format!("items = 40\nevents = 60\n{extra}"))
-            .display()
-            .to_string()
-    };
-    let c = config("");
+    let root = dir.path().join("export");
+    let out_dir = root.join("test-source_tenant-a");
+    let dest = format!("jsonl:{}", root.display());
+    let c = config_file(dir.path(), "source.toml", "items = 40\nevents = 60\n").display().to_string();
     let out = cli(&["run", "--config", &c, "--dest", &dest, "--quiet"]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(lines(&out_dir.join("items.jsonl")), 40);
@@ -399,13 +329,17 @@ async fn jsonl_folder_keeps_exactly_once_with_state_file() {
     assert_eq!(first["id"], "item-00000");
 
     // Rerun: items replaced, events not repeated.
-    let out = cli(&["run", "--config", &c, "--dest", &dest, "--quiet"]).await;
+    let out = cli(&["run", "--config", &c, "--dest", &dest, "--json"]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
+    let summary: Value = serde_json::from_str(&out.stdout).unwrap();
+    let events =
+        summary["streams"].as_array().unwrap().iter().find(|s| s["stream"] == "events").unwrap().clone();
+    assert_eq!(events["load"]["appended"], 0, "an append-only file reports what it appended: {events}");
     assert_eq!(lines(&out_dir.join("items.jsonl")), 40);
     assert_eq!(lines(&out_dir.join("events.jsonl")), 60);
 
-    // More events, failing after 5,015 in pages of 10: the 5,000 covered by a saved
-    // checkpoint stay, the 15 after it are cut off.
+    // More events, failing after 5,015 in pages of 10: what the last checkpoint covers
+    // stays (60 + 5,010), the 5 after it are cut off; items completed and are replaced.
     let c = config_file(
         dir.path(),
         "source.toml",
@@ -414,9 +348,9 @@ async fn jsonl_folder_keeps_exactly_once_with_state_file() {
     .display()
     .to_string();
     let out = cli(&["run", "--config", &c, "--dest", &dest, "--quiet"]).await;
-    assert_eq!(out.code, 4, "{}", out.stderr);
-    assert_eq!(lines(&out_dir.join("events.jsonl")), 5060);
-    assert_eq!(lines(&out_dir.join("items.jsonl")), 40, "the failed run did not replace items");
+    assert_eq!(out.code, 5, "{}", out.stderr);
+    assert_eq!(lines(&out_dir.join("events.jsonl")), 5070);
+    assert_eq!(lines(&out_dir.join("items.jsonl")), 45, "the completed stream was committed");
     assert!(!out_dir.join(".items.jsonl.partial").exists());
 
     let c = config_file(dir.path(), "source.toml", "items = 45\nevents = 6000\n").display().to_string();
@@ -434,9 +368,8 @@ async fn jsonl_folder_keeps_exactly_once_with_state_file() {
     let runs: Vec<Value> = serde_json::from_str(&runs.stdout).unwrap();
     assert_eq!(
         runs.iter().map(|r| r["status"].as_str().unwrap()).collect::<Vec<_>>(),
-        ["succeeded", "failed", "succeeded", "succeeded"]
+        ["succeeded", "partial", "succeeded", "succeeded"]
     );
-    let _ = config;
 }
 
 #[tokio::test]
@@ -447,6 +380,7 @@ async fn csv_folder_writes_typed_columns() {
     let c = config_file(dir.path(), "source.toml", "items = 12\nevents = 30\n").display().to_string();
     let out = cli(&["run", "--config", &c, "--dest", &dest, "--quiet"]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
+    let out_dir = out_dir.join("test-source_tenant-a");
     let mut reader = csv::Reader::from_path(out_dir.join("items.csv")).unwrap();
     let headers: Vec<String> = reader.headers().unwrap().iter().map(str::to_string).collect();
     assert_eq!(headers[0], "id");
@@ -481,7 +415,7 @@ async fn postgres_errors_never_show_the_password() {
     let out =
         cli(&["run", "--config", &c, "--dest", "postgres://hub:hunter2-secret@127.0.0.1:1/hub", "--quiet"])
             .await;
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(out.code, 6, "a destination that cannot be reached exits 6: {}", out.stderr);
     assert!(
         out.stderr.contains("cannot connect to PostgreSQL at postgres://hub:****@127.0.0.1:1/hub"),
         "{}",

@@ -18,11 +18,19 @@ use crate::sink;
 /// The connector the demo runs.
 const DEMO_CONNECTOR: &str = "qlik-sense";
 
+/// Where the simulator listens when it can: a fixed port gives the simulated tenant a
+/// fixed identity (`qlik-sense:127.0.0.1:47861`), so a second demo replaces the first
+/// one's rows instead of adding a tenant.
+const DEMO_ADDR: ([u8; 4], u16) = ([127, 0, 0, 1], 47861);
+
 /// Runs the demo sync into `dest`.
 pub async fn demo(dest: &str, quiet: bool, json_out: bool, out: &mut (dyn Write + Send)) -> Result<Exit> {
-    let sim = Simulator::start(SimConfig::demo())
-        .await
-        .map_err(|e| Error::internal(format!("cannot start the Qlik Cloud simulator: {e}")))?;
+    let sim = match Simulator::start_on(SimConfig::demo(), DEMO_ADDR.into()).await {
+        Ok(sim) => sim,
+        Err(_) => Simulator::start(SimConfig::demo())
+            .await
+            .map_err(|e| Error::internal(format!("cannot start the Qlik Cloud simulator: {e}")))?,
+    };
     let talk = !quiet && !json_out;
     if talk {
         writeln!(

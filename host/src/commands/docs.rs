@@ -59,9 +59,9 @@ pub fn render(connector: &dyn Connector) -> String {
             "The streams depend on the configuration: run `connector-host discover --config FILE`.\n",
         ),
         Some(catalog) => {
-            let prefix = sql_name(m.id);
+            let (prefix, id) = (sql_name(m.id), m.id);
             md.push_str(&format!(
-                "Each stream lands in a table `{prefix}__<stream>` in SQLite (`{prefix}.<stream>` in PostgreSQL), with two extra columns: `_extracted_at` (when the row was read) and `_run_id` (which run wrote it).\n\n"
+                "Each stream lands in a table `{prefix}__<stream>` in SQLite (`{prefix}.<stream>` in PostgreSQL), keyed by `_instance` (the source instance the row belongs to, `{id}:<identity>`) and the primary key below, with two more columns: `_extracted_at` (when the row was read) and `_run_id` (which run wrote it). Several instances share each table; a run replaces only its own instance's rows.\n\n"
             ));
             md.push_str(
                 "| Stream | Primary key | Sync modes | Cursor | Description |\n|---|---|---|---|---|\n",

@@ -49,7 +49,7 @@ impl CsvWriter {
                     Cell::Real(f) => f.to_string(),
                     Cell::Bool(b) => b.to_string(),
                     Cell::Text(s) => s.to_string(),
-                    Cell::Json(s) => s,
+                    Cell::Json(s) | Cell::Owned(s) => s,
                 };
             row.push(text);
         }

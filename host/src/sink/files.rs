@@ -1,14 +1,20 @@
-//! Folder destinations for export: `jsonl:DIR` and `csv:DIR`, one file per stream.
+//! Folder destinations for export: `jsonl:DIR` and `csv:DIR`, a folder per connector
+//! instance (`DIR/qlik-sense_acme.eu.qlikcloud.com/`) and a file per stream in it.
 //!
 //! Files cannot roll back, so the same guarantees are kept by other means:
 //! - a full-refresh stream is written to `.<stream>.<ext>.partial` and renamed over
-//!   `<stream>.<ext>` only when the run succeeds;
+//!   `<stream>.<ext>` when the stream completed (a rename replaces one file atomically;
+//!   a run's streams are renamed one after another, so `--atomic` is all or nothing per
+//!   file, not across files);
 //! - an incremental stream appends to `<stream>.<ext>`; each checkpoint is saved in
-//!   `_state.json` only after the records before it are flushed to disk, together with
-//!   the file's length at that point. A failed run, or the next run after a crash,
-//!   truncates the file back to that length, so records are neither lost nor repeated.
+//!   the folder's `_state.json` only after the records before it are flushed to disk,
+//!   together with the file's length at that point. A failed stream or run, or the next
+//!   run after a crash, truncates the file back to that length, so records are neither
+//!   lost nor repeated;
+//! - one run per instance: a lock file in `DIR/.locks/`;
+//! - a stream file that `_state.json` does not list is not ours, and the run stops.
 //!
-//! Runs are appended to `_runs.jsonl`.
+//! Runs of every instance are appended to `DIR/_runs.jsonl`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
@@ -22,9 +28,10 @@ use serde_json::Value;
 
 use super::csv::CsvWriter;
 use super::jsonl::JsonlWriter;
+use super::lock::{InstanceLock, held_by_another_run};
 use super::{
-    CommitPolicy, Destination, LoadStats, RunInfo, RunOutcome, RunRecord, StreamPlan, dest_error,
-    unselected_stream,
+    CommitPolicy, Destination, LoadStats, RunInfo, RunOutcome, RunRecord, RunStatus, StreamPlan, dest_error,
+    foreign_table, now_rfc3339, unselected_stream,
 };
 
 /// The file format of a folder destination.
@@ -105,9 +112,20 @@ struct FileRun {
 
 /// A folder of JSON Lines or CSV files.
 pub struct FileDestination {
-    dir: PathBuf,
+    root: PathBuf,
     format: Format,
     run: Option<FileRun>,
+    lock: Option<InstanceLock>,
+}
+
+/// The folder of `instance` under `root`: its name, with anything but letters, digits,
+/// `.`, `-` and `_` replaced by `_`.
+fn instance_dir(root: &Path, instance: &str) -> PathBuf {
+    let name: String = instance
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' })
+        .collect();
+    root.join(name)
 }
 
 fn io_err(what: impl std::fmt::Display) -> impl Fn(std::io::Error) -> Error {
@@ -123,37 +141,42 @@ impl FileDestination {
                 format!("{}: needs a folder, e.g. {}:./export", format.ext(), format.ext()),
             ));
         }
-        let dir = PathBuf::from(dir);
-        std::fs::create_dir_all(&dir).map_err(io_err(format!("cannot create folder {}", dir.display())))?;
-        Ok(FileDestination { dir, format, run: None })
+        let root = PathBuf::from(dir);
+        std::fs::create_dir_all(&root).map_err(io_err(format!("cannot create folder {}", root.display())))?;
+        Ok(FileDestination { root, format, run: None, lock: None })
     }
 
-    fn state_path(&self) -> PathBuf {
-        self.dir.join("_state.json")
+    fn state_path(&self, instance: &str) -> PathBuf {
+        instance_dir(&self.root, instance).join("_state.json")
     }
 
-    fn read_doc(&self) -> Result<StateDoc> {
-        match std::fs::read(self.state_path()) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| dest_error(format!("corrupt state file {}", self.state_path().display()), e)),
+    fn read_doc(&self, instance: &str) -> Result<StateDoc> {
+        let path = self.state_path(instance);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                dest_error(format!("corrupt state file {}", path.display()), e).with_hint(
+                    "`connector-host state reset` sets it aside and starts the instance's checkpoints over",
+                )
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(StateDoc::new()),
-            Err(e) => Err(dest_error(format!("cannot read {}", self.state_path().display()), e)),
+            Err(e) => Err(dest_error(format!("cannot read {}", path.display()), e)),
         }
     }
 
-    /// Replaces `_state.json` atomically: write a temporary file, sync, rename.
-    fn write_doc(&self, doc: &StateDoc) -> Result<()> {
-        let tmp = self.dir.join("_state.json.tmp");
+    /// Replaces the instance's `_state.json` atomically: write a temporary file, sync,
+    /// rename.
+    fn write_doc(&self, instance: &str, doc: &StateDoc) -> Result<()> {
+        let path = self.state_path(instance);
+        let tmp = path.with_extension("json.tmp");
         let what = format!("cannot write {}", tmp.display());
         let mut file = File::create(&tmp).map_err(io_err(&what))?;
         file.write_all(&serde_json::to_vec_pretty(doc).unwrap_or_default()).map_err(io_err(&what))?;
         file.sync_all().map_err(io_err(&what))?;
-        std::fs::rename(&tmp, self.state_path())
-            .map_err(io_err(format!("cannot replace {}", self.state_path().display())))
+        std::fs::rename(&tmp, &path).map_err(io_err(format!("cannot replace {}", path.display())))
     }
 
     fn append_run(&self, record: &RunRecord) -> Result<()> {
-        let path = self.dir.join("_runs.jsonl");
+        let path = self.root.join("_runs.jsonl");
         let what = format!("cannot append to {}", path.display());
         let mut file = OpenOptions::new().create(true).append(true).open(&path).map_err(io_err(&what))?;
         let mut line = serde_json::to_vec(record).unwrap_or_default();
@@ -161,7 +184,7 @@ impl FileDestination {
         file.write_all(&line).map_err(io_err(&what))
     }
 
-    fn run_record(info: &RunInfo, outcome: &RunOutcome, status: &str) -> RunRecord {
+    fn run_record(info: &RunInfo, outcome: &RunOutcome) -> RunRecord {
         RunRecord {
             run_id: info.run_id.clone(),
             connector: info.connector.clone(),
@@ -169,19 +192,32 @@ impl FileDestination {
             config_fingerprint: info.config_fingerprint.clone(),
             started_at: info.started_at.clone(),
             finished_at: Some(outcome.finished_at.clone()),
-            status: status.to_string(),
+            status: outcome.status.as_str().to_string(),
             records: outcome.records.clone(),
             error: outcome.error.clone(),
+            failed: outcome.failed.clone(),
         }
     }
 
     fn open_stream(&self, plan: &StreamPlan, doc: &mut StateDoc, instance: &str) -> Result<StreamFile> {
         let name = format!("{}.{}", plan.stream, self.format.ext());
-        let final_path = self.dir.join(&name);
+        let dir = instance_dir(&self.root, instance);
+        let final_path = dir.join(&name);
+        let listed = doc.get(instance).is_some_and(|streams| streams.contains_key(&plan.stream));
+        if final_path.exists() && !listed {
+            return Err(foreign_table(&final_path.display().to_string(), &self.describe()));
+        }
+        if final_path.is_dir() {
+            return Err(dest_error(
+                format!("cannot write {}", final_path.display()),
+                "it is a folder, not a file",
+            ));
+        }
         let rows_before = count_lines(&final_path).saturating_sub(u64::from(self.format == Format::Csv));
         let (file, partial_path, fresh) = match plan.sync_mode {
             SyncMode::FullRefresh => {
-                let partial = self.dir.join(format!(".{name}.partial"));
+                doc.entry(instance.to_string()).or_default().entry(plan.stream.clone()).or_default();
+                let partial = dir.join(format!(".{name}.partial"));
                 let file =
                     File::create(&partial).map_err(io_err(format!("cannot create {}", partial.display())))?;
                 (file, Some(partial), true)
@@ -233,8 +269,11 @@ impl FileDestination {
     }
 }
 
+/// Lines in the file at `path` (0 when it does not exist); a read error ends the count
+/// rather than looping on it.
 fn count_lines(path: &Path) -> u64 {
-    File::open(path).map(|f| BufReader::new(f).split(b'\n').count() as u64).unwrap_or(0)
+    let Ok(file) = File::open(path) else { return 0 };
+    BufReader::new(file).split(b'\n').map_while(std::result::Result::ok).count() as u64
 }
 
 #[async_trait]
@@ -244,15 +283,17 @@ impl Destination for FileDestination {
             Format::Jsonl => "JSON Lines",
             Format::Csv => "CSV",
         };
-        format!("{kind} files in {}", self.dir.display())
+        format!("{kind} files in {}", self.root.display())
     }
 
     fn sample_query(&self, plan: &StreamPlan) -> String {
-        format!("head {}", self.dir.join(format!("{}.{}", plan.stream, self.format.ext())).display())
+        let instance = self.run.as_ref().map(|r| r.info.instance.as_str()).unwrap_or_default();
+        let file = instance_dir(&self.root, instance).join(format!("{}.{}", plan.stream, self.format.ext()));
+        format!("head {}", file.display())
     }
 
     async fn load_state(&mut self, instance: &str) -> Result<State> {
-        let doc = self.read_doc()?;
+        let doc = self.read_doc(instance)?;
         let mut state = State::default();
         for (stream, entry) in doc.get(instance).into_iter().flatten() {
             if let Some(value) = &entry.value {
@@ -263,7 +304,20 @@ impl Destination for FileDestination {
     }
 
     async fn reset_state(&mut self, instance: &str, streams: Option<&[String]>) -> Result<u64> {
-        let mut doc = self.read_doc()?;
+        let doc = match self.read_doc(instance) {
+            Ok(doc) => doc,
+            // A corrupt state file is set aside, not an obstacle to starting over.
+            Err(e) if streams.is_none() && self.state_path(instance).is_file() => {
+                let aside =
+                    self.state_path(instance).with_extension(format!("json.corrupt-{}", now_rfc3339()));
+                std::fs::rename(self.state_path(instance), &aside)
+                    .map_err(io_err(format!("cannot set aside {}", self.state_path(instance).display())))?;
+                tracing::warn!(file = %aside.display(), error = %e.message(), "Set a corrupt state file aside");
+                return Ok(1);
+            }
+            Err(e) => return Err(e),
+        };
+        let mut doc = doc;
         let mut n = 0;
         if let Some(entries) = doc.get_mut(instance) {
             for (stream, entry) in entries.iter_mut() {
@@ -272,12 +326,14 @@ impl Destination for FileDestination {
                 }
             }
         }
-        self.write_doc(&doc)?;
+        if instance_dir(&self.root, instance).is_dir() {
+            self.write_doc(instance, &doc)?;
+        }
         Ok(n)
     }
 
     async fn recent_runs(&mut self, limit: usize) -> Result<Vec<RunRecord>> {
-        let path = self.dir.join("_runs.jsonl");
+        let path = self.root.join("_runs.jsonl");
         let Ok(file) = File::open(&path) else { return Ok(Vec::new()) };
         let mut runs: Vec<RunRecord> = BufReader::new(file)
             .lines()
@@ -289,13 +345,48 @@ impl Destination for FileDestination {
         Ok(runs)
     }
 
+    async fn lock(&mut self, run: &RunInfo) -> Result<()> {
+        let Some(lock) = InstanceLock::try_acquire(&self.root.join(".locks"), &run.instance)? else {
+            let err = held_by_another_run(&run.instance, &self.describe(), None);
+            let refused = RunOutcome {
+                run_id: run.run_id.clone(),
+                finished_at: now_rfc3339(),
+                status: RunStatus::Refused,
+                records: BTreeMap::new(),
+                error: Some(err.to_string()),
+                failed: BTreeMap::new(),
+            };
+            self.append_run(&Self::run_record(run, &refused))?;
+            return Err(err);
+        };
+        self.lock = Some(lock);
+        let dir = instance_dir(&self.root, &run.instance);
+        std::fs::create_dir_all(&dir).map_err(io_err(format!("cannot create folder {}", dir.display())))?;
+        // Holding the lock, any `.partial` file here is a killed run's.
+        for entry in
+            std::fs::read_dir(&dir).map_err(io_err(format!("cannot list {}", dir.display())))?.flatten()
+        {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') && name.ends_with(".partial") {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        Ok(())
+    }
+
     async fn begin(&mut self, run: &RunInfo, plans: &[StreamPlan]) -> Result<()> {
-        let mut doc = self.read_doc()?;
+        let mut doc = self.read_doc(&run.instance)?;
+        if let Some(other) = doc.keys().find(|k| **k != run.instance) {
+            return Err(foreign_table(
+                &format!("{} (it holds the state of {other})", self.state_path(&run.instance).display()),
+                &self.describe(),
+            ));
+        }
         let mut files = HashMap::new();
         for plan in plans {
             files.insert(plan.stream.clone(), self.open_stream(plan, &mut doc, &run.instance)?);
         }
-        self.write_doc(&doc)?;
+        self.write_doc(&run.instance, &doc)?;
         self.run = Some(FileRun {
             info: run.clone(),
             files,
@@ -354,65 +445,113 @@ impl Destination for FileDestination {
             entry.offset = Some(offset);
         }
         run.policy.committed();
-        let doc = run.doc.clone();
-        self.write_doc(&doc)
+        let (instance, doc) = (run.info.instance.clone(), run.doc.clone());
+        self.write_doc(&instance, &doc)
     }
 
     async fn commit(&mut self, outcome: &RunOutcome) -> Result<BTreeMap<String, LoadStats>> {
         let mut run = self.run.take().ok_or_else(|| Error::internal("commit outside a run"))?;
         let mut stats = BTreeMap::new();
+        let instance = run.info.instance.clone();
         for (stream, file) in run.files.iter_mut() {
+            let failed = outcome.failed.contains_key(stream);
             let len =
                 file.writer.sync().map_err(io_err(format!("cannot flush {}", file.final_path.display())))?;
-            let entry =
-                run.doc.entry(run.info.instance.clone()).or_default().entry(stream.clone()).or_default();
-            if let Some(partial) = &file.partial_path {
-                std::fs::rename(partial, &file.final_path)
-                    .map_err(io_err(format!("cannot replace {}", file.final_path.display())))?;
-                entry.value = run.final_states.remove(stream);
-            } else if let Some((value, _)) = run.pending.remove(stream) {
-                entry.value = Some(value);
-            }
-            entry.offset = Some(len);
+            let entry = run.doc.entry(instance.clone()).or_default().entry(stream.clone()).or_default();
             let received = outcome.records.get(stream).copied().unwrap_or(0);
-            let rows = if file.partial_path.is_some() { received } else { file.rows_before + received };
-            stats.insert(
-                stream.clone(),
-                LoadStats {
-                    rows,
-                    rows_before: file.rows_before,
-                    inserted: file.partial_path.is_none().then_some(received),
-                    updated: file.partial_path.is_none().then_some(0),
-                },
-            );
-        }
-        self.write_doc(&run.doc)?;
-        self.append_run(&Self::run_record(&run.info, outcome, "succeeded"))?;
-        Ok(stats)
-    }
-
-    async fn abort(&mut self, outcome: &RunOutcome) -> Result<()> {
-        let Some(run) = self.run.take() else { return Ok(()) };
-        for (stream, file) in run.files {
-            match &file.partial_path {
-                Some(partial) => {
+            match (&file.partial_path, failed) {
+                (Some(partial), true) => {
                     let _ = std::fs::remove_file(partial);
                 }
-                None => {
-                    let committed =
-                        run.doc.get(&run.info.instance).and_then(|s| s.get(&stream)).and_then(|e| e.offset);
-                    drop(file.writer);
-                    if let Some(offset) = committed {
-                        let f = OpenOptions::new()
-                            .write(true)
-                            .open(&file.final_path)
-                            .map_err(io_err(format!("cannot open {}", file.final_path.display())))?;
-                        f.set_len(offset)
-                            .map_err(io_err(format!("cannot truncate {}", file.final_path.display())))?;
+                (Some(partial), false) => {
+                    std::fs::rename(partial, &file.final_path)
+                        .map_err(io_err(format!("cannot replace {}", file.final_path.display())))?;
+                    entry.value = run.final_states.remove(stream);
+                    entry.offset = Some(len);
+                    stats.insert(
+                        stream.clone(),
+                        LoadStats { rows: received, rows_before: file.rows_before, ..LoadStats::default() },
+                    );
+                }
+                (None, _) => {
+                    // A failed stream keeps what its last checkpoint covers, no more.
+                    let committed = match run.pending.remove(stream) {
+                        Some((value, offset)) => {
+                            entry.value = Some(value);
+                            offset
+                        }
+                        None if failed => entry.offset.unwrap_or(0),
+                        None => len,
+                    };
+                    entry.offset = Some(committed);
+                    truncate(&file.final_path, committed, len)?;
+                    if !failed {
+                        stats.insert(
+                            stream.clone(),
+                            LoadStats {
+                                rows: file.rows_before + received,
+                                rows_before: file.rows_before,
+                                appended: Some(received),
+                                ..LoadStats::default()
+                            },
+                        );
                     }
                 }
             }
         }
-        self.append_run(&Self::run_record(&run.info, outcome, "failed"))
+        self.write_doc(&instance, &run.doc)?;
+        self.append_run(&Self::run_record(&run.info, outcome))?;
+        self.lock = None;
+        Ok(stats)
     }
+
+    async fn abort(&mut self, outcome: &RunOutcome) -> Result<()> {
+        let info = match self.run.take() {
+            Some(run) => {
+                for (stream, file) in run.files {
+                    match &file.partial_path {
+                        Some(partial) => {
+                            let _ = std::fs::remove_file(partial);
+                        }
+                        None => {
+                            let committed = run
+                                .doc
+                                .get(&run.info.instance)
+                                .and_then(|s| s.get(&stream))
+                                .and_then(|e| e.offset);
+                            drop(file.writer);
+                            if let Some(offset) = committed {
+                                truncate(&file.final_path, offset, u64::MAX)?;
+                            }
+                        }
+                    }
+                }
+                Some(run.info)
+            }
+            None => None,
+        };
+        let recorded = match info {
+            Some(info) => self.append_run(&Self::run_record(&info, outcome)),
+            None => Ok(()),
+        };
+        self.lock = None;
+        recorded
+    }
+}
+
+/// Cuts the file at `path` back to `offset` bytes when it is longer (`len` is its
+/// length if known, `u64::MAX` to look it up).
+fn truncate(path: &Path, offset: u64, len: u64) -> Result<()> {
+    if offset >= len {
+        return Ok(());
+    }
+    let file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(io_err(format!("cannot open {}", path.display())))?;
+    let len = file.metadata().map_err(io_err(format!("cannot open {}", path.display())))?.len();
+    if offset < len {
+        file.set_len(offset).map_err(io_err(format!("cannot truncate {}", path.display())))?;
+    }
+    Ok(())
 }

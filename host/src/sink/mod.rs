@@ -1,18 +1,28 @@
 //! Destinations: where `run` loads records, and where runs and checkpoints are kept.
 //!
-//! Every destination honours the same contract, so a failed or killed run never leaves
+//! Every destination honours the same contract (docs/data-contract.md), so several
+//! tenants share one hub and a failed, killed or concurrent run never leaves
 //! half-written data behind:
-//! - a full-refresh stream is loaded into a staging area and swapped in, together with
-//!   every other full-refresh stream of the run, only when the run succeeds;
+//! - every row carries its connector instance (`_instance`, first in the primary key),
+//!   and a run touches only its own instance's rows of the streams it was asked for;
+//! - one run per instance and destination at a time ([`Destination::lock`]);
+//! - a full-refresh stream is loaded into a staging area and, when the stream
+//!   completed, replaces the instance's rows in place (delete and insert in one
+//!   transaction: the table is never dropped, so views and grants on it survive);
 //! - an incremental stream is upserted by primary key, and each checkpoint is committed
 //!   in the same transaction as the records before it, so state never runs ahead of
 //!   data and a rerun neither skips nor duplicates. Checkpoints are committed once
 //!   [`BATCH_ROWS`] rows or [`COMMIT_INTERVAL`] have passed since the last commit, so a
-//!   crash loses at most that much progress.
+//!   crash loses at most that much progress;
+//! - a stream that failed keeps its previous rows (and its checkpointed progress);
+//!   every stream that completed is committed;
+//! - a table with our name that our bookkeeping (`_tables`) does not list is not ours,
+//!   and the run stops rather than replace it.
 
 pub mod csv;
 pub mod files;
 pub mod jsonl;
+pub mod lock;
 pub mod postgres;
 pub mod schema;
 pub mod sqlite;
@@ -59,6 +69,11 @@ impl CommitPolicy {
         self.rows >= BATCH_ROWS || self.since.elapsed() >= COMMIT_INTERVAL
     }
 
+    /// Time since the last commit.
+    pub fn age(&self) -> std::time::Duration {
+        self.since.elapsed()
+    }
+
     /// Restarts the count after a commit.
     pub fn committed(&mut self) {
         *self = CommitPolicy::default();
@@ -80,6 +95,38 @@ pub struct RunInfo {
     pub started_at: String,
 }
 
+/// Where a run is, or how it ended, as `_runs.status` records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Reading and loading.
+    Running,
+    /// Every selected stream was committed.
+    Succeeded,
+    /// Some streams failed and kept their previous data; the others were committed.
+    Partial,
+    /// Nothing but checkpointed incremental progress was committed.
+    Failed,
+    /// Stopped by a signal, or found unfinished by a later run of its instance.
+    Interrupted,
+    /// Did not start: another run of the same instance held the destination.
+    Refused,
+}
+
+impl RunStatus {
+    /// The lowercase name stored in `_runs.status`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Partial => "partial",
+            RunStatus::Failed => "failed",
+            RunStatus::Interrupted => "interrupted",
+            RunStatus::Refused => "refused",
+        }
+    }
+}
+
 /// How a run ended, handed to [`Destination::commit`] or [`Destination::abort`].
 #[derive(Debug, Clone)]
 pub struct RunOutcome {
@@ -87,10 +134,14 @@ pub struct RunOutcome {
     pub run_id: String,
     /// RFC 3339 end time.
     pub finished_at: String,
+    /// `Succeeded` or `Partial` for a commit; `Failed` or `Interrupted` for an abort.
+    pub status: RunStatus,
     /// Records received per stream.
     pub records: BTreeMap<String, u64>,
-    /// Why the run failed (never holds secrets).
+    /// Why the run (or its first failed stream) failed (never holds secrets).
     pub error: Option<String>,
+    /// Streams that failed, with why: a commit keeps their previous rows.
+    pub failed: BTreeMap<String, String>,
 }
 
 /// What a stream's load changed, from [`Destination::commit`].
@@ -104,12 +155,26 @@ pub struct LoadStats {
     pub inserted: Option<u64>,
     /// For incremental streams: rows that existed and were overwritten.
     pub updated: Option<u64>,
+    /// For append-only files: records appended (whether they repeat a key is not known).
+    pub appended: Option<u64>,
 }
 
 /// The error for a record or checkpoint of a stream the run did not select: the
 /// connector broke the contract, so the run fails rather than invent a table.
 pub(crate) fn unselected_stream(what: &str, stream: &str) -> Error {
     Error::new(ErrorKind::Source, format!("the connector sent a {what} for unselected stream `{stream}`"))
+}
+
+/// The error for a table (or file) with our name that our bookkeeping does not list:
+/// someone else's, or left by a connector-host older than the `_instance` column.
+pub(crate) fn foreign_table(table: &str, destination: &str) -> Error {
+    Error::new(
+        ErrorKind::Conflict,
+        format!("{table} in {destination} was not created by connector-host (it is not listed in _tables); it is not ours to replace"),
+    )
+    .with_hint(format!(
+        "Rename {table} (or drop it if nothing needs it) and rerun; tables from connector-host before 0.2 lack the _instance column and must be reloaded this way"
+    ))
 }
 
 impl LoadStats {
@@ -124,7 +189,7 @@ impl LoadStats {
             let inserted = rows.saturating_sub(rows_before);
             (Some(inserted), Some(received.saturating_sub(inserted)))
         };
-        LoadStats { rows, rows_before, inserted, updated }
+        LoadStats { rows, rows_before, inserted, updated, appended: None }
     }
 }
 
@@ -143,12 +208,16 @@ pub struct RunRecord {
     pub started_at: String,
     /// End time, if it ended.
     pub finished_at: Option<String>,
-    /// `running`, `succeeded`, `failed` or `interrupted` (a later run found it unfinished).
+    /// `running`, `succeeded`, `partial`, `failed`, `interrupted` or `refused` (see
+    /// [`RunStatus`]).
     pub status: String,
     /// Records per stream.
     pub records: BTreeMap<String, u64>,
     /// Why it failed.
     pub error: Option<String>,
+    /// Streams that failed, with why.
+    #[serde(default)]
+    pub failed: BTreeMap<String, String>,
 }
 
 /// A store `run` loads into.
@@ -171,8 +240,15 @@ pub trait Destination: Send {
     /// The most recent runs, newest first.
     async fn recent_runs(&mut self, limit: usize) -> Result<Vec<RunRecord>>;
 
-    /// Prepares tables (checking column types against earlier runs), records the run
-    /// as `running` and opens the first transaction.
+    /// Takes the run's instance lock before anything of the instance is read or
+    /// written, and holds it until the run is committed or aborted. When another run
+    /// holds it, records this run as `refused` and fails with [`ErrorKind::Conflict`]
+    /// at once. Holding the lock, marks the instance's runs left `running` by a killed
+    /// process as `interrupted` and removes their staging leftovers.
+    async fn lock(&mut self, run: &RunInfo) -> Result<()>;
+
+    /// Prepares tables (refusing tables that are not ours, checking column types
+    /// against earlier runs, adding new columns) and records the run as `running`.
     async fn begin(&mut self, run: &RunInfo, plans: &[StreamPlan]) -> Result<()>;
 
     /// Writes `records` of `stream`, in the order the connector sent them. The host
@@ -180,16 +256,26 @@ pub trait Destination: Send {
     /// (finding a prepared statement, checking whether to commit) is done per batch.
     async fn write(&mut self, stream: &str, records: Vec<Value>) -> Result<()>;
 
+    /// The source has nothing ready: a destination that lets one writer at a time in
+    /// (SQLite) commits what it holds, so runs of other tenants get their turn while
+    /// this one waits on the network. Rows may land before their checkpoint, never the
+    /// other way round.
+    async fn idle(&mut self) -> Result<()> {
+        Ok(())
+    }
+
     /// Records a checkpoint of `stream`: for incremental streams it is committed
     /// together with every record written before it (at the latest once
     /// [`CommitPolicy::due`]); for full refresh it waits for the final swap.
     async fn checkpoint(&mut self, stream: &str, value: Value) -> Result<()>;
 
-    /// Swaps in full-refresh streams, saves their checkpoints and marks the run
-    /// succeeded, all at once.
+    /// Replaces the instance's rows of every full-refresh stream that did not fail,
+    /// saves their checkpoints and records the run's outcome, all in one transaction;
+    /// streams in `outcome.failed` keep their previous rows. Releases the lock.
     async fn commit(&mut self, outcome: &RunOutcome) -> Result<BTreeMap<String, LoadStats>>;
 
-    /// Discards everything not committed and marks the run failed.
+    /// Discards everything not committed and records the run's outcome. Releases the
+    /// lock.
     async fn abort(&mut self, outcome: &RunOutcome) -> Result<()>;
 }
 
@@ -229,9 +315,9 @@ pub fn redact_destination(spec: &str) -> String {
     connector_api::secret::scrub_owned(shown)
 }
 
-/// A destination failure, as an [`ErrorKind::Internal`] error naming the destination.
+/// A destination failure, as an [`ErrorKind::Destination`] error naming what failed.
 pub(crate) fn dest_error(what: impl std::fmt::Display, err: impl std::fmt::Display) -> Error {
-    Error::new(ErrorKind::Internal, format!("{what}: {err}"))
+    Error::new(ErrorKind::Destination, format!("{what}: {err}"))
 }
 
 /// The current time as RFC 3339.

@@ -1,11 +1,20 @@
 //! PostgreSQL destination for hubs many people and machines share (tokio-postgres).
 //!
-//! Each connector gets a schema (`qlik_sense`) holding one table per stream (`users`);
-//! runs and checkpoints live in `datahub._runs` and `datahub._state`. Rows travel with
-//! `COPY … FROM STDIN` in text format, 5,000 per batch. Full-refresh streams are copied
-//! into `_staging__<stream>` and renamed over their table in the run's final
-//! transaction; incremental streams are copied into a temporary table and merged with
-//! `INSERT … ON CONFLICT DO UPDATE`, each checkpoint committed with the rows before it.
+//! Each connector gets a schema (`qlik_sense`) holding one table per stream (`users`),
+//! keyed by `_instance` and the stream's primary key; runs, checkpoints and the tables
+//! we own live in `datahub._runs`, `datahub._state` and `datahub._tables`. Rows travel
+//! with `COPY … FROM STDIN` in text format, 5,000 per batch. Full-refresh streams are
+//! copied into a temporary staging table and replace the instance's rows (`DELETE`,
+//! `INSERT … SELECT`) in the run's final transaction, so the table itself, and the
+//! views and grants on it, stay; incremental streams are copied into a temporary table
+//! and merged with `INSERT … ON CONFLICT DO UPDATE`, each checkpoint committed with the
+//! rows before it. Temporary tables vanish with the session, so a killed run leaves
+//! nothing behind.
+//!
+//! One run per instance: a session advisory lock keyed by the instance, which the
+//! server releases when the connection ends. Table changes (create, add column) are
+//! serialised between runs by a transaction advisory lock, so runs of different
+//! instances never deadlock; every lock wait is bounded by `lock_timeout`.
 //!
 //! TLS is used when the server offers it (`sslmode=prefer`, the default) or required
 //! with `sslmode=require` / `verify-full`; certificates are checked against the Mozilla
@@ -23,12 +32,20 @@ use serde_json::Value;
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 
-use super::schema::{Cell, ColumnType, sql_name};
-use super::sqlite::ident;
+use super::lock::held_by_another_run;
+use super::schema::{Cell, ColumnType, INSTANCE, reconcile, sql_name};
+use super::sqlite::{ident, ident_list};
 use super::{
-    BATCH_ROWS, CommitPolicy, Destination, LoadStats, RunInfo, RunOutcome, RunRecord, StreamPlan, dest_error,
-    now_rfc3339, redact_destination, unselected_stream,
+    BATCH_ROWS, CommitPolicy, Destination, LoadStats, RunInfo, RunOutcome, RunRecord, RunStatus, StreamPlan,
+    foreign_table, now_rfc3339, redact_destination, unselected_stream,
 };
+
+/// How long any statement waits for a lock another session holds (a report's `LOCK
+/// TABLE`, a long `ALTER`) before the run fails with a message saying so.
+const LOCK_TIMEOUT: &str = "60s";
+
+/// The transaction advisory lock that serialises table changes between runs.
+const DDL_LOCK: i64 = 0x6461_7461_6875_6231;
 
 /// A PostgreSQL database.
 pub struct PostgresDestination {
@@ -37,6 +54,8 @@ pub struct PostgresDestination {
     inflight: Inflight,
     run: Option<PgRun>,
     in_tx: bool,
+    /// The instance whose advisory lock this session holds.
+    locked: Option<String>,
 }
 
 /// The batch being loaded in the background, if any.
@@ -56,8 +75,8 @@ struct PgTarget {
     plan: StreamPlan,
     schema: String,
     table: String,
+    /// For full refresh: the temporary table holding the run's rows until the swap.
     staging: Option<String>,
-    load_table: Option<String>,
     copy_sql: String,
     merge_sql: Option<String>,
     buf: Vec<u8>,
@@ -89,7 +108,39 @@ fn pg_type(ty: ColumnType) -> &'static str {
 }
 
 fn pg_err(what: &str) -> impl Fn(tokio_postgres::Error) -> Error + '_ {
-    move |e| dest_error(format!("PostgreSQL: {what}"), e)
+    move |e| pg_error(format!("PostgreSQL: {what}"), &e)
+}
+
+/// A PostgreSQL failure as an error saying what the server said: its message, SQLSTATE
+/// and hint (tokio-postgres' own text for them is just "db error"). A lock wait that
+/// timed out names the lock timeout.
+fn pg_error(what: impl std::fmt::Display, e: &tokio_postgres::Error) -> Error {
+    let Some(db) = e.as_db_error() else {
+        let cause = std::error::Error::source(e).map(|s| format!(": {s}")).unwrap_or_default();
+        return Error::new(ErrorKind::Destination, format!("{what}: {e}{cause}"));
+    };
+    let mut err = Error::new(
+        ErrorKind::Destination,
+        format!("{what}: {} (SQLSTATE {})", db.message(), db.code().code()),
+    );
+    if let Some(detail) = db.detail() {
+        err = err.with_context("detail", detail.to_string());
+    }
+    if *db.code() == SqlState::LOCK_NOT_AVAILABLE {
+        err = err.with_hint(format!(
+            "Another session held a lock on a hub table for longer than {LOCK_TIMEOUT} (a long report, a LOCK TABLE, an ALTER); find it in pg_locks / pg_stat_activity and rerun when it is done"
+        ));
+    } else if let Some(hint) = db.hint() {
+        err = err.with_hint(hint.to_string());
+    }
+    err
+}
+
+/// The advisory lock key of `instance`: 64 bits of its SHA-256.
+fn advisory_key(instance: &str) -> i64 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(instance.as_bytes());
+    i64::from_be_bytes(digest[..8].try_into().unwrap_or_default())
 }
 
 /// Appends `s` to a COPY text-format buffer, escaping what COPY treats specially.
@@ -112,7 +163,7 @@ fn push_cell(buf: &mut Vec<u8>, c: &Cell<'_>) {
         Cell::Real(f) => buf.extend_from_slice(f.to_string().as_bytes()),
         Cell::Bool(b) => buf.push(if *b { b't' } else { b'f' }),
         Cell::Text(s) => push_escaped(buf, s),
-        Cell::Json(s) => push_escaped(buf, s),
+        Cell::Json(s) | Cell::Owned(s) => push_escaped(buf, s),
     }
 }
 
@@ -151,16 +202,18 @@ impl PostgresDestination {
             config.user(user);
         }
         let (client, connection) = config.connect(tls_connector()).await.map_err(|e| {
-            let kind = match e.code() {
+            let err = pg_error(format!("cannot connect to PostgreSQL at {shown_url}"), &e);
+            match e.code() {
                 Some(c)
                     if *c == SqlState::INVALID_PASSWORD
                         || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION =>
                 {
-                    ErrorKind::Auth
+                    err.with_hint(
+                        "Check the user and password (in the URL or PGPASSWORD) the hub's PostgreSQL expects",
+                    )
                 }
-                _ => ErrorKind::Internal,
-            };
-            Error::new(kind, format!("cannot connect to PostgreSQL at {shown_url}: {e}"))
+                _ => err,
+            }
         })?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
@@ -168,8 +221,11 @@ impl PostgresDestination {
             }
         });
         client
-            .batch_execute(
-                "CREATE SCHEMA IF NOT EXISTS datahub;
+            .batch_execute(&format!(
+                "SET lock_timeout = '{LOCK_TIMEOUT}';
+                 BEGIN;
+                 SELECT pg_advisory_xact_lock({DDL_LOCK});
+                 CREATE SCHEMA IF NOT EXISTS datahub;
                  CREATE TABLE IF NOT EXISTS datahub._runs (
                      run_id text PRIMARY KEY,
                      connector text NOT NULL,
@@ -178,9 +234,10 @@ impl PostgresDestination {
                      started_at timestamptz NOT NULL,
                      finished_at timestamptz,
                      status text NOT NULL,
-                     records jsonb NOT NULL DEFAULT '{}',
+                     records jsonb NOT NULL DEFAULT '{{}}',
                      error text
                  );
+                 ALTER TABLE datahub._runs ADD COLUMN IF NOT EXISTS failed jsonb NOT NULL DEFAULT '{{}}';
                  CREATE TABLE IF NOT EXISTS datahub._state (
                      instance text NOT NULL,
                      stream text NOT NULL,
@@ -188,8 +245,18 @@ impl PostgresDestination {
                      run_id text,
                      updated_at timestamptz NOT NULL DEFAULT now(),
                      PRIMARY KEY (instance, stream)
-                 );",
-            )
+                 );
+                 CREATE TABLE IF NOT EXISTS datahub._tables (
+                     schema_name text NOT NULL,
+                     table_name text NOT NULL,
+                     connector text NOT NULL,
+                     stream text NOT NULL,
+                     created_at timestamptz NOT NULL DEFAULT now(),
+                     created_by_run text,
+                     PRIMARY KEY (schema_name, table_name)
+                 );
+                 COMMIT;"
+            ))
             .await
             .map_err(pg_err("preparing bookkeeping tables"))?;
         Ok(PostgresDestination {
@@ -198,6 +265,7 @@ impl PostgresDestination {
             inflight: None,
             run: None,
             in_tx: false,
+            locked: None,
         })
     }
 
@@ -214,158 +282,161 @@ impl PostgresDestination {
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
-    async fn count(&self, schema: &str, table: &str) -> Result<u64> {
+    /// Rows of `instance` in `schema.table`.
+    async fn count(&self, schema: &str, table: &str, instance: &str) -> Result<u64> {
         let row = self
             .client
-            .query_one(&format!("SELECT count(*) FROM {}.{}", ident(schema), ident(table)), &[])
+            .query_one(
+                &format!(
+                    "SELECT count(*) FROM {}.{} WHERE {} = $1",
+                    ident(schema),
+                    ident(table),
+                    ident(INSTANCE)
+                ),
+                &[&instance],
+            )
             .await
             .map_err(pg_err("counting rows"))?;
         Ok(row.get::<_, i64>(0) as u64)
     }
 
-    async fn prepare_target(&self, plan: &StreamPlan, n: usize) -> Result<PgTarget> {
+    /// Whether a relation called `schema.table` exists, and whether `_tables` lists it.
+    async fn table_status(&self, schema: &str, table: &str) -> Result<(bool, bool)> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                                WHERE n.nspname = $1 AND c.relname = $2),
+                        EXISTS (SELECT 1 FROM datahub._tables WHERE schema_name = $1 AND table_name = $2)",
+                &[&schema, &table],
+            )
+            .await
+            .map_err(pg_err("looking up a table"))?;
+        Ok((row.get(0), row.get(1)))
+    }
+
+    async fn insert_run(&self, run: &RunInfo, status: RunStatus, error: Option<&str>) -> Result<()> {
+        self.client
+            .execute(
+                "INSERT INTO datahub._runs (run_id, connector, instance, config_fingerprint, started_at, status, finished_at, error)
+                 VALUES ($1, $2, $3, $4, $5::text::timestamptz, $6, CASE WHEN $6 = 'running' THEN NULL ELSE now() END, $7)",
+                &[&run.run_id, &run.connector, &run.instance, &run.config_fingerprint, &run.started_at, &status.as_str(), &error],
+            )
+            .await
+            .map_err(pg_err("recording the run"))?;
+        Ok(())
+    }
+
+    async fn record_outcome(&self, outcome: &RunOutcome) -> Result<()> {
+        let records = serde_json::to_value(&outcome.records).unwrap_or_default();
+        let failed = serde_json::to_value(&outcome.failed).unwrap_or_default();
+        self.client
+            .execute(
+                "UPDATE datahub._runs SET status = $2, finished_at = $3::text::timestamptz, records = $4, error = $5, failed = $6
+                 WHERE run_id = $1",
+                &[&outcome.run_id, &outcome.status.as_str(), &outcome.finished_at, &records, &outcome.error, &failed],
+            )
+            .await
+            .map_err(pg_err("recording the run"))?;
+        Ok(())
+    }
+
+    /// Lets go of the instance's advisory lock, if this session holds it.
+    async fn unlock(&mut self) {
+        if let Some(instance) = self.locked.take()
+            && let Err(e) =
+                self.client.execute("SELECT pg_advisory_unlock($1)", &[&advisory_key(&instance)]).await
+        {
+            tracing::warn!(error = %e, "Could not release the instance lock; it ends with the connection");
+        }
+    }
+
+    /// Creates or updates `plan`'s table and the session's temporary table its rows
+    /// are copied into, inside the open transaction.
+    async fn prepare_target(&self, run: &RunInfo, plan: &StreamPlan, n: usize) -> Result<PgTarget> {
         let schema = plan.connector.clone();
         let table = sql_name(&plan.stream);
-        let existing = self.existing_columns(&schema, &table).await?;
-        let changed: Vec<String> = plan
-            .columns
-            .iter()
-            .filter_map(|c| {
-                let (_, declared) = existing.iter().find(|(n, _)| *n == c.name)?;
-                (declared != pg_type(c.ty))
-                    .then(|| format!("{} was {declared}, is now {}", c.name, pg_type(c.ty)))
-            })
-            .collect();
-        if !changed.is_empty() {
-            return Err(Error::new(
-                ErrorKind::Config,
-                format!("table {schema}.{table}: column type changed: {}", changed.join("; ")),
-            )
-            .with_context("stream", plan.stream.clone())
-            .with_hint(format!(
-                "The connector's schema changed. Check what reads {schema}.{table}, then drop the table (or rename it) and rerun to reload it"
-            )));
+        let (exists, ours) = self.table_status(&schema, &table).await?;
+        if exists && !ours {
+            return Err(foreign_table(&format!("{schema}.{table}"), &self.describe()));
         }
-        let q = |t: &str| format!("{}.{}", ident(&schema), ident(t));
-        let mut defs: Vec<String> =
-            plan.columns.iter().map(|c| format!("{} {}", ident(&c.name), pg_type(c.ty))).collect();
+        let q = format!("{}.{}", ident(&schema), ident(&table));
+        let mut defs: Vec<String> = vec![format!("{} text NOT NULL", ident(INSTANCE))];
+        defs.extend(plan.columns.iter().map(|c| format!("{} {}", ident(&c.name), pg_type(c.ty))));
         defs.push("\"_extracted_at\" timestamptz NOT NULL".into());
         defs.push("\"_run_id\" text NOT NULL".into());
-        // A column the connector no longer sends is kept (NULL in new rows), never dropped.
-        for (name, declared) in &existing {
-            if !plan.columns.iter().any(|c| c.name == *name) && name != "_extracted_at" && name != "_run_id" {
-                tracing::info!(table = %format!("{schema}.{table}"), column = %name, "Keeping a column the connector no longer sends");
-                defs.push(format!("{} {declared}", ident(name)));
-            }
-        }
-        let mut names: Vec<String> = plan.columns.iter().map(|c| ident(&c.name)).collect();
-        names.push("\"_extracted_at\"".into());
-        names.push("\"_run_id\"".into());
-        let pk: Vec<String> = plan.primary_key.iter().map(|k| ident(k)).collect();
-        let rows_before = if existing.is_empty() { 0 } else { self.count(&schema, &table).await? };
+        let key = ident_list(&plan.table_key());
         let exec = |sql: String| async move { self.client.batch_execute(&sql).await };
-        match plan.sync_mode {
-            SyncMode::FullRefresh => {
-                let staging = format!("_staging__{table}");
-                exec(format!(
-                    "DROP TABLE IF EXISTS {s}; CREATE TABLE {s} ({});",
-                    defs.join(", "),
-                    s = q(&staging)
-                ))
-                .await
-                .map_err(pg_err("creating staging table"))?;
-                Ok(PgTarget {
-                    copy_sql: format!("COPY {} ({}) FROM STDIN", q(&staging), names.join(", ")),
-                    plan: plan.clone(),
-                    schema,
-                    table,
-                    staging: Some(staging),
-                    load_table: None,
-                    merge_sql: None,
-                    buf: Vec::new(),
-                    rows_in_buf: 0,
-                    ord: 0,
-                    rows_before,
-                })
+        if exists {
+            let existing = self.existing_columns(&schema, &table).await?;
+            let changes = reconcile(&format!("{schema}.{table}"), plan, &existing, pg_type)?;
+            for (name, ty) in &changes.add {
+                tracing::info!(table = %format!("{schema}.{table}"), column = %name, "Adding new column");
+                exec(format!("ALTER TABLE {q} ADD COLUMN {} {ty};", ident(name)))
+                    .await
+                    .map_err(pg_err("adding column"))?;
             }
-            _ => {
-                if existing.is_empty() {
-                    let mut all = defs.clone();
-                    if !pk.is_empty() {
-                        all.push(format!("PRIMARY KEY ({})", pk.join(", ")));
-                    }
-                    exec(format!("CREATE TABLE {} ({});", q(&table), all.join(", ")))
-                        .await
-                        .map_err(pg_err("creating table"))?;
-                } else {
-                    for (col, def) in plan
-                        .columns
-                        .iter()
-                        .map(|c| c.name.as_str())
-                        .chain(["_extracted_at", "_run_id"])
-                        .zip(&defs)
-                    {
-                        if !existing.iter().any(|(n, _)| n == col) {
-                            tracing::info!(table = %format!("{schema}.{table}"), column = %col, "Adding new column");
-                            let def = def.replace(" NOT NULL", "");
-                            exec(format!("ALTER TABLE {} ADD COLUMN {def};", q(&table)))
-                                .await
-                                .map_err(pg_err("adding column"))?;
-                        }
-                    }
-                }
-                let load = format!("_load_{n}");
-                let mut load_defs = defs.clone();
-                load_defs.push("\"_ord\" bigint NOT NULL".into());
-                exec(format!(
-                    "DROP TABLE IF EXISTS {l}; CREATE TEMP TABLE {l} ({});",
-                    load_defs.join(", "),
-                    l = ident(&load)
-                ))
-                .await
-                .map_err(pg_err("creating load table"))?;
-                let select = if pk.is_empty() {
-                    format!("SELECT {} FROM {}", names.join(", "), ident(&load))
-                } else {
-                    format!(
-                        "SELECT DISTINCT ON ({pk}) {} FROM {} ORDER BY {pk}, \"_ord\" DESC",
-                        names.join(", "),
-                        ident(&load),
-                        pk = pk.join(", ")
-                    )
-                };
-                let conflict = if pk.is_empty() {
-                    String::new()
-                } else {
-                    let updates: Vec<String> = names
-                        .iter()
-                        .filter(|n| !pk.contains(n))
-                        .map(|n| format!("{n} = EXCLUDED.{n}"))
-                        .collect();
-                    format!(" ON CONFLICT ({}) DO UPDATE SET {}", pk.join(", "), updates.join(", "))
-                };
-                let mut copy_names = names.clone();
-                copy_names.push("\"_ord\"".into());
-                Ok(PgTarget {
-                    copy_sql: format!("COPY {} ({}) FROM STDIN", ident(&load), copy_names.join(", ")),
-                    merge_sql: Some(format!(
-                        "INSERT INTO {} ({}) {select}{conflict}; TRUNCATE {};",
-                        q(&table),
-                        names.join(", "),
-                        ident(&load)
-                    )),
-                    plan: plan.clone(),
-                    schema,
-                    table,
-                    staging: None,
-                    load_table: Some(load),
-                    buf: Vec::new(),
-                    rows_in_buf: 0,
-                    ord: 0,
-                    rows_before,
-                })
+            for (name, _) in &changes.kept {
+                tracing::info!(table = %format!("{schema}.{table}"), column = %name, "Keeping a column the connector no longer sends");
             }
+        } else {
+            exec(format!("CREATE TABLE {q} ({}, PRIMARY KEY ({key}));", defs.join(", ")))
+                .await
+                .map_err(pg_err("creating table"))?;
+            self.client
+                .execute(
+                    "INSERT INTO datahub._tables (schema_name, table_name, connector, stream, created_by_run) VALUES ($1, $2, $3, $4, $5)",
+                    &[&schema, &table, &run.connector, &plan.stream, &run.run_id],
+                )
+                .await
+                .map_err(pg_err("registering a table"))?;
         }
+        let rows_before = if exists { self.count(&schema, &table, &run.instance).await? } else { 0 };
+        let names = plan.load_columns();
+        let columns = ident_list(&names);
+        let load = format!("_load_{n}");
+        let mut load_defs = defs.clone();
+        load_defs.push("\"_ord\" bigint NOT NULL".into());
+        exec(format!(
+            "DROP TABLE IF EXISTS pg_temp.{l}; CREATE TEMP TABLE {l} ({});",
+            load_defs.join(", "),
+            l = ident(&load)
+        ))
+        .await
+        .map_err(pg_err("creating load table"))?;
+        let copy_sql = format!("COPY {} ({columns}, \"_ord\") FROM STDIN", ident(&load));
+        let (staging, merge_sql) = match plan.sync_mode {
+            // Rows stay in the load table until the final transaction replaces the
+            // instance's rows with them.
+            SyncMode::FullRefresh => (Some(load.clone()), None),
+            SyncMode::Incremental => {
+                let table_key = plan.table_key();
+                let updates: Vec<String> = names
+                    .iter()
+                    .filter(|n| !table_key.iter().any(|k| k == *n))
+                    .map(|n| format!("{c} = EXCLUDED.{c}", c = ident(n)))
+                    .collect();
+                let merge = format!(
+                    "INSERT INTO {q} ({columns}) SELECT DISTINCT ON ({key}) {columns} FROM {l} ORDER BY {key}, \"_ord\" DESC
+                     ON CONFLICT ({key}) DO UPDATE SET {}; TRUNCATE {l};",
+                    updates.join(", "),
+                    l = ident(&load)
+                );
+                (None, Some(merge))
+            }
+        };
+        Ok(PgTarget {
+            copy_sql,
+            merge_sql,
+            plan: plan.clone(),
+            schema,
+            table,
+            staging,
+            buf: Vec::new(),
+            rows_in_buf: 0,
+            ord: 0,
+            rows_before,
+        })
     }
 
     /// Sends `target`'s buffered rows (COPY, then the merge for incremental streams) on
@@ -389,7 +460,7 @@ impl PostgresDestination {
                     format!("stream {stream}: a record does not fit its column: {e}"),
                 )
                 .with_context("stream", stream.clone()),
-                _ => dest_error(format!("PostgreSQL: loading stream {stream}"), e),
+                _ => pg_error(format!("PostgreSQL: loading stream {stream}"), &e),
             };
             let sink = client.copy_in::<_, Bytes>(&copy_sql).await.map_err(&copy_failed)?;
             futures::pin_mut!(sink);
@@ -415,6 +486,16 @@ impl PostgresDestination {
         }
     }
 
+    /// Drops `run`'s temporary tables; they would vanish with the session anyway.
+    async fn drop_load_tables(&self, run: &PgRun) {
+        let tables: Vec<String> = (0..run.targets.len()).map(|n| format!("pg_temp._load_{n}")).collect();
+        if let Err(e) =
+            self.client.batch_execute(&format!("DROP TABLE IF EXISTS {}", tables.join(", "))).await
+        {
+            tracing::debug!(error = %e, "Could not drop temporary tables; they go with the session");
+        }
+    }
+
     async fn save_state(&self, instance: &str, stream: &str, value: &Value, run_id: &str) -> Result<()> {
         self.client
             .execute(
@@ -436,7 +517,7 @@ impl Destination for PostgresDestination {
 
     fn sample_query(&self, plan: &StreamPlan) -> String {
         format!(
-            "psql '{}' -c 'select count(*) from {}.{}'",
+            "psql '{}' -c 'select _instance, count(*) from {}.{} group by 1'",
             self.shown_url,
             plan.connector,
             sql_name(&plan.stream)
@@ -478,7 +559,7 @@ impl Destination for PostgresDestination {
             .client
             .query(
                 "SELECT run_id, connector, instance, config_fingerprint, to_json(started_at)#>>'{}',
-                        to_json(finished_at)#>>'{}', status, records, error
+                        to_json(finished_at)#>>'{}', status, records, error, failed
                  FROM datahub._runs ORDER BY started_at DESC, run_id DESC LIMIT $1",
                 &[&(limit as i64)],
             )
@@ -496,11 +577,36 @@ impl Destination for PostgresDestination {
                 status: r.get(6),
                 records: serde_json::from_value(r.get::<_, Value>(7)).unwrap_or_default(),
                 error: r.get(8),
+                failed: serde_json::from_value(r.get::<_, Value>(9)).unwrap_or_default(),
             })
             .collect())
     }
 
-    async fn begin(&mut self, run: &RunInfo, plans: &[StreamPlan]) -> Result<()> {
+    async fn lock(&mut self, run: &RunInfo) -> Result<()> {
+        let got: bool = self
+            .client
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&advisory_key(&run.instance)])
+            .await
+            .map_err(pg_err("taking the instance lock"))?
+            .get(0);
+        if !got {
+            let other = self
+                .client
+                .query_opt(
+                    "SELECT 'run ' || run_id || ' (started ' || (to_json(started_at)#>>'{}') || ')' FROM datahub._runs
+                     WHERE instance = $1 AND status = 'running' ORDER BY started_at DESC LIMIT 1",
+                    &[&run.instance],
+                )
+                .await
+                .map_err(pg_err("reading runs"))?
+                .map(|r| r.get::<_, String>(0));
+            let err = held_by_another_run(&run.instance, &self.describe(), other);
+            self.insert_run(run, RunStatus::Refused, Some(&err.to_string())).await?;
+            return Err(err);
+        }
+        self.locked = Some(run.instance.clone());
+        // Holding the lock, no other run of this instance is alive: what it left
+        // `running` is a killed run's.
         self.client
             .execute(
                 "UPDATE datahub._runs SET status = 'interrupted' WHERE instance = $1 AND status = 'running'",
@@ -508,15 +614,15 @@ impl Destination for PostgresDestination {
             )
             .await
             .map_err(pg_err("recording the run"))?;
+        Ok(())
+    }
+
+    async fn begin(&mut self, run: &RunInfo, plans: &[StreamPlan]) -> Result<()> {
+        self.insert_run(run, RunStatus::Running, None).await?;
         self.client
-            .execute(
-                "INSERT INTO datahub._runs (run_id, connector, instance, config_fingerprint, started_at, status)
-                 VALUES ($1, $2, $3, $4, $5::text::timestamptz, 'running')",
-                &[&run.run_id, &run.connector, &run.instance, &run.config_fingerprint, &run.started_at],
-            )
+            .batch_execute(&format!("BEGIN; SELECT pg_advisory_xact_lock({DDL_LOCK});"))
             .await
-            .map_err(pg_err("recording the run"))?;
-        self.client.batch_execute("BEGIN").await.map_err(pg_err("starting a transaction"))?;
+            .map_err(pg_err("starting a transaction"))?;
         self.in_tx = true;
         let mut targets = HashMap::new();
         let mut prepared = async {
@@ -527,7 +633,7 @@ impl Destination for PostgresDestination {
                     .map_err(pg_err("creating schema"))?;
             }
             for (n, plan) in plans.iter().enumerate() {
-                targets.insert(plan.stream.clone(), self.prepare_target(plan, n).await?);
+                targets.insert(plan.stream.clone(), self.prepare_target(run, plan, n).await?);
             }
             Ok::<_, Error>(())
         }
@@ -559,6 +665,8 @@ impl Destination for PostgresDestination {
         };
         let buf = &mut target.buf;
         for record in &records {
+            push_escaped(buf, &run.info.instance);
+            buf.push(b'\t');
             for col in &target.plan.columns {
                 push_cell(buf, &col.cell_of(stream, record)?);
                 buf.push(b'\t');
@@ -566,11 +674,9 @@ impl Destination for PostgresDestination {
             push_escaped(buf, &run.extracted_at);
             buf.push(b'\t');
             push_escaped(buf, &run.info.run_id);
-            if target.load_table.is_some() {
-                target.ord += 1;
-                buf.push(b'\t');
-                buf.extend_from_slice(target.ord.to_string().as_bytes());
-            }
+            target.ord += 1;
+            buf.push(b'\t');
+            buf.extend_from_slice(target.ord.to_string().as_bytes());
             buf.push(b'\n');
         }
         target.rows_in_buf += records.len();
@@ -617,6 +723,7 @@ impl Destination for PostgresDestination {
 
     async fn commit(&mut self, outcome: &RunOutcome) -> Result<BTreeMap<String, LoadStats>> {
         let mut run = self.run.take().ok_or_else(|| Error::internal("commit outside a run"))?;
+        let instance = run.info.instance.clone();
         let result = async {
             for target in run.targets.values_mut() {
                 Self::flush(&self.client, &mut self.inflight, target).await?;
@@ -624,54 +731,28 @@ impl Destination for PostgresDestination {
             settle(&mut self.inflight).await?;
             for target in run.targets.values() {
                 let Some(staging) = &target.staging else { continue };
-                let q = |t: &str| format!("{}.{}", ident(&target.schema), ident(t));
-                if !target.plan.primary_key.is_empty() {
-                    let pk: Vec<String> = target.plan.primary_key.iter().map(|k| ident(k)).collect();
-                    self.client
-                        .batch_execute(&format!(
-                            "ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY ({})",
-                            q(staging),
-                            ident(&format!("{staging}_pkey")),
-                            pk.join(", ")
-                        ))
-                        .await
-                        .map_err(|e| match e.code() {
-                            Some(c) if *c == SqlState::UNIQUE_VIOLATION => Error::new(
-                                ErrorKind::Source,
-                                format!("stream {}: the source sent the same primary key twice in one full refresh", target.plan.stream),
-                            )
-                            .with_context("stream", target.plan.stream.clone()),
-                            _ => dest_error("PostgreSQL: adding the primary key", e),
-                        })?;
+                if outcome.failed.contains_key(&target.plan.stream) {
+                    continue;
                 }
-                let mut sql = format!(
-                    "DROP TABLE IF EXISTS {t}; ALTER TABLE {s} RENAME TO {tn};",
-                    t = q(&target.table),
-                    s = q(staging),
-                    tn = ident(&target.table)
-                );
-                if !target.plan.primary_key.is_empty() {
-                    sql.push_str(&format!(
-                        " ALTER TABLE {t} RENAME CONSTRAINT {old} TO {new};",
-                        t = q(&target.table),
-                        old = ident(&format!("{staging}_pkey")),
-                        new = ident(&format!("{}_pkey", target.table))
-                    ));
-                }
-                self.client.batch_execute(&sql).await.map_err(pg_err("swapping in the new snapshot"))?;
+                let columns = ident_list(&target.plan.load_columns());
+                let q = format!("{}.{}", ident(&target.schema), ident(&target.table));
+                self.client
+                    .execute(&format!("DELETE FROM {q} WHERE {} = $1", ident(INSTANCE)), &[&instance])
+                    .await
+                    .map_err(pg_err("replacing the instance's rows"))?;
+                self.client
+                    .batch_execute(&format!(
+                        "INSERT INTO {q} ({columns}) SELECT {columns} FROM {}",
+                        ident(staging)
+                    ))
+                    .await
+                    .map_err(pg_err("replacing the instance's rows"))?;
             }
-            for (stream, value) in run.final_states.iter().chain(&run.pending_states) {
-                self.save_state(&run.info.instance, stream, value, &run.info.run_id).await?;
+            let finals = run.final_states.iter().filter(|(s, _)| !outcome.failed.contains_key(*s));
+            for (stream, value) in finals.chain(&run.pending_states) {
+                self.save_state(&instance, stream, value, &run.info.run_id).await?;
             }
-            let records = serde_json::to_value(&outcome.records).unwrap_or_default();
-            self.client
-                .execute(
-                    "UPDATE datahub._runs SET status = 'succeeded', finished_at = $2::text::timestamptz, records = $3, error = NULL
-                     WHERE run_id = $1",
-                    &[&run.info.run_id, &outcome.finished_at, &records],
-                )
-                .await
-                .map_err(pg_err("recording the run"))?;
+            self.record_outcome(outcome).await?;
             self.client.batch_execute("COMMIT").await.map_err(pg_err("committing the run"))
         }
         .await;
@@ -679,12 +760,15 @@ impl Destination for PostgresDestination {
             Ok(()) => self.in_tx = false,
             Err(e) => {
                 self.rollback_if_open().await;
+                self.run = Some(run);
                 return Err(e);
             }
         }
+        self.drop_load_tables(&run).await;
+        self.unlock().await;
         let mut stats = BTreeMap::new();
         for (stream, target) in &run.targets {
-            let rows = self.count(&target.schema, &target.table).await?;
+            let rows = self.count(&target.schema, &target.table, &instance).await?;
             let received = outcome.records.get(stream).copied().unwrap_or(0);
             stats.insert(
                 stream.clone(),
@@ -697,29 +781,11 @@ impl Destination for PostgresDestination {
     async fn abort(&mut self, outcome: &RunOutcome) -> Result<()> {
         self.rollback_if_open().await;
         if let Some(run) = self.run.take() {
-            for target in run.targets.values() {
-                if let Some(staging) = &target.staging {
-                    self.client
-                        .batch_execute(&format!(
-                            "DROP TABLE IF EXISTS {}.{}",
-                            ident(&target.schema),
-                            ident(staging)
-                        ))
-                        .await
-                        .map_err(pg_err("dropping a staging table"))?;
-                }
-            }
+            self.drop_load_tables(&run).await;
         }
-        let records = serde_json::to_value(&outcome.records).unwrap_or_default();
-        self.client
-            .execute(
-                "UPDATE datahub._runs SET status = 'failed', finished_at = $2::text::timestamptz, records = $3, error = $4
-                 WHERE run_id = $1",
-                &[&outcome.run_id, &outcome.finished_at, &records, &outcome.error],
-            )
-            .await
-            .map_err(pg_err("recording the run"))?;
-        Ok(())
+        let recorded = self.record_outcome(outcome).await;
+        self.unlock().await;
+        recorded
     }
 }
 

@@ -1,4 +1,5 @@
-//! From a stream's JSON Schema to typed destination columns.
+//! From a stream's JSON Schema to typed destination columns, and how a table that
+//! already exists is brought in line with a stream's columns.
 
 use connector_api::{ConfiguredStream, SyncMode};
 use serde_json::Value;
@@ -109,6 +110,71 @@ pub fn columns(schema: &Value, primary_key: &[String]) -> Vec<Column> {
     cols
 }
 
+/// The column naming the connector instance a row belongs to (`qlik-sense:acme.eu.qlikcloud.com`):
+/// first in every table and its primary key, so tenants share tables without touching
+/// each other's rows.
+pub const INSTANCE: &str = "_instance";
+/// When the run that wrote the row read it.
+pub const EXTRACTED_AT: &str = "_extracted_at";
+/// The run that wrote the row.
+pub const RUN_ID: &str = "_run_id";
+
+/// How an existing table must change to take a stream's columns: columns to add, and
+/// columns the connector no longer sends, which are kept (NULL in new rows), never
+/// dropped.
+#[derive(Debug, Default, PartialEq)]
+pub struct Reconciled {
+    /// Columns to add, with their declared type.
+    pub add: Vec<(String, String)>,
+    /// Columns only the table has, with their declared type.
+    pub kept: Vec<(String, String)>,
+}
+
+/// Compares `existing` columns (name, declared type) of `table` with `plan`'s, where
+/// `type_name` is the destination's declared type of a column type. A column whose type
+/// changed is an error: converting it could lose data someone relies on.
+pub fn reconcile(
+    table: &str,
+    plan: &StreamPlan,
+    existing: &[(String, String)],
+    type_name: fn(ColumnType) -> &'static str,
+) -> connector_api::Result<Reconciled> {
+    let declared = |name: &str| existing.iter().find(|(n, _)| n == name).map(|(_, t)| t.as_str());
+    let changed: Vec<String> = plan
+        .columns
+        .iter()
+        .filter_map(|c| {
+            let was = declared(&c.name)?;
+            (!was.eq_ignore_ascii_case(type_name(c.ty)))
+                .then(|| format!("{} was {was}, is now {}", c.name, type_name(c.ty)))
+        })
+        .collect();
+    if !changed.is_empty() {
+        return Err(connector_api::Error::new(
+            connector_api::ErrorKind::Config,
+            format!("table {table}: column type changed: {}", changed.join("; ")),
+        )
+        .with_context("stream", plan.stream.clone())
+        .with_hint(format!(
+            "The connector's schema changed. Check what reads {table}, then rename the table (or drop it) and rerun to reload it"
+        )));
+    }
+    let mut wanted: Vec<(String, String)> =
+        plan.columns.iter().map(|c| (c.name.clone(), type_name(c.ty).to_string())).collect();
+    wanted.push((EXTRACTED_AT.into(), type_name(ColumnType::Timestamp).into()));
+    wanted.push((RUN_ID.into(), type_name(ColumnType::Text).into()));
+    let add = wanted.into_iter().filter(|(n, _)| declared(n).is_none()).collect();
+    let kept = existing
+        .iter()
+        .filter(|(n, _)| {
+            !plan.columns.iter().any(|c| c.name == *n)
+                && ![INSTANCE, EXTRACTED_AT, RUN_ID].contains(&n.as_str())
+        })
+        .cloned()
+        .collect();
+    Ok(Reconciled { add, kept })
+}
+
 /// What a destination needs to know to load one stream.
 #[derive(Debug, Clone)]
 pub struct StreamPlan {
@@ -141,6 +207,122 @@ impl StreamPlan {
     pub fn flat_table(&self) -> String {
         format!("{}__{}", self.connector, sql_name(&self.stream))
     }
+
+    /// The table's primary key: the instance, then the stream's own key.
+    pub fn table_key(&self) -> Vec<String> {
+        std::iter::once(INSTANCE.to_string()).chain(self.primary_key.iter().cloned()).collect()
+    }
+
+    /// Every column a row of this stream fills, in load order: the instance, the
+    /// stream's columns, then when and by which run it was extracted.
+    pub fn load_columns(&self) -> Vec<&str> {
+        std::iter::once(INSTANCE)
+            .chain(self.columns.iter().map(|c| c.name.as_str()))
+            .chain([EXTRACTED_AT, RUN_ID])
+            .collect()
+    }
+
+    /// Fails on the first of `records` (the stream's records after the first `before`)
+    /// that cannot be stored, naming the field, the value (shortened) and the record's
+    /// position in the stream: a row without its primary key cannot be told apart from
+    /// another or replaced later, and a value of the wrong type or an unreadable
+    /// timestamp would be refused by one destination and kept by another. Every
+    /// destination checks the same way, before anything is written.
+    pub fn check_records(&self, records: &[Value], before: u64) -> connector_api::Result<()> {
+        for (i, record) in records.iter().enumerate() {
+            let position = before + i as u64 + 1;
+            let bad = |field: &str, reason: String| {
+                connector_api::Error::new(
+                    connector_api::ErrorKind::Source,
+                    format!("stream {}: record {position}, field `{field}`: {reason}", self.stream),
+                )
+                .with_context("stream", self.stream.clone())
+                .with_hint("The source sent a record this stream's schema does not allow; the stream's previous rows are kept. Report the record to the source's owner")
+            };
+            for key in &self.primary_key {
+                match record.get(key) {
+                    Some(Value::String(s)) if !s.is_empty() => {}
+                    Some(Value::Number(_)) => {}
+                    None => return Err(bad(key, "the primary key is missing".into())),
+                    Some(other) => return Err(bad(key, format!("the primary key is {}", shown(other)))),
+                }
+            }
+            for col in &self.columns {
+                let value = record.get(&col.name);
+                if let Err(reason) = cell(col.ty, value) {
+                    return Err(bad(
+                        &col.name,
+                        format!("{reason} ({})", shown(value.unwrap_or(&Value::Null))),
+                    ));
+                }
+                if col.ty == ColumnType::Timestamp
+                    && let Some(Value::String(text)) = value
+                    && !is_timestamp(text)
+                {
+                    return Err(bad(
+                        &col.name,
+                        format!("not an RFC 3339 timestamp ({})", shown(&Value::String(text.clone()))),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The primary keys a full refresh has seen so far, as 128-bit hashes (two SipHash keys):
+/// a repeated key is found before anything is written, the same way on every
+/// destination, in about 32 bytes per record.
+#[derive(Debug, Default)]
+pub struct SeenKeys {
+    hashers: Option<(std::hash::RandomState, std::hash::RandomState)>,
+    seen: std::collections::HashSet<(u64, u64)>,
+}
+
+impl SeenKeys {
+    /// Adds the keys of `records` (the stream's records after the first `before`) of
+    /// `plan`; fails on the first key already seen, naming it and the record.
+    pub fn add(&mut self, plan: &StreamPlan, records: &[Value], before: u64) -> connector_api::Result<()> {
+        use std::hash::BuildHasher;
+        let (a, b) = self.hashers.get_or_insert_with(Default::default);
+        for (i, record) in records.iter().enumerate() {
+            let key: Vec<&Value> =
+                plan.primary_key.iter().map(|k| record.get(k).unwrap_or(&Value::Null)).collect();
+            let text = serde_json::to_string(&key).unwrap_or_default();
+            if !self.seen.insert((a.hash_one(&text), b.hash_one(&text))) {
+                return Err(connector_api::Error::new(
+                    connector_api::ErrorKind::Source,
+                    format!(
+                        "stream {}: record {} repeats the primary key ({}) of an earlier record of this full refresh",
+                        plan.stream,
+                        before + i as u64 + 1,
+                        plan.primary_key.iter().zip(&key).map(|(k, v)| format!("{k} = {}", shown(v))).collect::<Vec<_>>().join(", ")
+                    ),
+                )
+                .with_context("stream", plan.stream.clone())
+                .with_hint("The source listed one row twice; the stream's previous rows are kept. Rerun; if it repeats, report it to the source's owner"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether `text` is an RFC 3339 timestamp, or a calendar date (`2021-09-30`, which
+/// Qlik sends for some fields its definitions call dates and which every destination
+/// reads as midnight UTC).
+fn is_timestamp(text: &str) -> bool {
+    use time::format_description::well_known::Rfc3339;
+    time::OffsetDateTime::parse(text, &Rfc3339).is_ok()
+        || time::Date::parse(text, time::macros::format_description!("[year]-[month]-[day]")).is_ok()
+}
+
+/// `value` for an error message: its JSON, cut to 60 characters.
+fn shown(value: &Value) -> String {
+    let text = value.to_string();
+    match text.char_indices().nth(60) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
 }
 
 /// A connector id or stream name as an SQL identifier fragment (`qlik-sense` →
@@ -162,6 +344,8 @@ pub enum Cell<'a> {
     Bool(bool),
     /// Text borrowed from the record.
     Text(&'a str),
+    /// Text made from the record (a number in a text column).
+    Owned(String),
     /// Serialised JSON.
     Json(String),
 }
@@ -175,12 +359,38 @@ pub fn cell(ty: ColumnType, value: Option<&Value>) -> Result<Cell<'_>, String> {
     }
     let wrong = || format!("expected {}, got {}", ty.as_str(), json_type(value));
     Ok(match ty {
-        ColumnType::Text | ColumnType::Timestamp => Cell::Text(value.as_str().ok_or_else(wrong)?),
+        // A number in a text column (an id sent as 42 instead of "42") is kept as its
+        // text: nothing is lost, and keys stay comparable.
+        ColumnType::Text if value.is_number() => Cell::Owned(value.to_string()),
+        ColumnType::Text | ColumnType::Timestamp => {
+            let text = value.as_str().ok_or_else(wrong)?;
+            // PostgreSQL refuses NUL in text; every destination stores U+FFFD instead,
+            // so a hub reads the same whatever it runs on.
+            if text.contains('\0') { Cell::Owned(text.replace('\0', "\u{FFFD}")) } else { Cell::Text(text) }
+        }
         ColumnType::Integer => Cell::Int(value.as_i64().ok_or_else(wrong)?),
         ColumnType::Real => Cell::Real(value.as_f64().ok_or_else(wrong)?),
         ColumnType::Boolean => Cell::Bool(value.as_bool().ok_or_else(wrong)?),
-        ColumnType::Json => Cell::Json(value.to_string()),
+        ColumnType::Json => {
+            let text = value.to_string();
+            if text.contains("\\u0000") {
+                Cell::Json(without_nul(value).to_string())
+            } else {
+                Cell::Json(text)
+            }
+        }
     })
+}
+
+/// `value` with every NUL in its strings and keys replaced by U+FFFD (see [`cell`]).
+fn without_nul(value: &Value) -> Value {
+    let clean = |s: &str| s.replace('\0', "\u{FFFD}");
+    match value {
+        Value::String(s) => Value::String(clean(s)),
+        Value::Array(items) => Value::Array(items.iter().map(without_nul).collect()),
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (clean(k), without_nul(v))).collect()),
+        other => other.clone(),
+    }
 }
 
 fn json_type(v: &Value) -> &'static str {
@@ -228,6 +438,13 @@ mod tests {
             "expected integer, got string"
         );
         assert_eq!(cell(ColumnType::Json, Some(&json!({"a": 1}))).unwrap(), Cell::Json("{\"a\":1}".into()));
+        assert_eq!(cell(ColumnType::Text, Some(&json!(42))).unwrap(), Cell::Owned("42".into()));
+        assert!(cell(ColumnType::Text, Some(&json!({"id": 1}))).is_err());
+        assert_eq!(cell(ColumnType::Text, Some(&json!("a\0b"))).unwrap(), Cell::Owned("a\u{FFFD}b".into()));
+        assert_eq!(
+            cell(ColumnType::Json, Some(&json!({"k\0": ["x\0"]}))).unwrap(),
+            Cell::Json("{\"k\u{FFFD}\":[\"x\u{FFFD}\"]}".into())
+        );
         assert_eq!(cell(ColumnType::Text, None).unwrap(), Cell::Null);
     }
 }

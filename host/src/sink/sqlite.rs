@@ -1,30 +1,41 @@
 //! The default destination: one SQLite file (rusqlite, bundled SQLite).
 //!
-//! Tables are `<connector>__<stream>` (`qlik_sense__users`). Full-refresh streams load
-//! into `_staging__<table>` and are renamed over their table in the run's final
-//! transaction; incremental streams upsert into their table and commit each checkpoint
-//! (in `_state`) in the same transaction as the rows before it. WAL mode lets readers
-//! query the old snapshot while a run writes.
+//! Tables are `<connector>__<stream>` (`qlik_sense__users`), keyed by `_instance` and
+//! the stream's primary key, and listed in `_tables`. Full-refresh streams load into a
+//! staging table of their instance and replace the instance's rows (`DELETE` and
+//! `INSERT … SELECT`) in the run's final transaction; incremental streams upsert into
+//! their table and commit each checkpoint (in `_state`) in the same transaction as the
+//! rows before it. Write transactions are short (a batch), so runs of other instances
+//! can load the same file at the same time; WAL mode lets readers query throughout.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use connector_api::{Error, ErrorKind, Result, State, SyncMode};
 use rusqlite::types::{ToSqlOutput, ValueRef};
-use rusqlite::{Connection, ToSql, params};
+use rusqlite::{Connection, OptionalExtension, ToSql, params};
 use serde_json::Value;
 
-use super::schema::{Cell, ColumnType};
+use super::lock::{InstanceLock, held_by_another_run, instance_tag};
+use super::schema::{Cell, ColumnType, INSTANCE, reconcile};
 use super::{
-    BATCH_ROWS, CommitPolicy, Destination, LoadStats, RunInfo, RunOutcome, RunRecord, StreamPlan, dest_error,
-    now_rfc3339, unselected_stream,
+    BATCH_ROWS, CommitPolicy, Destination, LoadStats, RunInfo, RunOutcome, RunRecord, RunStatus, StreamPlan,
+    dest_error, foreign_table, now_rfc3339, unselected_stream,
 };
+
+/// How long a write waits for another run's write transaction to finish.
+const BUSY_TIMEOUT_MS: u32 = 60_000;
+
+/// A transaction older than this is committed when the source has nothing ready, so
+/// another run's writes (or its refusal) wait at most about this long.
+const IDLE_COMMIT: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// An SQLite database file.
 pub struct SqliteDestination {
     path: String,
     conn: Connection,
+    lock: Option<InstanceLock>,
     run: Option<ActiveRun>,
 }
 
@@ -56,7 +67,7 @@ impl ToSql for Cell<'_> {
             Cell::Real(f) => ToSqlOutput::Borrowed(ValueRef::Real(*f)),
             Cell::Bool(b) => ToSqlOutput::Borrowed(ValueRef::Integer(i64::from(*b))),
             Cell::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
-            Cell::Json(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            Cell::Json(s) | Cell::Owned(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
         })
     }
 }
@@ -102,8 +113,28 @@ pub(crate) fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// `"a", "b"`: quoted identifiers joined for a column list.
+pub(crate) fn ident_list<S: AsRef<str>>(names: &[S]) -> String {
+    names.iter().map(|n| ident(n.as_ref())).collect::<Vec<_>>().join(", ")
+}
+
 fn sqlite_err(what: &str) -> impl Fn(rusqlite::Error) -> Error + '_ {
     move |e| dest_error(format!("SQLite: {what}"), e)
+}
+
+/// Opens a write transaction unless one is open. Transactions open only when there is
+/// something to write, so runs of other instances get their turn in between.
+fn begin_if_idle(conn: &Connection) -> Result<()> {
+    if conn.is_autocommit() {
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(sqlite_err("starting a transaction"))?;
+    }
+    Ok(())
+}
+
+/// The prefix of `instance`'s staging tables: a run holding the instance's lock owns
+/// every table with it, so leftovers of a killed run can be dropped safely.
+fn staging_prefix(instance: &str) -> String {
+    format!("_stg_{}__", instance_tag(instance))
 }
 
 impl SqliteDestination {
@@ -113,17 +144,28 @@ impl SqliteDestination {
             std::fs::create_dir_all(parent)
                 .map_err(|e| dest_error(format!("cannot create directory {}", parent.display()), e))?;
         }
-        let conn = Connection::open(path).map_err(|e| {
-            Error::new(ErrorKind::Config, format!("cannot open SQLite database {path}: {e}"))
-                .with_context("field", "dest")
-        })?;
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL;
+        let conn = Connection::open(path)
+            .map_err(|e| dest_error(format!("cannot open SQLite database {path}"), e))?;
+        conn.execute_batch(&format!(
+            "PRAGMA busy_timeout = {BUSY_TIMEOUT_MS};
+             PRAGMA journal_mode = WAL;
              PRAGMA synchronous = NORMAL;
-             PRAGMA busy_timeout = 10000;
              PRAGMA cache_size = -32000;
-             PRAGMA wal_autocheckpoint = 10000;
-             CREATE TABLE IF NOT EXISTS _runs (
+             PRAGMA wal_autocheckpoint = 10000;"
+        ))
+        .map_err(sqlite_err("opening the database"))?;
+        // Creating the bookkeeping takes the write lock, which a run of another tenant
+        // may hold for a moment: only a new hub needs it.
+        let ready: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('_runs', '_state', '_tables')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(sqlite_err("reading the bookkeeping tables"))?;
+        if ready < 3 {
+            conn.execute_batch(
+                "CREATE TABLE IF NOT EXISTS _runs (
                  run_id TEXT PRIMARY KEY,
                  connector TEXT NOT NULL,
                  instance TEXT NOT NULL,
@@ -132,7 +174,8 @@ impl SqliteDestination {
                  finished_at TIMESTAMP,
                  status TEXT NOT NULL,
                  records JSON NOT NULL DEFAULT '{}',
-                 error TEXT
+                 error TEXT,
+                 failed JSON NOT NULL DEFAULT '{}'
              );
              CREATE TABLE IF NOT EXISTS _state (
                  instance TEXT NOT NULL,
@@ -141,10 +184,29 @@ impl SqliteDestination {
                  run_id TEXT,
                  updated_at TIMESTAMP NOT NULL,
                  PRIMARY KEY (instance, stream)
+             );
+             CREATE TABLE IF NOT EXISTS _tables (
+                 table_name TEXT PRIMARY KEY,
+                 connector TEXT NOT NULL,
+                 stream TEXT NOT NULL,
+                 created_at TIMESTAMP NOT NULL,
+                 created_by_run TEXT
              );",
-        )
-        .map_err(sqlite_err("preparing bookkeeping tables"))?;
-        Ok(SqliteDestination { path: path.to_string(), conn, run: None })
+            )
+            .map_err(sqlite_err("preparing bookkeeping tables"))?;
+        }
+        let dest = SqliteDestination { path: path.to_string(), conn, lock: None, run: None };
+        if !dest.existing_columns("_runs")?.iter().any(|(n, _)| n == "failed") {
+            dest.conn
+                .execute_batch("ALTER TABLE _runs ADD COLUMN failed JSON NOT NULL DEFAULT '{}'")
+                .map_err(sqlite_err("upgrading _runs"))?;
+        }
+        Ok(dest)
+    }
+
+    /// The folder of this database's instance lock files: `<file>-locks` beside it.
+    fn lock_dir(&self) -> PathBuf {
+        PathBuf::from(format!("{}-locks", self.path))
     }
 
     fn existing_columns(&self, table: &str) -> Result<Vec<(String, String)>> {
@@ -158,53 +220,76 @@ impl SqliteDestination {
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sqlite_err("reading table columns"))
     }
 
-    fn count(&self, table: &str) -> Result<u64> {
+    /// Rows of `instance` in `table`.
+    fn count(&self, table: &str, instance: &str) -> Result<u64> {
         self.conn
-            .query_row(&format!("SELECT count(*) FROM {}", ident(table)), [], |r| r.get::<_, i64>(0))
+            .query_row(
+                &format!("SELECT count(*) FROM {} WHERE {} = ?1", ident(table), ident(INSTANCE)),
+                [instance],
+                |r| r.get::<_, i64>(0),
+            )
             .map(|n| n as u64)
             .map_err(sqlite_err("counting rows"))
     }
 
-    fn prepare_target(&self, plan: &StreamPlan) -> Result<Target> {
-        let table = plan.flat_table();
-        let existing = self.existing_columns(&table)?;
-        let mut changed = Vec::new();
-        for col in &plan.columns {
-            if let Some((_, declared)) = existing.iter().find(|(n, _)| *n == col.name)
-                && !declared.eq_ignore_ascii_case(sql_type(col.ty))
-            {
-                changed.push(format!("{} was {declared}, is now {}", col.name, sql_type(col.ty)));
-            }
-        }
-        if !changed.is_empty() {
-            return Err(Error::new(
-                ErrorKind::Config,
-                format!("table {table}: column type changed: {}", changed.join("; ")),
+    /// Whether a table or view called `name` exists, and whether `_tables` lists it.
+    fn table_status(&self, name: &str) -> Result<(bool, bool)> {
+        let exists: bool = self
+            .conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?1)",
+                [name],
+                |r| r.get(0),
             )
-            .with_context("stream", plan.stream.clone())
-            .with_hint(format!(
-                "The connector's schema changed. Check what reads {table}, then drop the table (or rename it) and rerun to reload it"
-            )));
+            .map_err(sqlite_err("looking up a table"))?;
+        let ours: bool = self
+            .conn
+            .query_row("SELECT EXISTS (SELECT 1 FROM _tables WHERE table_name = ?1)", [name], |r| r.get(0))
+            .map_err(sqlite_err("looking up a table"))?;
+        Ok((exists, ours))
+    }
+
+    /// Creates or updates `plan`'s table and its staging table, inside the open
+    /// transaction.
+    fn prepare_target(&self, run: &RunInfo, plan: &StreamPlan) -> Result<Target> {
+        let table = plan.flat_table();
+        let (exists, ours) = self.table_status(&table)?;
+        if exists && !ours {
+            return Err(foreign_table(&table, &self.describe()));
         }
-        let mut defs: Vec<String> =
-            plan.columns.iter().map(|c| format!("{} {}", ident(&c.name), sql_type(c.ty))).collect();
+        let key = ident_list(&plan.table_key());
+        let mut defs: Vec<String> = vec![format!("{} TEXT NOT NULL", ident(INSTANCE))];
+        defs.extend(plan.columns.iter().map(|c| format!("{} {}", ident(&c.name), sql_type(c.ty))));
         defs.push("\"_extracted_at\" TIMESTAMP NOT NULL".into());
         defs.push("\"_run_id\" TEXT NOT NULL".into());
-        // A column the connector no longer sends is kept (NULL in new rows), never dropped.
-        for (name, declared) in &existing {
-            if !plan.columns.iter().any(|c| c.name == *name) && name != "_extracted_at" && name != "_run_id" {
-                tracing::info!(table = %table, column = %name, "Keeping a column the connector no longer sends");
-                defs.push(format!("{} {declared}", ident(name)));
+        defs.push(format!("PRIMARY KEY ({key})"));
+        if exists {
+            let existing = self.existing_columns(&table)?;
+            let changes = reconcile(&table, plan, &existing, sql_type)?;
+            for (name, ty) in &changes.add {
+                tracing::info!(table = %table, column = %name, "Adding new column");
+                self.conn
+                    .execute_batch(&format!("ALTER TABLE {} ADD COLUMN {} {ty};", ident(&table), ident(name)))
+                    .map_err(sqlite_err("adding column"))?;
             }
+            for (name, _) in &changes.kept {
+                tracing::info!(table = %table, column = %name, "Keeping a column the connector no longer sends");
+            }
+        } else {
+            self.conn
+                .execute_batch(&format!("CREATE TABLE {} ({});", ident(&table), defs.join(", ")))
+                .map_err(sqlite_err("creating table"))?;
+            self.conn
+                .execute(
+                    "INSERT INTO _tables (table_name, connector, stream, created_at, created_by_run) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![table, run.connector, plan.stream, now_rfc3339(), run.run_id],
+                )
+                .map_err(sqlite_err("registering a table"))?;
         }
-        if !plan.primary_key.is_empty() {
-            let pk: Vec<String> = plan.primary_key.iter().map(|k| ident(k)).collect();
-            defs.push(format!("PRIMARY KEY ({})", pk.join(", ")));
-        }
-        let rows_before = if existing.is_empty() { 0 } else { self.count(&table)? };
+        let rows_before = if exists { self.count(&table, &run.instance)? } else { 0 };
         let staging = match plan.sync_mode {
             SyncMode::FullRefresh => {
-                let staging = format!("_staging__{table}");
+                let staging = format!("{}{table}", staging_prefix(&run.instance));
                 self.conn
                     .execute_batch(&format!(
                         "DROP TABLE IF EXISTS {s}; CREATE TABLE {s} ({});",
@@ -214,60 +299,24 @@ impl SqliteDestination {
                     .map_err(sqlite_err("creating staging table"))?;
                 Some(staging)
             }
-            _ => {
-                if existing.is_empty() {
-                    self.conn
-                        .execute_batch(&format!("CREATE TABLE {} ({});", ident(&table), defs.join(", ")))
-                        .map_err(sqlite_err("creating table"))?;
-                } else {
-                    let mut add: Vec<(String, &str)> = plan
-                        .columns
-                        .iter()
-                        .filter(|c| !existing.iter().any(|(n, _)| *n == c.name))
-                        .map(|c| (c.name.clone(), sql_type(c.ty)))
-                        .collect();
-                    for meta in ["_extracted_at", "_run_id"] {
-                        if !existing.iter().any(|(n, _)| n == meta) {
-                            add.push((
-                                meta.to_string(),
-                                if meta == "_run_id" { "TEXT" } else { "TIMESTAMP" },
-                            ));
-                        }
-                    }
-                    for (name, ty) in add {
-                        tracing::info!(table = %table, column = %name, "Adding new column");
-                        self.conn
-                            .execute_batch(&format!(
-                                "ALTER TABLE {} ADD COLUMN {} {ty};",
-                                ident(&table),
-                                ident(&name)
-                            ))
-                            .map_err(sqlite_err("adding column"))?;
-                    }
-                }
-                None
-            }
+            SyncMode::Incremental => None,
         };
-        let write_table = staging.as_deref().unwrap_or(&table);
-        let mut names: Vec<String> = plan.columns.iter().map(|c| ident(&c.name)).collect();
-        names.push("\"_extracted_at\"".into());
-        names.push("\"_run_id\"".into());
+        let names = plan.load_columns();
         let placeholders: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
         let mut insert_sql = format!(
             "INSERT INTO {} ({}) VALUES ({})",
-            ident(write_table),
-            names.join(", "),
+            ident(staging.as_deref().unwrap_or(&table)),
+            ident_list(&names),
             placeholders.join(", ")
         );
-        if staging.is_none() && !plan.primary_key.is_empty() {
-            let pk: Vec<String> = plan.primary_key.iter().map(|k| ident(k)).collect();
-            let updates: Vec<String> =
-                names.iter().filter(|n| !pk.contains(n)).map(|n| format!("{n} = excluded.{n}")).collect();
-            insert_sql.push_str(&format!(
-                " ON CONFLICT ({}) DO UPDATE SET {}",
-                pk.join(", "),
-                updates.join(", ")
-            ));
+        if staging.is_none() {
+            let table_key = plan.table_key();
+            let updates: Vec<String> = names
+                .iter()
+                .filter(|n| !table_key.iter().any(|k| k == *n))
+                .map(|n| format!("{c} = excluded.{c}", c = ident(n)))
+                .collect();
+            insert_sql.push_str(&format!(" ON CONFLICT ({key}) DO UPDATE SET {}", updates.join(", ")));
         }
         Ok(Target { plan: plan.clone(), table, staging, insert_sql, rows_before })
     }
@@ -283,8 +332,15 @@ impl SqliteDestination {
         .map_err(sqlite_err("saving a checkpoint"))
     }
 
-    fn commit_and_begin(&self) -> Result<()> {
-        self.conn.execute_batch("COMMIT; BEGIN IMMEDIATE;").map_err(sqlite_err("committing a batch"))
+    fn ensure_tx(&self) -> Result<()> {
+        begin_if_idle(&self.conn)
+    }
+
+    fn commit_tx(&self) -> Result<()> {
+        if self.conn.is_autocommit() {
+            return Ok(());
+        }
+        self.conn.execute_batch("COMMIT").map_err(sqlite_err("committing a batch"))
     }
 
     fn rollback_if_open(&self) {
@@ -293,6 +349,44 @@ impl SqliteDestination {
         {
             tracing::warn!(error = %e, "SQLite rollback failed");
         }
+    }
+
+    /// Records how `outcome`'s run ended, in the open transaction if there is one.
+    fn record_outcome(&self, outcome: &RunOutcome) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE _runs SET status = ?2, finished_at = ?3, records = ?4, error = ?5, failed = ?6 WHERE run_id = ?1",
+                params![
+                    outcome.run_id,
+                    outcome.status.as_str(),
+                    outcome.finished_at,
+                    serde_json::to_string(&outcome.records).unwrap_or_default(),
+                    outcome.error,
+                    serde_json::to_string(&outcome.failed).unwrap_or_default(),
+                ],
+            )
+            .map(drop)
+            .map_err(sqlite_err("recording the run"))
+    }
+
+    fn insert_run(&self, run: &RunInfo, status: RunStatus, error: Option<&str>) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO _runs (run_id, connector, instance, config_fingerprint, started_at, status, finished_at, error)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, CASE WHEN ?6 = 'running' THEN NULL ELSE ?5 END, ?7)",
+                params![run.run_id, run.connector, run.instance, run.config_fingerprint, run.started_at, status.as_str(), error],
+            )
+            .map(drop)
+            .map_err(sqlite_err("recording the run"))
+    }
+
+    fn drop_tables(&self, names: &[String]) -> Result<()> {
+        for name in names {
+            self.conn
+                .execute_batch(&format!("DROP TABLE IF EXISTS {}", ident(name)))
+                .map_err(sqlite_err("dropping a staging table"))?;
+        }
+        Ok(())
     }
 }
 
@@ -303,7 +397,7 @@ impl Destination for SqliteDestination {
     }
 
     fn sample_query(&self, plan: &StreamPlan) -> String {
-        format!("sqlite3 {} 'select count(*) from {}'", self.path, plan.flat_table())
+        format!("sqlite3 {} 'select _instance, count(*) from {} group by 1'", self.path, plan.flat_table())
     }
 
     async fn load_state(&mut self, instance: &str) -> Result<State> {
@@ -349,7 +443,7 @@ impl Destination for SqliteDestination {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT run_id, connector, instance, config_fingerprint, started_at, finished_at, status, records, error
+                "SELECT run_id, connector, instance, config_fingerprint, started_at, finished_at, status, records, error, failed
                  FROM _runs ORDER BY started_at DESC, run_id DESC LIMIT ?1",
             )
             .map_err(sqlite_err("reading runs"))?;
@@ -365,30 +459,59 @@ impl Destination for SqliteDestination {
                     status: r.get(6)?,
                     records: serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or_default(),
                     error: r.get(8)?,
+                    failed: serde_json::from_str(&r.get::<_, String>(9)?).unwrap_or_default(),
                 })
             })
             .map_err(sqlite_err("reading runs"))?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sqlite_err("reading runs"))
     }
 
-    async fn begin(&mut self, run: &RunInfo, plans: &[StreamPlan]) -> Result<()> {
+    async fn lock(&mut self, run: &RunInfo) -> Result<()> {
+        let Some(lock) = InstanceLock::try_acquire(&self.lock_dir(), &run.instance)? else {
+            let other: Option<String> = self
+                .conn
+                .query_row(
+                    "SELECT 'run ' || run_id || ' (started ' || started_at || ')' FROM _runs
+                     WHERE instance = ?1 AND status = 'running' ORDER BY started_at DESC LIMIT 1",
+                    [&run.instance],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(sqlite_err("reading runs"))?;
+            let err = held_by_another_run(&run.instance, &self.describe(), other);
+            self.insert_run(run, RunStatus::Refused, Some(&err.to_string()))?;
+            return Err(err);
+        };
+        self.lock = Some(lock);
+        // Holding the lock, no other run of this instance is alive: whatever it left
+        // `running`, and its staging tables, are a killed run's.
         self.conn
             .execute(
                 "UPDATE _runs SET status = 'interrupted' WHERE instance = ?1 AND status = 'running'",
                 [&run.instance],
             )
             .map_err(sqlite_err("recording the run"))?;
-        self.conn
-            .execute(
-                "INSERT INTO _runs (run_id, connector, instance, config_fingerprint, started_at, status)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'running')",
-                params![run.run_id, run.connector, run.instance, run.config_fingerprint, run.started_at],
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND substr(name, 1, length(?1)) = ?1",
             )
-            .map_err(sqlite_err("recording the run"))?;
-        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(sqlite_err("starting a transaction"))?;
+            .map_err(sqlite_err("finding staging leftovers"))?;
+        let leftovers = stmt
+            .query_map([staging_prefix(&run.instance)], |r| r.get::<_, String>(0))
+            .map_err(sqlite_err("finding staging leftovers"))?
+            .collect::<rusqlite::Result<Vec<String>>>()
+            .map_err(sqlite_err("finding staging leftovers"))?;
+        drop(stmt);
+        self.drop_tables(&leftovers)
+    }
+
+    async fn begin(&mut self, run: &RunInfo, plans: &[StreamPlan]) -> Result<()> {
+        self.insert_run(run, RunStatus::Running, None)?;
+        self.ensure_tx()?;
         let mut targets = HashMap::new();
         for plan in plans {
-            match self.prepare_target(plan) {
+            match self.prepare_target(run, plan) {
                 Ok(t) => {
                     targets.insert(plan.stream.clone(), t);
                 }
@@ -398,6 +521,7 @@ impl Destination for SqliteDestination {
                 }
             }
         }
+        self.commit_tx()?;
         self.run = Some(ActiveRun {
             info: run.clone(),
             targets,
@@ -415,11 +539,13 @@ impl Destination for SqliteDestination {
         let Some(target) = run.targets.get(stream) else {
             return Err(unselected_stream("record", stream));
         };
+        begin_if_idle(&self.conn)?;
         let mut stmt =
             self.conn.prepare_cached(&target.insert_sql).map_err(sqlite_err("preparing insert"))?;
-        let mut cells = Vec::with_capacity(target.plan.columns.len() + 2);
+        let mut cells = Vec::with_capacity(target.plan.columns.len() + 3);
         for record in &records {
             cells.clear();
+            cells.push(Cell::Text(&run.info.instance));
             for col in &target.plan.columns {
                 cells.push(col.cell_of(stream, record)?);
             }
@@ -439,7 +565,22 @@ impl Destination for SqliteDestination {
         if run.rows_since_commit >= BATCH_ROWS && !run.pending_incremental {
             run.rows_since_commit = 0;
             run.extracted_at = now_rfc3339();
-            self.commit_and_begin()?;
+            self.conn.execute_batch("COMMIT").map_err(sqlite_err("committing a batch"))?;
+        }
+        Ok(())
+    }
+
+    async fn idle(&mut self) -> Result<()> {
+        // Every checkpoint in the open transaction follows the rows it covers, so the
+        // transaction may end here.
+        if let Some(run) = self.run.as_mut()
+            && !self.conn.is_autocommit()
+            && run.policy.age() >= IDLE_COMMIT
+        {
+            run.pending_incremental = false;
+            run.rows_since_commit = 0;
+            run.policy.committed();
+            self.conn.execute_batch("COMMIT").map_err(sqlite_err("committing a batch"))?;
         }
         Ok(())
     }
@@ -453,6 +594,7 @@ impl Destination for SqliteDestination {
             run.final_states.insert(stream.to_string(), value);
             return Ok(());
         }
+        begin_if_idle(&self.conn)?;
         Self::save_state(&self.conn, &run.info, stream, &value)?;
         if !run.policy.due() {
             return Ok(());
@@ -461,41 +603,55 @@ impl Destination for SqliteDestination {
         run.rows_since_commit = 0;
         run.policy.committed();
         run.extracted_at = now_rfc3339();
-        self.commit_and_begin()
+        self.conn.execute_batch("COMMIT").map_err(sqlite_err("committing a checkpoint"))
     }
 
     async fn commit(&mut self, outcome: &RunOutcome) -> Result<BTreeMap<String, LoadStats>> {
         let run = self.run.take().ok_or_else(|| Error::internal("commit outside a run"))?;
+        let instance = run.info.instance.clone();
         let result = (|| -> Result<()> {
+            self.ensure_tx()?;
             for target in run.targets.values() {
-                if let Some(staging) = &target.staging {
-                    self.conn
-                        .execute_batch(&format!(
-                            "DROP TABLE IF EXISTS {t}; ALTER TABLE {s} RENAME TO {t};",
-                            t = ident(&target.table),
-                            s = ident(staging)
-                        ))
-                        .map_err(sqlite_err("swapping in the new snapshot"))?;
+                let Some(staging) = &target.staging else { continue };
+                if outcome.failed.contains_key(&target.plan.stream) {
+                    continue;
                 }
+                let columns = ident_list(&target.plan.load_columns());
+                self.conn
+                    .execute(
+                        &format!("DELETE FROM {} WHERE {} = ?1", ident(&target.table), ident(INSTANCE)),
+                        [&instance],
+                    )
+                    .map_err(sqlite_err("replacing the instance's rows"))?;
+                self.conn
+                    .execute_batch(&format!(
+                        "INSERT INTO {t} ({columns}) SELECT {columns} FROM {s};",
+                        t = ident(&target.table),
+                        s = ident(staging)
+                    ))
+                    .map_err(sqlite_err("replacing the instance's rows"))?;
             }
             for (stream, value) in &run.final_states {
-                Self::save_state(&self.conn, &run.info, stream, value)?;
+                if !outcome.failed.contains_key(stream) {
+                    Self::save_state(&self.conn, &run.info, stream, value)?;
+                }
             }
-            self.conn
-                .execute(
-                    "UPDATE _runs SET status = 'succeeded', finished_at = ?2, records = ?3, error = NULL WHERE run_id = ?1",
-                    params![run.info.run_id, outcome.finished_at, serde_json::to_string(&outcome.records).unwrap_or_default()],
-                )
-                .map_err(sqlite_err("recording the run"))?;
+            self.record_outcome(outcome)?;
             self.conn.execute_batch("COMMIT").map_err(sqlite_err("committing the run"))
         })();
+        let staging: Vec<String> = run.targets.values().filter_map(|t| t.staging.clone()).collect();
         if let Err(e) = result {
             self.rollback_if_open();
+            self.run = Some(run);
             return Err(e);
         }
+        if let Err(e) = self.drop_tables(&staging) {
+            tracing::warn!(error = %e, "Could not drop a staging table; the next run of this instance drops it");
+        }
+        self.lock = None;
         let mut stats = BTreeMap::new();
         for (stream, target) in &run.targets {
-            let rows = self.count(&target.table)?;
+            let rows = self.count(&target.table, &instance)?;
             let received = outcome.records.get(stream).copied().unwrap_or(0);
             stats.insert(
                 stream.clone(),
@@ -507,27 +663,12 @@ impl Destination for SqliteDestination {
 
     async fn abort(&mut self, outcome: &RunOutcome) -> Result<()> {
         self.rollback_if_open();
-        let run = self.run.take();
-        if let Some(run) = &run {
-            for target in run.targets.values() {
-                if let Some(staging) = &target.staging {
-                    self.conn
-                        .execute_batch(&format!("DROP TABLE IF EXISTS {}", ident(staging)))
-                        .map_err(sqlite_err("dropping a staging table"))?;
-                }
-            }
+        if let Some(run) = self.run.take() {
+            let staging: Vec<String> = run.targets.values().filter_map(|t| t.staging.clone()).collect();
+            self.drop_tables(&staging)?;
         }
-        self.conn
-                .execute(
-                    "UPDATE _runs SET status = 'failed', finished_at = ?2, records = ?3, error = ?4 WHERE run_id = ?1",
-                    params![
-                        outcome.run_id,
-                        outcome.finished_at,
-                        serde_json::to_string(&outcome.records).unwrap_or_default(),
-                        outcome.error
-                    ],
-                )
-                .map_err(sqlite_err("recording the run"))?;
-        Ok(())
+        let recorded = self.record_outcome(outcome);
+        self.lock = None;
+        recorded
     }
 }

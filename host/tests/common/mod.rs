@@ -50,6 +50,22 @@ pub struct TestConfig {
     /// Which source instance this is: rows and checkpoints are keyed by it.
     #[serde(default = "default_tenant")]
     pub tenant: String,
+    /// Streams the config allows (all when omitted); `discover` lists only these.
+    #[serde(default)]
+    pub streams: Option<Vec<String>>,
+    /// Milliseconds each page takes, so a run lasts long enough to race another.
+    #[serde(default)]
+    pub page_delay_ms: u64,
+    /// After `fail_after` records of `fail_stream`, end the whole read with an error
+    /// (a failure no stream survives) instead of failing only that stream.
+    #[serde(default)]
+    pub fail_hard: bool,
+    /// Give record number `null_id_at` (from 0) of `items` a null `id`.
+    #[serde(default)]
+    pub null_id_at: Option<u64>,
+    /// Send item number `repeat_item` (from 0) twice.
+    #[serde(default)]
+    pub repeat_item: Option<u64>,
 }
 
 fn default_tenant() -> String {
@@ -180,7 +196,12 @@ impl Connector for TestConnector {
     }
 
     async fn discover(&self, config: &Value) -> Result<Catalog> {
-        Ok(Self::catalog(Some(&Self::parse(config)?)))
+        let c = Self::parse(config)?;
+        let mut catalog = Self::catalog(Some(&c));
+        if let Some(allowed) = &c.streams {
+            catalog.streams.retain(|s| allowed.contains(&s.name));
+        }
+        Ok(catalog)
     }
 
     fn source_identity(&self, config: &Value) -> Result<String> {
@@ -200,7 +221,7 @@ impl Connector for TestConnector {
     ) -> Result<MessageStream> {
         let c = Self::parse(config)?;
         let mut out: Vec<Result<Message>> = Vec::new();
-        for s in &catalog.streams {
+        'streams: for s in &catalog.streams {
             let name = s.stream.name.as_str();
             out.push(Ok(Message::status(name, StreamEvent::Started)));
             let (from, to) = match name {
@@ -222,10 +243,20 @@ impl Connector for TestConnector {
                         let err = Error::new(ErrorKind::Transient, "injected failure after retries")
                             .with_context("stream", name.to_string());
                         out.push(Ok(Message::status(name, StreamEvent::failed(&err))));
-                        out.push(Err(err));
-                        return Ok(Box::pin(futures::stream::iter(out)));
+                        if c.fail_hard {
+                            out.push(Err(err));
+                            break 'streams;
+                        }
+                        continue 'streams;
                     }
-                    let record = if name == "items" { item(i, &c) } else { event(i + 1, &c) };
+                    let mut record = if name == "items" { item(i, &c) } else { event(i + 1, &c) };
+                    if name == "items" && c.null_id_at == Some(i) {
+                        record["id"] = Value::Null;
+                    }
+                    if name == "items" && c.repeat_item == Some(i) {
+                        out.push(Ok(Message::record(name, record.clone())));
+                        emitted += 1;
+                    }
                     out.push(Ok(Message::record(name, record)));
                     emitted += 1;
                 }
@@ -237,7 +268,13 @@ impl Connector for TestConnector {
             }
             out.push(Ok(Message::status(name, StreamEvent::Completed { records: emitted })));
         }
-        Ok(Box::pin(futures::stream::iter(out)))
+        let delay = std::time::Duration::from_millis(c.page_delay_ms);
+        Ok(Box::pin(futures::StreamExt::then(futures::stream::iter(out), move |m| async move {
+            if matches!(&m, Ok(Message::Status(s)) if matches!(s.event, StreamEvent::PageFetched { .. })) {
+                tokio::time::sleep(delay).await;
+            }
+            m
+        })))
     }
 }
 
@@ -296,4 +333,153 @@ pub async fn fresh_postgres_database(prefix: &str) -> Option<String> {
     let mut db_url = url::Url::parse(&url).unwrap();
     db_url.set_path(&format!("/{name}"));
     Some(db_url.to_string())
+}
+
+/// A destination under test and how to look inside it.
+pub enum Db {
+    Sqlite(String),
+    Postgres(String),
+}
+
+impl Db {
+    pub fn dest(&self) -> String {
+        match self {
+            Db::Sqlite(path) => format!("sqlite:{path}"),
+            Db::Postgres(url) => url.clone(),
+        }
+    }
+
+    pub fn table(&self, stream: &str) -> String {
+        match self {
+            Db::Sqlite(_) => format!("test_source__{stream}"),
+            Db::Postgres(_) => format!("test_source.{stream}"),
+        }
+    }
+
+    /// Runs a query returning one text cell (NULL as "").
+    pub async fn scalar(&self, sql: &str) -> String {
+        match self {
+            Db::Sqlite(path) => {
+                let conn = rusqlite::Connection::open(path).unwrap();
+                conn.query_row(sql, [], |r| {
+                    let v: rusqlite::types::Value = r.get(0)?;
+                    Ok(match v {
+                        rusqlite::types::Value::Null => String::new(),
+                        rusqlite::types::Value::Integer(i) => i.to_string(),
+                        rusqlite::types::Value::Real(f) => f.to_string(),
+                        rusqlite::types::Value::Text(t) => t,
+                        rusqlite::types::Value::Blob(_) => "<blob>".into(),
+                    })
+                })
+                .unwrap()
+            }
+            Db::Postgres(url) => {
+                let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+                tokio::spawn(conn);
+                let row = client.query_one(&format!("SELECT ({sql})::text"), &[]).await.unwrap();
+                row.get::<_, Option<String>>(0).unwrap_or_default()
+            }
+        }
+    }
+
+    pub async fn count(&self, stream: &str) -> u64 {
+        self.scalar(&format!("SELECT count(*) FROM {}", self.table(stream))).await.parse().unwrap()
+    }
+
+    pub async fn state_seq(&self) -> String {
+        let sql = match self {
+            Db::Sqlite(_) => {
+                "SELECT json_extract(value, '$.seq') FROM _state WHERE instance = 'test-source:tenant-a' AND stream = 'events'"
+            }
+            Db::Postgres(_) => {
+                "SELECT value->>'seq' FROM datahub._state WHERE instance = 'test-source:tenant-a' AND stream = 'events'"
+            }
+        };
+        self.scalar(sql).await
+    }
+
+    /// Runs statements that return nothing (DDL, inserts).
+    pub async fn execute(&self, sql: &str) {
+        match self {
+            Db::Sqlite(path) => rusqlite::Connection::open(path).unwrap().execute_batch(sql).unwrap(),
+            Db::Postgres(url) => {
+                let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+                tokio::spawn(conn);
+                client.batch_execute(sql).await.unwrap();
+            }
+        }
+    }
+
+    /// A suffix unique to this database, for server-wide names (roles).
+    pub fn tag(&self) -> String {
+        self.dest().rsplit('/').next().unwrap_or_default().replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+    }
+
+    /// How many runs `_runs` records with `status` (0 while the hub does not exist).
+    pub async fn runs_with_status(&self, status: &str) -> i64 {
+        let table = match self {
+            Db::Sqlite(path) if !std::path::Path::new(path).exists() => return 0,
+            Db::Sqlite(_) => "_runs",
+            Db::Postgres(_) => "datahub._runs",
+        };
+        match self {
+            Db::Sqlite(path) => rusqlite::Connection::open(path)
+                .and_then(|c| {
+                    c.query_row(&format!("SELECT count(*) FROM {table} WHERE status = ?1"), [status], |r| {
+                        r.get(0)
+                    })
+                })
+                .unwrap_or(0),
+            Db::Postgres(url) => {
+                let Ok((client, conn)) = tokio_postgres::connect(url, tokio_postgres::NoTls).await else {
+                    return 0;
+                };
+                tokio::spawn(conn);
+                client
+                    .query_one(&format!("SELECT count(*) FROM {table} WHERE status = $1"), &[&status])
+                    .await
+                    .map(|r| r.get(0))
+                    .unwrap_or(0)
+            }
+        }
+    }
+
+    pub async fn last_run_status(&self) -> String {
+        let sql = match self {
+            Db::Sqlite(_) => "SELECT status FROM _runs ORDER BY started_at DESC, run_id DESC LIMIT 1",
+            Db::Postgres(_) => {
+                "SELECT status FROM datahub._runs ORDER BY started_at DESC, run_id DESC LIMIT 1"
+            }
+        };
+        self.scalar(sql).await
+    }
+}
+
+/// Runs `test-source` with `[config]` extras into `db`; returns (exit code, JSON summary, stderr).
+pub async fn run(dir: &Path, db: &Db, config: &str, extra: &[&str]) -> (u8, Value, String) {
+    let path = config_file(dir, "source.toml", config);
+    let path = path.display().to_string();
+    let dest = db.dest();
+    let mut args = vec!["run", "--config", &path, "--dest", &dest, "--json"];
+    args.extend_from_slice(extra);
+    let out = cli(&args).await;
+    let summary = serde_json::from_str(&out.stdout).unwrap_or(Value::Null);
+    (out.code, summary, out.stderr)
+}
+
+pub fn records(summary: &Value, stream: &str) -> u64 {
+    summary["streams"].as_array().unwrap().iter().find(|s| s["stream"] == stream).unwrap()["records"]
+        .as_u64()
+        .unwrap()
+}
+
+/// A fresh database on the configured PostgreSQL server, or `None` when none is
+/// configured outside CI.
+pub async fn postgres() -> Option<Db> {
+    fresh_postgres_database("hub_test").await.map(Db::Postgres)
+}
+
+/// An SQLite hub in `dir`.
+pub fn sqlite(dir: &Path) -> Db {
+    Db::Sqlite(dir.join("hub.db").display().to_string())
 }

@@ -1,0 +1,398 @@
+//! The hub's data contract, through the `connector-host` command line, on SQLite,
+//! PostgreSQL (when DATAHUB_TEST_POSTGRES_URL is set, and always under CI) and JSON
+//! Lines: tenants side by side, views and grants that survive, stream selection that
+//! only narrows, checkpoints keyed by the tenant, one run per tenant at a time, tables
+//! that are not ours, and records a table cannot hold.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{Db, Outcome, cli, config_file, postgres, records, run, sqlite};
+use serde_json::Value;
+
+/// `connector-host <args>` on a task of its own, so two runs can race.
+fn spawn_cli(args: Vec<String>) -> tokio::task::JoinHandle<Outcome> {
+    tokio::spawn(async move {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        cli(&args).await
+    })
+}
+
+/// Rows of `instance` in `stream`'s table.
+async fn rows_of(db: &Db, stream: &str, instance: &str) -> String {
+    db.scalar(&format!("SELECT count(*) FROM {} WHERE _instance = '{instance}'", db.table(stream))).await
+}
+
+async fn tenants_share_one_hub(dir: &Path, db: &Db) {
+    let (code, _, err) = run(dir, db, "items = 30\nevents = 20\n", &[]).await;
+    assert_eq!(code, 0, "{err}");
+    let (code, summary, err) = run(dir, db, "items = 50\nevents = 10\ntenant = \"tenant-b\"\n", &[]).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(summary["instance"], "test-source:tenant-b");
+    assert_eq!(rows_of(db, "items", "test-source:tenant-a").await, "30", "tenant B left A's rows alone");
+    assert_eq!(rows_of(db, "items", "test-source:tenant-b").await, "50");
+    assert_eq!(rows_of(db, "events", "test-source:tenant-a").await, "20");
+    assert_eq!(rows_of(db, "events", "test-source:tenant-b").await, "10");
+
+    // A full refresh of A replaces A's rows only; B's incremental checkpoint is its own.
+    let (code, _, err) = run(dir, db, "items = 10\nevents = 25\nversion = 3\n", &[]).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(rows_of(db, "items", "test-source:tenant-a").await, "10");
+    assert_eq!(rows_of(db, "items", "test-source:tenant-b").await, "50");
+    assert_eq!(db.count("items").await, 60, "one table holds both tenants");
+    let (code, summary, err) = run(dir, db, "items = 50\nevents = 10\ntenant = \"tenant-b\"\n", &[]).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(records(&summary, "events"), 0, "B resumed from its own checkpoint");
+    assert_eq!(db.count("events").await, 35);
+}
+
+async fn views_and_grants_survive(dir: &Path, db: &Db) {
+    let (code, _, err) = run(dir, db, "items = 20\nevents = 10\n", &[]).await;
+    assert_eq!(code, 0, "{err}");
+    let items = db.table("items");
+    let view = match db {
+        Db::Sqlite(_) => "active_items",
+        Db::Postgres(_) => "public.active_items",
+    };
+    db.execute(&format!("CREATE VIEW {view} AS SELECT id, name FROM {items} WHERE active")).await;
+    db.execute(&format!("CREATE INDEX items_by_name ON {items} (name)")).await;
+    if let Db::Postgres(_) = db {
+        db.execute(&format!(
+            "CREATE ROLE hub_reader_{0}; GRANT SELECT ON {items} TO hub_reader_{0}",
+            db.tag()
+        ))
+        .await;
+    }
+    // Three more syncs: a full refresh with new rows, a new column, fewer rows.
+    for (config, active) in [
+        ("items = 40\nevents = 20\nversion = 1\n", "20"),
+        ("items = 40\nevents = 30\nwith_score = true\n", "20"),
+        ("items = 6\nevents = 30\n", "3"),
+    ] {
+        let (code, _, err) = run(dir, db, config, &[]).await;
+        assert_eq!(code, 0, "the view must not break the run: {err}");
+        assert_eq!(
+            db.scalar(&format!("SELECT count(*) FROM {view}")).await,
+            active,
+            "the view reads the new rows"
+        );
+    }
+    if let Db::Postgres(_) = db {
+        let grantee = format!("hub_reader_{}", db.tag());
+        let granted = db
+            .scalar(&format!(
+                "SELECT count(*) FROM information_schema.role_table_grants WHERE grantee = '{grantee}' AND table_name = 'items'"
+            ))
+            .await;
+        assert_eq!(granted, "1", "the grant survived");
+        db.execute(&format!("DROP OWNED BY {grantee}; DROP ROLE {grantee}")).await;
+    }
+}
+
+async fn a_foreign_table_is_not_ours(dir: &Path, db: &Db) {
+    let items = db.table("items");
+    if let Db::Postgres(_) = db {
+        db.execute("CREATE SCHEMA test_source").await;
+    }
+    db.execute(&format!("CREATE TABLE {items} (id text, note text)")).await;
+    db.execute(&format!("INSERT INTO {items} VALUES ('mine', 'keep me')")).await;
+    let (code, _, err) = run(dir, db, "items = 5\nevents = 5\n", &[]).await;
+    assert_eq!(code, 7, "{err}");
+    assert!(err.contains("was not created by connector-host"), "{err}");
+    assert!(err.contains("items"), "the error names the table: {err}");
+    assert_eq!(db.scalar(&format!("SELECT note FROM {items}")).await, "keep me");
+    assert_eq!(db.last_run_status().await, "failed");
+}
+
+async fn a_second_run_of_one_tenant_is_refused(dir: &Path, db: &Db) {
+    // 60 pages of 100 ms: about six seconds to race.
+    let slow =
+        config_file(dir, "slow.toml", "items = 10\nevents = 1200\npage_size = 20\npage_delay_ms = 100\n");
+    let other = config_file(dir, "other.toml", "items = 7\nevents = 5\ntenant = \"tenant-b\"\n");
+    let same = config_file(dir, "same.toml", "items = 10\nevents = 5\npage_size = 3\n");
+    let dest = db.dest();
+    let args = |config: &Path| -> Vec<String> {
+        ["run", "--config", &config.display().to_string(), "--dest", &dest, "--json"]
+            .map(String::from)
+            .to_vec()
+    };
+    let first = spawn_cli(args(&slow));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while db.runs_with_status("running").await == 0 {
+        assert!(Instant::now() < deadline, "the first run did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let started = Instant::now();
+    let second = spawn_cli(args(&same)).await.unwrap();
+    assert_eq!(second.code, 7, "{}", second.stderr);
+    assert!(started.elapsed() < Duration::from_secs(3), "refused at once, not after a wait");
+    assert!(second.stderr.contains("is already syncing test-source:tenant-a"), "{}", second.stderr);
+    // Another tenant loads the same hub meanwhile.
+    let parallel = spawn_cli(args(&other)).await.unwrap();
+    assert_eq!(parallel.code, 0, "{}", parallel.stderr);
+    assert_eq!(db.runs_with_status("running").await, 1, "nobody relabelled the live run");
+    let first = first.await.unwrap();
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(db.count("events").await, 1205);
+    assert_eq!(db.runs_with_status("refused").await, 1, "the refused run is recorded");
+    assert_eq!(db.runs_with_status("succeeded").await, 2);
+}
+
+async fn streams_can_only_narrow_the_config(dir: &Path, db: &Db) {
+    let (code, _, err) = run(dir, db, "items = 4\nevents = 4\nstreams = [\"items\"]\n", &[]).await;
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) =
+        run(dir, db, "items = 4\nevents = 4\nstreams = [\"items\"]\n", &["--streams", "events"]).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--streams asks for `events`, which the config's `streams` excludes (it allows: items)"),
+        "{err}"
+    );
+    assert!(err.contains("items, events"), "every stream the connector knows is listed: {err}");
+    assert_eq!(db.count("items").await, 4);
+    // `--streams "items, events"` with spaces is two names, and may narrow to both
+    // when the config allows both.
+    let (code, summary, err) = run(dir, db, "items = 4\nevents = 6\n", &["--streams", "items, events"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(records(&summary, "events"), 6);
+}
+
+async fn checkpoints_outlive_tuning(dir: &Path, db: &Db) {
+    let (code, _, err) = run(dir, db, "items = 3\nevents = 40\n", &[]).await;
+    assert_eq!(code, 0, "{err}");
+    let (code, summary, err) = run(dir, db, "items = 3\nevents = 40\npage_size = 7\n", &[]).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(records(&summary, "events"), 0, "a new page size keeps the checkpoint");
+    assert_eq!(db.count("events").await, 40);
+}
+
+async fn records_a_table_cannot_hold_fail_their_stream(dir: &Path, db: &Db) {
+    let (code, _, err) = run(dir, db, "items = 10\nevents = 5\n", &[]).await;
+    assert_eq!(code, 0, "{err}");
+    let (code, summary, err) =
+        run(dir, db, "items = 12\nevents = 9\nnull_id_at = 3\nversion = 4\n", &[]).await;
+    assert_eq!(code, 5, "{err}");
+    let items =
+        summary["streams"].as_array().unwrap().iter().find(|s| s["stream"] == "items").unwrap().clone();
+    assert!(
+        items["error"]
+            .as_str()
+            .unwrap()
+            .contains("stream items: record 4, field `id`: the primary key is null"),
+        "{items}"
+    );
+    assert_eq!(db.count("items").await, 10, "the previous rows stay");
+    assert_eq!(db.count("events").await, 9, "the other stream was committed");
+    let (code, summary, err) = run(dir, db, "items = 12\nevents = 9\nrepeat_item = 5\n", &[]).await;
+    assert_eq!(code, 5, "{err}");
+    assert!(
+        summary.to_string().contains("record 7 repeats the primary key (id = \\\"item-00005\\\")"),
+        "{summary}"
+    );
+    assert_eq!(db.count("items").await, 10);
+}
+
+#[tokio::test]
+async fn sqlite_tenants_share_one_hub() {
+    let dir = tempfile::tempdir().unwrap();
+    tenants_share_one_hub(dir.path(), &sqlite(dir.path())).await;
+}
+
+#[tokio::test]
+async fn postgres_tenants_share_one_hub() {
+    let Some(db) = postgres().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    tenants_share_one_hub(dir.path(), &db).await;
+}
+
+#[tokio::test]
+async fn sqlite_views_survive_every_run() {
+    let dir = tempfile::tempdir().unwrap();
+    views_and_grants_survive(dir.path(), &sqlite(dir.path())).await;
+}
+
+#[tokio::test]
+async fn postgres_views_and_grants_survive_every_run() {
+    let Some(db) = postgres().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    views_and_grants_survive(dir.path(), &db).await;
+}
+
+#[tokio::test]
+async fn sqlite_foreign_table_stops_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    a_foreign_table_is_not_ours(dir.path(), &sqlite(dir.path())).await;
+}
+
+#[tokio::test]
+async fn postgres_foreign_table_stops_the_run() {
+    let Some(db) = postgres().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    a_foreign_table_is_not_ours(dir.path(), &db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_one_run_per_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    a_second_run_of_one_tenant_is_refused(dir.path(), &sqlite(dir.path())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_one_run_per_tenant() {
+    let Some(db) = postgres().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    a_second_run_of_one_tenant_is_refused(dir.path(), &db).await;
+}
+
+#[tokio::test]
+async fn sqlite_streams_only_narrow() {
+    let dir = tempfile::tempdir().unwrap();
+    streams_can_only_narrow_the_config(dir.path(), &sqlite(dir.path())).await;
+}
+
+#[tokio::test]
+async fn postgres_streams_only_narrow() {
+    let Some(db) = postgres().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    streams_can_only_narrow_the_config(dir.path(), &db).await;
+}
+
+#[tokio::test]
+async fn sqlite_checkpoints_outlive_tuning() {
+    let dir = tempfile::tempdir().unwrap();
+    checkpoints_outlive_tuning(dir.path(), &sqlite(dir.path())).await;
+}
+
+#[tokio::test]
+async fn postgres_checkpoints_outlive_tuning() {
+    let Some(db) = postgres().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    checkpoints_outlive_tuning(dir.path(), &db).await;
+}
+
+#[tokio::test]
+async fn sqlite_records_a_table_cannot_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    records_a_table_cannot_hold_fail_their_stream(dir.path(), &sqlite(dir.path())).await;
+}
+
+#[tokio::test]
+async fn postgres_records_a_table_cannot_hold() {
+    let Some(db) = postgres().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    records_a_table_cannot_hold_fail_their_stream(dir.path(), &db).await;
+}
+
+fn lines(path: &Path) -> usize {
+    std::fs::read_to_string(path).map(|s| s.lines().count()).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jsonl_tenants_side_by_side_one_run_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("export");
+    let dest = format!("jsonl:{}", root.display());
+    let a =
+        config_file(dir.path(), "a.toml", "items = 10\nevents = 600\npage_size = 10\npage_delay_ms = 50\n");
+    let b = config_file(dir.path(), "b.toml", "items = 4\nevents = 3\ntenant = \"tenant-b\"\n");
+    let args = |config: &Path| -> Vec<String> {
+        ["run", "--config", &config.display().to_string(), "--dest", &dest, "--quiet"]
+            .map(String::from)
+            .to_vec()
+    };
+    let first = spawn_cli(args(&a));
+    let lock_dir = root.join(".locks");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !root.join("test-source_tenant-a").join("_state.json").exists() {
+        assert!(Instant::now() < deadline, "the first run did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let second = spawn_cli(args(&a)).await.unwrap();
+    assert_eq!(second.code, 7, "{}", second.stderr);
+    let other = spawn_cli(args(&b)).await.unwrap();
+    assert_eq!(other.code, 0, "{}", other.stderr);
+    let first = first.await.unwrap();
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(lock_dir.is_dir());
+    assert_eq!(lines(&root.join("test-source_tenant-a").join("events.jsonl")), 600);
+    assert_eq!(lines(&root.join("test-source_tenant-b").join("items.jsonl")), 4);
+    // The loser left nothing behind: a rerun appends nothing.
+    let again = spawn_cli(args(&a)).await.unwrap();
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(lines(&root.join("test-source_tenant-a").join("events.jsonl")), 600);
+    let runs = cli(&["runs", "--dest", &dest, "--json"]).await;
+    let runs: Vec<Value> = serde_json::from_str(&runs.stdout).unwrap();
+    let mut statuses: Vec<&str> = runs.iter().map(|r| r["status"].as_str().unwrap()).collect();
+    statuses.sort();
+    assert_eq!(statuses, ["refused", "succeeded", "succeeded", "succeeded"]);
+}
+
+#[tokio::test]
+async fn jsonl_foreign_file_and_bad_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("export");
+    let dest = format!("jsonl:{}", root.display());
+    let folder = root.join("test-source_tenant-a");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("items.jsonl"), "{\"someone\": \"else\"}\n").unwrap();
+    let c = config_file(dir.path(), "s.toml", "items = 5\nevents = 5\n").display().to_string();
+    let out = cli(&["run", "--config", &c, "--dest", &dest, "--quiet"]).await;
+    assert_eq!(out.code, 7, "{}", out.stderr);
+    assert_eq!(std::fs::read_to_string(folder.join("items.jsonl")).unwrap(), "{\"someone\": \"else\"}\n");
+    std::fs::remove_file(folder.join("items.jsonl")).unwrap();
+    let out = cli(&["run", "--config", &c, "--dest", &dest, "--quiet"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let c =
+        config_file(dir.path(), "s.toml", "items = 8\nevents = 7\nrepeat_item = 1\n").display().to_string();
+    let out = cli(&["run", "--config", &c, "--dest", &dest, "--quiet"]).await;
+    assert_eq!(out.code, 5, "{}", out.stderr);
+    assert_eq!(lines(&folder.join("items.jsonl")), 5, "a repeated key fails the stream: no doubled rows");
+    assert_eq!(lines(&folder.join("events.jsonl")), 7);
+}
+
+/// Every destination that cannot be created exits 6, whatever its kind.
+#[tokio::test]
+async fn an_unwritable_destination_exits_6_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "not a folder").unwrap();
+    let c = config_file(dir.path(), "s.toml", "items = 2\n").display().to_string();
+    for dest in [
+        format!("sqlite:{}/hub.db", file.display()),
+        format!("jsonl:{}/out", file.display()),
+        format!("csv:{}/out", file.display()),
+    ] {
+        let out = cli(&["run", "--config", &c, "--dest", &dest, "--quiet"]).await;
+        assert_eq!(out.code, 6, "{dest}: {}", out.stderr);
+    }
+}
+
+/// A wrong PostgreSQL password is the destination's problem (6), not the source's (3).
+#[tokio::test]
+async fn a_wrong_database_password_exits_6() {
+    let Ok(login) = std::env::var("DATAHUB_TEST_POSTGRES_LOGIN_URL") else {
+        assert!(std::env::var_os("CI").is_none(), "CI must set DATAHUB_TEST_POSTGRES_LOGIN_URL");
+        eprintln!("skipping: set DATAHUB_TEST_POSTGRES_LOGIN_URL");
+        return;
+    };
+    let mut url = url::Url::parse(&login).unwrap();
+    url.set_password(Some("certainly-wrong-pw")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let c = config_file(dir.path(), "s.toml", "items = 2\n").display().to_string();
+    let out = cli(&["run", "--config", &c, "--dest", url.as_str(), "--quiet"]).await;
+    assert_eq!(out.code, 6, "{}", out.stderr);
+    assert!(out.stderr.contains("password authentication failed"), "the server's own words: {}", out.stderr);
+    assert!(!out.stderr.contains("certainly-wrong-pw"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn demo_has_its_own_default_file() {
+    let help = cli(&["demo", "--help"]).await;
+    assert!(help.stdout.contains("datahub-demo.db"), "{}", help.stdout);
+    let help = cli(&["run", "--help"]).await;
+    for code in ["5 partial", "6", "7 conflict", "130 interrupted"] {
+        assert!(help.stdout.contains(code), "run --help documents {code}: {}", help.stdout);
+    }
+}
