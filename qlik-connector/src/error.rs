@@ -55,7 +55,9 @@ impl Envelope {
         if let Some(detail) = self.detail.as_ref().filter(|d| Some(*d) != self.title.as_ref()) {
             out = if out.is_empty() { detail.clone() } else { format!("{out}: {detail}") };
         }
-        shorten(&out, 300)
+        // Scrubbed before it is shortened: a cut would leave a prefix of an echoed secret
+        // that no longer matches it.
+        shorten(&connector_api::secret::scrub(&out), 300)
     }
 }
 

@@ -12,7 +12,7 @@ use reqwest::header::CONTENT_TYPE;
 use serde::de::DeserializeOwned;
 
 use super::{Fetched, Verdict};
-use crate::{Error, ErrorKind};
+use crate::{Error, ErrorKind, secret};
 
 /// How deep JSON may nest: `serde_json`'s recursion limit, which guards its parser's
 /// stack. Deeper input is refused with an error naming this limit.
@@ -94,12 +94,14 @@ fn not_json(fetched: &Fetched, endpoint: &str, content_type: Option<&str>) -> St
     )
 }
 
-/// The first [`SAMPLE_CHARS`] characters of `body`, printable: invalid UTF-8 becomes
+/// The first [`SAMPLE_CHARS`] characters of `body`, scrubbed and printable: invalid UTF-8 becomes
 /// `\u{FFFD}`, control characters and runs of whitespace become one space, quotes are
 /// kept from closing the message's own quotes.
 pub fn sample(body: &[u8]) -> String {
     let head = &body[..body.len().min(SAMPLE_CHARS * 4)];
+    // Scrubbed before it is cut, so a cut cannot leave a prefix of a secret unmatched.
     let text = String::from_utf8_lossy(head);
+    let text = secret::scrub(&text);
     let mut out = String::new();
     let mut chars = 0;
     let mut last_space = false;

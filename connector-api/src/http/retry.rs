@@ -287,17 +287,24 @@ async fn send(
         status,
         content_type: headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string),
     };
-    let announced = response.content_length().unwrap_or(0);
-    if announced > max_body as u64 {
+    if response.content_length().is_some_and(|announced| announced > max_body as u64) {
         return Err(too_large());
     }
-    let mut body = Vec::with_capacity(announced as usize);
+    // Chunks are kept as they come and joined once at the end: growing one buffer by
+    // doubling would hold up to twice the cap while it copies.
+    let mut chunks = Vec::new();
+    let mut len = 0;
     while let Some(chunk) = response.chunk().await.map_err(SendError::Transport)? {
-        if body.len() + chunk.len() > max_body {
+        len += chunk.len();
+        if len > max_body {
             return Err(too_large());
         }
-        body.extend_from_slice(&chunk);
+        chunks.push(chunk);
     }
+    let body = match chunks.len() {
+        1 => Vec::from(chunks.swap_remove(0)),
+        _ => chunks.concat(),
+    };
     Ok(Fetched { url, status, headers, body })
 }
 

@@ -133,6 +133,7 @@ impl Args {
                 looping_next: self.looping_next,
                 foreign_host_next: self.foreign_host_next,
                 schema_drift: self.schema_drift,
+                hostile: None,
             },
             situations: Situations {
                 space_deleted_mid_run: self.space_deleted_mid_run,

@@ -104,4 +104,6 @@ pub struct Faults {
     pub foreign_host_next: bool,
     /// Records gain unknown fields, lose optional fields and carry nulls in optional fields.
     pub schema_drift: bool,
+    /// Answers no real tenant sends, in place of the tenant's.
+    pub hostile: Option<super::faults::Hostile>,
 }

@@ -1,7 +1,14 @@
 //! Fault injection applied to replies: drift, misleading links and broken bodies. Latency,
 //! error statuses and dropped connections are decided in `server.rs`, before the handler runs.
+//! [`Hostile`] answers replace the handler altogether.
 
 use bytes::Bytes;
+use futures::StreamExt as _;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::Response;
+use hyper::body::Frame;
+use hyper::header::CONTENT_TYPE;
 use rand::Rng;
 use serde_json::{Value, json};
 
@@ -89,4 +96,128 @@ pub(crate) fn malformed(body: &Bytes) -> Bytes {
     let mut out = body.slice(..body.len() / 2).to_vec();
     out.extend_from_slice(b"\x00<!-- upstream timeout -->");
     Bytes::from(out)
+}
+
+/// Answers no real tenant sends but a proxy, a broken deployment or an attacker could: they
+/// replace the tenant's answer to every request whose path starts with `path`, before the
+/// key is checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Hostile {
+    /// 401 whose detail quotes the request's `Authorization` header (`token Bearer eyJ… is
+    /// expired`), as some gateways do.
+    EchoAuthorization {
+        /// Path prefix answered this way.
+        path: String,
+    },
+    /// A fixed answer: an HTML login page, a 204, an empty or Latin-1 200, deep JSON.
+    Canned {
+        /// Path prefix answered this way.
+        path: String,
+        /// HTTP status.
+        status: u16,
+        /// `Content-Type`, if any.
+        content_type: Option<String>,
+        /// The body.
+        body: Vec<u8>,
+    },
+    /// 200 with a JSON body that never ends.
+    EndlessBody {
+        /// Path prefix answered this way.
+        path: String,
+    },
+    /// A listing whose every page is empty and names a next page never seen before.
+    EmptyPagesForever {
+        /// Path prefix answered this way.
+        path: String,
+    },
+}
+
+impl Hostile {
+    /// A single sign-on portal's login page, served with 200 as proxies do.
+    pub fn login_page(path: &str) -> Hostile {
+        Hostile::Canned {
+            path: path.into(),
+            status: 200,
+            content_type: Some("text/html; charset=utf-8".into()),
+            body: b"<!DOCTYPE html>\n<html><head><title>Sign in - Corporate SSO</title></head>\n<body><form action=\"/login\">User <input name=\"user\"></form></body></html>\n".to_vec(),
+        }
+    }
+
+    /// A users listing whose one user object nests `depth` objects deep.
+    pub fn deeply_nested_user(depth: usize) -> Hostile {
+        let nested = format!("{}{{}}{}", "{\"a\":".repeat(depth), "}".repeat(depth));
+        Hostile::Canned {
+            path: "/api/v1/users".into(),
+            status: 200,
+            content_type: Some("application/json".into()),
+            body: format!(r#"{{"data":[{{"id":"u-deep","name":"Deep","extra":{nested}}}],"links":{{}}}}"#)
+                .into_bytes(),
+        }
+    }
+
+    fn path(&self) -> &str {
+        match self {
+            Hostile::EchoAuthorization { path }
+            | Hostile::Canned { path, .. }
+            | Hostile::EndlessBody { path }
+            | Hostile::EmptyPagesForever { path } => path,
+        }
+    }
+}
+
+/// The body type the server answers with.
+pub(crate) type HostileBody = BoxBody<Bytes, std::io::Error>;
+
+/// The hostile answer to `ctx`, if `hostile` covers its path.
+pub(crate) fn hostile_reply(
+    hostile: &Hostile,
+    ctx: &Ctx,
+    authorization: Option<&str>,
+) -> Option<Response<HostileBody>> {
+    if !ctx.path.starts_with(hostile.path()) {
+        return None;
+    }
+    let full = |bytes: Vec<u8>| Full::new(Bytes::from(bytes)).map_err(|never| match never {}).boxed();
+    let json = |status: u16, v: Value| {
+        Response::builder()
+            .status(status)
+            .header(CONTENT_TYPE, "application/json")
+            .body(full(serde_json::to_vec(&v).expect("JSON serialises")))
+    };
+    let reply = match hostile {
+        Hostile::EchoAuthorization { .. } => json(
+            401,
+            json!({"errors": [{
+                "code": "HTTP-401",
+                "title": "Unauthorized",
+                "detail": format!("token {} is expired", authorization.unwrap_or("(none)")),
+                "status": "401",
+            }]}),
+        ),
+        Hostile::Canned { status, content_type, body, .. } => {
+            let mut builder = Response::builder().status(*status);
+            if let Some(t) = content_type {
+                builder = builder.header(CONTENT_TYPE, t);
+            }
+            builder.body(full(body.clone()))
+        }
+        Hostile::EndlessBody { .. } => {
+            let record = Bytes::from(r#"{"id":"endless","name":"again"},"#.repeat(2048));
+            let frames =
+                futures::stream::once(async { Ok(Frame::data(Bytes::from_static(br#"{"data":["#))) })
+                    .chain(futures::stream::repeat_with(move || Ok(Frame::data(record.clone()))));
+            Response::builder()
+                .status(200)
+                .header(CONTENT_TYPE, "application/json")
+                .body(BodyExt::boxed(StreamBody::new(frames)))
+        }
+        Hostile::EmptyPagesForever { .. } => {
+            let next = format!("{}{}?next={:016x}", ctx.base(), ctx.path, rand::rng().random::<u64>());
+            json(
+                200,
+                json!({"data": [], "links": {"self": {"href": ctx.self_href()}, "next": {"href": next}}}),
+            )
+        }
+    };
+    Some(reply.expect("valid response"))
 }

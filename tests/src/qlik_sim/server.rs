@@ -203,6 +203,12 @@ async fn handle(
             host: ctx.host.clone(),
         })
     };
+    if let Some(reply) =
+        f.hostile.as_ref().and_then(|h| faults::hostile_reply(h, &ctx, authorization.as_deref()))
+    {
+        log(reply.status().as_u16());
+        return Ok(reply);
+    }
     if faults::roll(f.drop_connection_rate) {
         log(0);
         kill.notify_one();

@@ -1,0 +1,385 @@
+//! Hostile servers and hostile inputs, driven through the real `connector-host` binary: a
+//! tenant that echoes the key back, answers HTML or never stops sending, a listing that
+//! never ends, a config that is a device or a FIFO, a destination URL a parser rejects.
+//! Every case must end quickly with the documented exit code and a message that says what
+//! happened and what to do, and no secret may appear on stdout, stderr or in the
+//! destination.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tests::qlik_sim::{Faults, Hostile, SimConfig, Simulator};
+use tokio::io::AsyncReadExt;
+
+/// No case may take longer than this.
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// What one run of the binary did.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    elapsed: Duration,
+    /// Peak resident memory (`VmHWM`), as last seen before the process exited.
+    peak_rss_mib: f64,
+}
+
+impl Run {
+    /// Both streams, for assertion messages.
+    fn output(&self) -> String {
+        format!("exit {}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr)
+    }
+}
+
+/// Runs `connector-host args` with `env` added, failing the test if it outlives
+/// [`DEADLINE`].
+async fn host(args: &[&str], env: &[(&str, OsString)]) -> Run {
+    let started = Instant::now();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_connector-host"))
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env_remove("QLIK_API_KEY")
+        .env_remove("PGPASSWORD")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let status_file = format!("/proc/{}/status", child.id().unwrap());
+    let drain = |mut pipe: Box<dyn tokio::io::AsyncRead + Unpin + Send>| {
+        tokio::spawn(async move {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes).await;
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let mut peak_kib = 0u64;
+    let status = loop {
+        if let Ok(status) = std::fs::read_to_string(&status_file)
+            && let Some(kib) = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        {
+            peak_kib = peak_kib.max(kib);
+        }
+        tokio::select! {
+            status = child.wait() => break status.unwrap(),
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+        assert!(started.elapsed() < DEADLINE, "connector-host {args:?} still running after {DEADLINE:?}");
+    };
+    Run {
+        code: status.code().expect("exited, not killed"),
+        stdout: stdout.await.unwrap(),
+        stderr: stderr.await.unwrap(),
+        elapsed: started.elapsed(),
+        peak_rss_mib: peak_kib as f64 / 1024.0,
+    }
+}
+
+/// A Qlik config for `sim` in `dir` whose key comes from the file `key` (the admin key).
+fn qlik_config(dir: &Path, sim: &Simulator) -> String {
+    std::fs::write(dir.join("key"), &sim.keys().admin).unwrap();
+    write_config(dir, &sim.base_url(), "{ file = \"key\" }")
+}
+
+/// A Qlik config file in `dir` with `tenant_url` and `api_key` written as given.
+fn write_config(dir: &Path, tenant_url: &str, api_key: &str) -> String {
+    let path = dir.join("qlik.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "connector = \"qlik-sense\"\n[config]\ntenant_url = \"{tenant_url}\"\napi_key = {api_key}\nrequests_per_minute = 1000000\nrequest_timeout = 5\n"
+        ),
+    )
+    .unwrap();
+    path.display().to_string()
+}
+
+/// The secrets a run against `sim` knows: the admin key, each part of it (a JWT), and the
+/// tenant's licence token.
+fn secrets_of(sim: &Simulator) -> Vec<String> {
+    let key = sim.keys().admin.clone();
+    let mut secrets: Vec<String> = key.split('.').map(str::to_string).collect();
+    secrets.push(key);
+    secrets.push(sim.license_key().to_string());
+    secrets
+}
+
+/// How long a piece of a secret may show: a cut-off echo must not leave a telling prefix.
+const PIECE: usize = 16;
+
+/// Asserts that no secret, nor any piece of one [`PIECE`] characters long, appears in the
+/// run's output or in the files at `stored`.
+fn assert_no_secret(run: &Run, secrets: &[String], stored: &[PathBuf]) {
+    let mut texts =
+        vec![("stdout".to_string(), run.stdout.clone()), ("stderr".to_string(), run.stderr.clone())];
+    for path in stored.iter().filter(|p| p.exists()) {
+        texts.push((
+            path.display().to_string(),
+            String::from_utf8_lossy(&std::fs::read(path).unwrap()).into_owned(),
+        ));
+    }
+    for secret in secrets {
+        let pieces: Vec<&str> = (0..=secret.len().saturating_sub(PIECE))
+            .map(|i| &secret[i..(i + PIECE).min(secret.len())])
+            .collect();
+        for (name, text) in &texts {
+            if let Some(piece) = pieces.iter().find(|p| text.contains(**p)) {
+                panic!("{name} shows `{piece}`, a piece of a secret:\n{}", run.output());
+            }
+        }
+    }
+}
+
+/// The SQLite file and its journals, where a stored secret would sit.
+fn sqlite_files(db: &Path) -> Vec<PathBuf> {
+    ["", "-wal", "-journal"].iter().map(|s| PathBuf::from(format!("{}{s}", db.display()))).collect()
+}
+
+/// A run of the `users` stream against a simulator answering a [`Hostile`] mode.
+struct Case {
+    run: Run,
+    sim: Simulator,
+    /// The SQLite files the run wrote, checked for secrets.
+    stored: Vec<PathBuf>,
+    _dir: tempfile::TempDir,
+}
+
+impl Case {
+    /// Asserts that no secret appears in the output or the destination.
+    fn assert_no_secret(&self) {
+        assert_no_secret(&self.run, &secrets_of(&self.sim), &self.stored);
+    }
+}
+
+/// Runs the `users` stream against a simulator answering `hostile`, into a fresh SQLite file.
+async fn run_users_against(hostile: Hostile) -> Case {
+    let sim = Simulator::start(SimConfig::small()).await.unwrap();
+    sim.set_faults(Faults { hostile: Some(hostile), ..Faults::default() });
+    let dir = tempfile::tempdir().unwrap();
+    let config = qlik_config(dir.path(), &sim);
+    let db = dir.path().join("hub.db");
+    let dest = format!("sqlite:{}", db.display());
+    let run = host(&["run", "--config", &config, "--dest", &dest, "--streams", "users"], &[]).await;
+    Case { run, sim, stored: sqlite_files(&db), _dir: dir }
+}
+
+#[tokio::test]
+async fn a_401_that_echoes_the_key_shows_and_stores_no_part_of_it() {
+    let sim = Simulator::start(SimConfig::small()).await.unwrap();
+    sim.set_faults(Faults {
+        hostile: Some(Hostile::EchoAuthorization { path: "/api".into() }),
+        ..Faults::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config = qlik_config(dir.path(), &sim);
+    let db = dir.path().join("hub.db");
+    let dest = format!("sqlite:{}", db.display());
+    let secrets = secrets_of(&sim);
+    for extra in [&[][..], &["--json"][..]] {
+        let mut args = vec!["run", "--config", &config, "--dest", &dest];
+        args.extend_from_slice(extra);
+        let run = host(&args, &[]).await;
+        assert_eq!(run.code, 3, "a rejected key exits 3:\n{}", run.output());
+        assert!(run.stdout.contains("rejected the API key") || run.stderr.contains("rejected the API key"));
+        assert!(run.output().contains("is expired"), "the tenant's own words are kept:\n{}", run.output());
+        assert!(run.output().contains("Generate a new one"), "says what to do:\n{}", run.output());
+        assert!(run.output().contains("****"), "the echoed key is masked:\n{}", run.output());
+        assert_no_secret(&run, &secrets, &sqlite_files(&db));
+        assert!(run.elapsed < Duration::from_secs(20), "{:?}", run.elapsed);
+    }
+    let run = host(&["check", "--config", &config], &[]).await;
+    assert_eq!(run.code, 3, "{}", run.output());
+    assert_no_secret(&run, &secrets, &[]);
+}
+
+#[tokio::test]
+async fn an_html_login_page_is_named_and_not_retried() {
+    let case = run_users_against(Hostile::login_page("/api")).await;
+    let out = case.run.output();
+    assert_eq!(case.run.code, 4, "{out}");
+    assert!(out.contains("answered HTTP 200 with text/html; charset=utf-8"), "{out}");
+    assert!(out.contains("<title>Sign in - Corporate SSO</title>"), "the first bytes are shown:\n{out}");
+    assert!(out.contains("login page"), "says what to check:\n{out}");
+    assert!(!out.contains("request_timeout"), "{out}");
+    let requests = case.sim.requests().len();
+    assert!(requests <= 3, "a complete non-JSON body is not retried: {requests} requests");
+    case.assert_no_secret();
+    assert!(case.run.elapsed < Duration::from_secs(20), "{:?}", case.run.elapsed);
+}
+
+#[tokio::test]
+async fn empty_204_and_latin1_bodies_say_what_came_back() {
+    let cases: [(u16, Option<&str>, &[u8], &str); 3] = [
+        (204, None, b"", "answered HTTP 204 with an empty body where JSON was expected"),
+        (200, Some("application/json"), b"", "answered HTTP 200 with an empty body where JSON was expected"),
+        (
+            200,
+            Some("text/plain; charset=iso-8859-1"),
+            b"Acc\xe8s refus\xe9",
+            "not UTF-8 text, not JSON: \"Acc\u{FFFD}s refus\u{FFFD}\"",
+        ),
+    ];
+    for (status, content_type, body, said) in cases {
+        let hostile = Hostile::Canned {
+            path: "/api".into(),
+            status,
+            content_type: content_type.map(str::to_string),
+            body: body.to_vec(),
+        };
+        let case = run_users_against(hostile).await;
+        let out = case.run.output();
+        assert_eq!(case.run.code, 4, "{out}");
+        assert!(out.contains(said), "{said}:\n{out}");
+        assert!(!out.contains("request_timeout"), "{out}");
+        assert!(case.sim.requests().len() <= 3, "not retried: {} requests", case.sim.requests().len());
+        case.assert_no_secret();
+    }
+}
+
+#[tokio::test]
+async fn a_body_that_never_ends_is_cut_off_at_the_cap() {
+    let case = run_users_against(Hostile::EndlessBody { path: "/api/v1/users".into() }).await;
+    let (run, out) = (&case.run, case.run.output());
+    assert_eq!(run.code, 4, "{out}");
+    assert!(out.contains("with a body of more than 64 MiB (application/json); stopped reading it"), "{out}");
+    assert!(out.contains("protects memory"), "{out}");
+    eprintln!("endless body: failed after {:?}, peak RSS {:.0} MiB", run.elapsed, run.peak_rss_mib);
+    // A run's own footprint is about 45 MiB; the body may add its cap, and no more.
+    assert!(run.peak_rss_mib < 45.0 + 64.0 + 40.0, "memory stays bounded: {:.0} MiB", run.peak_rss_mib);
+    assert!(run.elapsed < Duration::from_secs(30), "{:?}", run.elapsed);
+    case.assert_no_secret();
+}
+
+#[tokio::test]
+async fn a_listing_of_empty_pages_with_fresh_links_ends() {
+    let case = run_users_against(Hostile::EmptyPagesForever { path: "/api/v1/users".into() }).await;
+    let out = case.run.output();
+    assert_eq!(case.run.code, 4, "{out}");
+    assert!(
+        out.contains("returned 20 pages in a row without records, each naming another next page"),
+        "{out}"
+    );
+    let listing = case.sim.requests().iter().filter(|r| r.path == "/api/v1/users").count();
+    assert!(listing <= 21, "bounded: {listing} requests");
+    assert!(case.run.elapsed < Duration::from_secs(20), "{:?}", case.run.elapsed);
+    case.assert_no_secret();
+}
+
+#[tokio::test]
+async fn a_user_nested_200_levels_deep_names_the_limit() {
+    let case = run_users_against(Hostile::deeply_nested_user(200)).await;
+    let out = case.run.output();
+    assert_eq!(case.run.code, 4, "{out}");
+    assert!(out.contains("nested more than 128 levels deep, past serde_json's recursion limit"), "{out}");
+    assert!(!out.contains("is not a JSON object"), "{out}");
+    case.assert_no_secret();
+}
+
+/// Runs `check` with `config`, expecting a config error (exit 2) that says `said`.
+async fn assert_config_error(config: &str, env: &[(&str, OsString)], said: &str) {
+    let run = host(&["check", "--config", config], env).await;
+    assert_eq!(run.code, 2, "{}", run.output());
+    assert!(run.stderr.contains(said), "{said}:\n{}", run.output());
+    assert!(run.elapsed < Duration::from_secs(10), "fails fast: {:?}", run.elapsed);
+}
+
+#[tokio::test]
+async fn configs_and_key_files_that_are_devices_or_fifos_fail_fast() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let fifo = fifo.display().to_string();
+    for config in ["/dev/zero", fifo.as_str()] {
+        assert_config_error(
+            config,
+            &[],
+            &format!("cannot read config file {config}: it is a device, FIFO or socket, not a regular file"),
+        )
+        .await;
+    }
+    assert_config_error(&dir.path().display().to_string(), &[], "it is a directory, not a regular file")
+        .await;
+    let big = dir.path().join("big.toml");
+    std::fs::write(&big, vec![b'#'; 2 * 1024 * 1024]).unwrap();
+    assert_config_error(&big.display().to_string(), &[], "it is larger than 1024 KiB").await;
+    for key_file in ["/dev/urandom", fifo.as_str()] {
+        let config = write_config(
+            dir.path(),
+            "https://acme.eu.qlikcloud.com",
+            &format!("{{ file = \"{key_file}\" }}"),
+        );
+        assert_config_error(
+            &config,
+            &[],
+            &format!("config.api_key: cannot read secret file {key_file}: it is a device, FIFO or socket"),
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn odd_keys_and_urls_get_their_own_messages() {
+    use std::os::unix::ffi::OsStringExt;
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = "https://acme.eu.qlikcloud.com";
+    let config = write_config(dir.path(), tenant, "{ env = \"HOSTILE_KEY\" }");
+    assert_config_error(
+        &config,
+        &[("HOSTILE_KEY", OsString::from_vec(b"key-\xff\xfe".to_vec()))],
+        "environment variable HOSTILE_KEY is not valid UTF-8 text",
+    )
+    .await;
+    assert_config_error(
+        &config,
+        &[("HOSTILE_KEY", "    ".into())],
+        "environment variable HOSTILE_KEY holds only whitespace",
+    )
+    .await;
+    let config = write_config(dir.path(), tenant, "\"   \"");
+    assert_config_error(&config, &[], "config.api_key: is blank").await;
+    let config = write_config(dir.path(), tenant, "{ env = \"HOSTILE_KEY\", file = \"key\" }");
+    assert_config_error(
+        &config,
+        &[],
+        "a secret reference is { env = \"VAR\" } or { file = \"PATH\" }, not both",
+    )
+    .await;
+    let config = write_config(dir.path(), "javascript:alert(1)", "\"k3y-for-a-bad-url\"");
+    assert_config_error(&config, &[], "tenant_url: uses `javascript:`, which is not a web address").await;
+}
+
+#[tokio::test]
+async fn destination_passwords_never_show_whatever_the_url() {
+    let sim = Simulator::start(SimConfig::small()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = qlik_config(dir.path(), &sim);
+    let password = "pg-Secret-4b7e";
+    // (destination, exit code): a URL that does not parse is a usage error (2), one whose
+    // servers refuse the connection a destination error (6).
+    let cases = [
+        (format!("postgres://hub:{password}@127.0.0.1:1,127.0.0.1:2/hub"), 6),
+        (format!("postgres://hub:{password}@127.0.0.1:99999/hub"), 2),
+        (format!("postgres://hub:{password}@[::1/hub"), 2),
+        (format!("postgresql://hub@127.0.0.1:1/hub?password={password}"), 6),
+    ];
+    for (dest, code) in cases {
+        for extra in [&[][..], &["--json"][..]] {
+            let mut args = vec!["run", "--config", &config, "--dest", &dest, "--streams", "users"];
+            args.extend_from_slice(extra);
+            let run = host(&args, &[]).await;
+            let out = run.output();
+            assert_eq!(run.code, code, "{dest}:\n{out}");
+            assert!(!out.contains(password), "{dest}:\n{out}");
+            assert!(out.contains("****"), "the URL is shown with its password masked:\n{out}");
+            assert!(run.elapsed < Duration::from_secs(30), "{dest}: {:?}", run.elapsed);
+        }
+    }
+}
