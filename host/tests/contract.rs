@@ -396,3 +396,73 @@ async fn demo_has_its_own_default_file() {
         assert!(help.stdout.contains(code), "run --help documents {code}: {}", help.stdout);
     }
 }
+
+/// A session holding a lock on a hub table makes the run fail within the lock timeout,
+/// saying what to look for (qlik_e2e shows SIGINT stops a run waiting on one).
+#[tokio::test]
+async fn postgres_a_held_lock_is_bounded() {
+    let Some(db) = postgres().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = run(dir.path(), &db, "items = 5\nevents = 5\n", &[]).await;
+    assert_eq!(code, 0, "{err}");
+    let (client, conn) = tokio_postgres::connect(&db.dest(), tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    client.batch_execute("BEGIN; LOCK TABLE test_source.items IN ACCESS EXCLUSIVE MODE").await.unwrap();
+
+    let short = format!("{}?options=-c%20lock_timeout%3D1s", db.dest());
+    let started = Instant::now();
+    let config = config_file(dir.path(), "s.toml", "items = 6\nevents = 6\n").display().to_string();
+    let out = cli(&["run", "--config", &config, "--dest", &short, "--quiet"]).await;
+    assert_eq!(out.code, 6, "{}", out.stderr);
+    assert!(out.stderr.contains("lock timeout"), "{}", out.stderr);
+    assert!(started.elapsed() < Duration::from_secs(15), "bounded by the lock timeout");
+
+    client.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(db.count("items").await, 5, "the previous rows stay");
+}
+
+/// `runs` and `state` look at a hub; a mistyped one is reported, never created, and a
+/// stream name that does not exist is named.
+#[tokio::test]
+async fn looking_at_a_hub_never_creates_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let typo = dir.path().join("typo").join("hub.db");
+    let out = cli(&["runs", "--dest", &format!("sqlite:{}", typo.display())]).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("there is no hub at"), "{}", out.stderr);
+    assert!(!typo.exists() && !dir.path().join("typo").exists(), "nothing was created");
+    let out = cli(&["runs", "--dest", &format!("jsonl:{}", dir.path().join("nope").display())]).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+
+    let db = sqlite(dir.path());
+    let (code, _, err) = run(dir.path(), &db, "items = 2\nevents = 3\n", &[]).await;
+    assert_eq!(code, 0, "{err}");
+    let config = dir.path().join("source.toml").display().to_string();
+    let out = cli(&["state", "reset", "--config", &config, "--dest", &db.dest(), "--streams", "nope"]).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("unknown stream `nope`") && out.stderr.contains("items, events"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(db.state_seq().await, "3", "nothing was reset");
+}
+
+/// A stream file replaced by a folder fails the run with a message, instead of spinning.
+#[tokio::test]
+async fn jsonl_stream_file_that_is_a_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("export");
+    let dest = format!("jsonl:{}", root.display());
+    let c = config_file(dir.path(), "s.toml", "items = 3\nevents = 3\n").display().to_string();
+    let out = cli(&["run", "--config", &c, "--dest", &dest, "--quiet"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let events = root.join("test-source_tenant-a").join("events.jsonl");
+    std::fs::remove_file(&events).unwrap();
+    std::fs::create_dir(&events).unwrap();
+    let started = Instant::now();
+    let out = cli(&["run", "--config", &c, "--dest", &dest, "--quiet"]).await;
+    assert_eq!(out.code, 6, "{}", out.stderr);
+    assert!(out.stderr.contains("it is a folder, not a file"), "{}", out.stderr);
+    assert!(started.elapsed() < Duration::from_secs(10));
+}

@@ -507,3 +507,43 @@ async fn sigterm_rolls_back_and_records_the_run_as_interrupted() {
         .unwrap();
     assert_eq!(staging, 0);
 }
+
+/// A run waiting on a lock another session holds on a hub table still stops at once on
+/// SIGINT (exit 130), and the previous rows stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_stops_a_run_waiting_on_a_postgres_lock() {
+    let Some(url) = common::fresh_postgres_database("hub_lock").await else { return };
+    let sim = Simulator::start(SimConfig::small()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim);
+    let out = cli(&["run", "--config", &config, "--dest", &url, "--quiet", "--streams", "users"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    client.batch_execute("BEGIN; LOCK TABLE qlik_sense.users IN ACCESS EXCLUSIVE MODE").await.unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_connector-host"))
+        .args(["run", "--config", &config, "--dest", &url, "--quiet", "--streams", "users"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    if child.try_wait().unwrap().is_some() {
+        let output = child.wait_with_output().unwrap();
+        panic!("the run should wait on the lock: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    let stopped = Instant::now();
+    std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stopped.elapsed() < Duration::from_secs(8), "SIGINT stops a run waiting on a lock");
+    client.batch_execute("ROLLBACK").await.unwrap();
+    pg_assert_users(&url, &sim).await;
+}
+
+async fn pg_assert_users(url: &str, sim: &Simulator) {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let rows = client.query("SELECT id FROM qlik_sense.users", &[]).await.unwrap();
+    let keys: Vec<Vec<String>> = rows.iter().map(|r| vec![r.get::<_, String>(0)]).collect();
+    assert_eq!(key_digest(keys), *sim.ground_truth().stream("users"));
+}

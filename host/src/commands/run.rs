@@ -411,33 +411,36 @@ async fn load(
     }
     let stop = stop_signal();
     tokio::pin!(stop);
-    let loaded = async {
-        let mut state = dest.load_state(&run.info.instance).await?;
-        // Only streams read incrementally resume; a forced full refresh starts over.
-        state
-            .streams
-            .retain(|name, _| configured.stream(name).is_some_and(|s| s.sync_mode == SyncMode::Incremental));
-        tracing::info!(run_id = %run.info.run_id, connector = %run.info.connector, instance = %run.info.instance, destination = %dest.describe(), streams = run.plans.len(), "Run started");
-        dest.begin(&run.info, &run.plans).await?;
-        let messages = connector.read(config.config(), &configured, &state).await?;
-        pump(messages, dest, progress, run, &mut stop).await
-    }
-    .await;
+    // Every phase that may wait (a lock held by a report, a slow source) is raced
+    // against Ctrl-C and SIGTERM.
+    let prepared = tokio::select! {
+        prepared = async {
+            let mut state = dest.load_state(&run.info.instance).await?;
+            // Only streams read incrementally resume; a forced full refresh starts over.
+            state
+                .streams
+                .retain(|name, _| configured.stream(name).is_some_and(|s| s.sync_mode == SyncMode::Incremental));
+            tracing::info!(run_id = %run.info.run_id, connector = %run.info.connector, instance = %run.info.instance, destination = %dest.describe(), streams = run.plans.len(), "Run started");
+            dest.begin(&run.info, &run.plans).await?;
+            connector.read(config.config(), &configured, &state).await
+        } => prepared,
+        signal = &mut stop => Err(interrupted(signal)),
+    };
+    let loaded = match prepared {
+        Ok(messages) => pump(messages, dest, progress, run, &mut stop).await,
+        Err(e) => Err(e),
+    };
     if let Err(e) = loaded {
         let status =
             if e.kind() == ErrorKind::Interrupted { RunStatus::Interrupted } else { RunStatus::Failed };
-        if let Err(abort) = dest.abort(&run.outcome(status, Some(&e))).await {
-            tracing::warn!(error = %abort, "Could not record the failed run");
-        }
+        record_abort(dest, &run.outcome(status, Some(&e))).await;
         return Err(e);
     }
     let failures = run.failures();
     let everything_failed = !run.plans.is_empty() && failures.len() == run.plans.len();
     if !failures.is_empty() && (options.atomic || everything_failed) {
         let first = run.first_failure().unwrap_or_else(|| Error::internal("a stream failed"));
-        if let Err(abort) = dest.abort(&run.outcome(RunStatus::Failed, Some(&first))).await {
-            tracing::warn!(error = %abort, "Could not record the failed run");
-        }
+        record_abort(dest, &run.outcome(RunStatus::Failed, Some(&first))).await;
         return Err(first);
     }
     let status = if failures.is_empty() { RunStatus::Succeeded } else { RunStatus::Partial };
@@ -453,11 +456,26 @@ async fn load(
     match committed {
         Ok(stats) => Ok((status, stats)),
         Err(e) => {
-            if let Err(abort) = dest.abort(&run.outcome(RunStatus::Failed, Some(&e))).await {
-                tracing::warn!(error = %abort, "Could not record the failed run");
-            }
+            record_abort(dest, &run.outcome(RunStatus::Failed, Some(&e))).await;
             Err(e)
         }
+    }
+}
+
+/// How long rolling back and recording a failed run may take: a run stopped while a
+/// statement waits on a lock must still exit; the database rolls back when the
+/// connection closes, and the next run of the instance marks this one interrupted.
+const ABORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Rolls back what `dest` holds of the run and records `outcome`, within
+/// [`ABORT_TIMEOUT`]; a failure to do so is logged, since the run's own error matters more.
+async fn record_abort(dest: &mut dyn Destination, outcome: &RunOutcome) {
+    match tokio::time::timeout(ABORT_TIMEOUT, dest.abort(outcome)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "Could not record the failed run"),
+        Err(_) => tracing::warn!(
+            "Gave up recording the failed run after 5 s; the next run of this instance marks it interrupted"
+        ),
     }
 }
 

@@ -2,8 +2,8 @@
 
 use std::io::Write;
 
-use connector_api::Result;
 use connector_api::registry::Registry;
+use connector_api::{Error, Result};
 
 use super::{choose_dest, write_err};
 use crate::cli::StateAction;
@@ -16,7 +16,7 @@ pub async fn state(registry: &Registry, action: StateAction, out: &mut (dyn Writ
     match action {
         StateAction::Show { config, dest } => {
             let config = ConfigFile::load(&config, registry)?;
-            let mut destination = sink::open(&choose_dest(dest.as_deref(), &config)).await?;
+            let mut destination = sink::open_existing(&choose_dest(dest.as_deref(), &config)).await?;
             let state = destination.load_state(&config.instance()).await?;
             let shown = serde_json::json!({"instance": config.instance(), "streams": state.streams});
             writeln!(out, "{}", serde_json::to_string_pretty(&shown).unwrap_or_default())
@@ -24,7 +24,18 @@ pub async fn state(registry: &Registry, action: StateAction, out: &mut (dyn Writ
         }
         StateAction::Reset { config, dest, streams } => {
             let config = ConfigFile::load(&config, registry)?;
-            let mut destination = sink::open(&choose_dest(dest.as_deref(), &config)).await?;
+            if let Some(asked) = &streams {
+                let catalog = match config.connector().static_catalog() {
+                    Some(catalog) => catalog,
+                    None => config.connector().discover(config.config()).await?,
+                };
+                let known: Vec<&str> = catalog.streams.iter().map(|s| s.name.as_str()).collect();
+                if let Some(unknown) = asked.iter().find(|s| !known.contains(&s.as_str())) {
+                    return Err(Error::config("streams", format!("unknown stream `{unknown}`"))
+                        .with_hint(format!("Known streams: {}", known.join(", "))));
+                }
+            }
+            let mut destination = sink::open_existing(&choose_dest(dest.as_deref(), &config)).await?;
             let n = destination.reset_state(&config.instance(), streams.as_deref()).await?;
             writeln!(
                 out,

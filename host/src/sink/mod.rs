@@ -303,6 +303,24 @@ pub async fn open(spec: &str) -> Result<Box<dyn Destination>> {
         .with_hint("Use sqlite:PATH, postgres://user@host/db, jsonl:DIR or csv:DIR"))
 }
 
+/// Opens a destination that must already hold a hub, for commands that only look at
+/// (or tidy) what runs left: a mistyped `sqlite:` path or folder is reported, not
+/// created empty.
+pub async fn open_existing(spec: &str) -> Result<Box<dyn Destination>> {
+    let local = ["sqlite:", "jsonl:", "csv:"]
+        .iter()
+        .find_map(|prefix| spec.strip_prefix(prefix))
+        .map(|path| path.trim_start_matches("//"));
+    if let Some(path) = local.filter(|p| !p.is_empty() && !std::path::Path::new(p).exists()) {
+        return Err(Error::config(
+            "dest",
+            format!("there is no hub at {path}: nothing was loaded there yet"),
+        )
+        .with_hint("Check --dest (or `destination` in the config file): it names where `run` loaded"));
+    }
+    open(spec).await
+}
+
 /// `spec` with any password replaced by `****`, safe to print: the URL's user-info
 /// password and `…password=` query values, found without a URL parser so multi-host
 /// URLs (`postgres://hub:PW@h1,h2/hub`), bad ports and unparseable URLs are masked too,

@@ -41,7 +41,8 @@ use super::{
 };
 
 /// How long any statement waits for a lock another session holds (a report's `LOCK
-/// TABLE`, a long `ALTER`) before the run fails with a message saying so.
+/// TABLE`, a long `ALTER`) before the run fails with a message saying so; a URL's
+/// `options=-c lock_timeout=…` overrides it.
 const LOCK_TIMEOUT: &str = "60s";
 
 /// The transaction advisory lock that serialises table changes between runs.
@@ -128,7 +129,7 @@ fn pg_error(what: impl std::fmt::Display, e: &tokio_postgres::Error) -> Error {
     }
     if *db.code() == SqlState::LOCK_NOT_AVAILABLE {
         err = err.with_hint(format!(
-            "Another session held a lock on a hub table for longer than {LOCK_TIMEOUT} (a long report, a LOCK TABLE, an ALTER); find it in pg_locks / pg_stat_activity and rerun when it is done"
+            "Another session held a lock on a hub table for longer than the lock timeout ({LOCK_TIMEOUT} unless the URL sets `options=-c lock_timeout=…`): a long report, a LOCK TABLE, an ALTER. Find it in pg_locks / pg_stat_activity and rerun when it is done"
         ));
     } else if let Some(hint) = db.hint() {
         err = err.with_hint(hint.to_string());
@@ -201,6 +202,12 @@ impl PostgresDestination {
         {
             config.user(user);
         }
+        // `?options=-c lock_timeout=5s` in the URL wins over the default.
+        let lock_timeout = if config.get_options().is_some_and(|o| o.contains("lock_timeout")) {
+            String::new()
+        } else {
+            format!("SET lock_timeout = '{LOCK_TIMEOUT}';")
+        };
         let (client, connection) = config.connect(tls_connector()).await.map_err(|e| {
             let err = pg_error(format!("cannot connect to PostgreSQL at {shown_url}"), &e);
             match e.code() {
@@ -222,7 +229,7 @@ impl PostgresDestination {
         });
         client
             .batch_execute(&format!(
-                "SET lock_timeout = '{LOCK_TIMEOUT}';
+                "{lock_timeout}
                  BEGIN;
                  SELECT pg_advisory_xact_lock({DDL_LOCK});
                  CREATE SCHEMA IF NOT EXISTS datahub;
