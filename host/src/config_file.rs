@@ -241,7 +241,7 @@ impl ConfigFile {
         format!("{}:{}", self.connector_id(), self.identity)
     }
 
-    /// The file's optional `name`: a label for people, shown in summaries and `runs`.
+    /// The file's optional `name`: a label for people; no row or checkpoint is keyed by it.
     pub fn name(&self) -> Option<&str> {
         self.name.as_deref()
     }
