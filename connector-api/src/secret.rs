@@ -74,6 +74,11 @@ pub const MASK: &str = "****";
 /// costs a few odd-looking words, but is never shown whole.
 pub const MIN_SECRET_LEN: usize = 4;
 
+/// The longest piece of a secret that may show: longer secrets are masked piece by piece
+/// (see [`register`]), so no run of this many characters of one survives, however the
+/// text around it was cut.
+pub const PIECE_LEN: usize = 16;
+
 /// The registered values and a matcher over them, rebuilt on each new value (rare: a
 /// run registers a handful).
 struct Registry {
@@ -84,9 +89,9 @@ struct Registry {
 static REGISTRY: RwLock<Registry> = RwLock::new(Registry { values: BTreeSet::new(), matcher: None });
 
 /// Remembers `value` (trimmed) as a secret for the rest of the process, so [`scrub`]
-/// masks it. A JWT also registers each of its dot-separated parts, since a server that
-/// truncates or splits the token still echoes them. Values shorter than
-/// [`MIN_SECRET_LEN`] are ignored.
+/// masks it, and every piece of it [`PIECE_LEN`] characters long. A JWT also registers
+/// each of its dot-separated parts, since a server that splits the token echoes them
+/// alone. Values shorter than [`MIN_SECRET_LEN`] are ignored.
 pub fn register(value: &str) {
     let value = value.trim();
     let mut values = vec![value];
@@ -95,13 +100,23 @@ pub fn register(value: &str) {
     }
     let mut registry = REGISTRY.write().unwrap_or_else(|poisoned| poisoned.into_inner());
     let before = registry.values.len();
-    registry
-        .values
-        .extend(values.into_iter().filter(|v| v.chars().count() >= MIN_SECRET_LEN).map(str::to_string));
+    for value in values.into_iter().filter(|v| v.chars().count() >= MIN_SECRET_LEN) {
+        registry.values.extend(pieces(value).map(str::to_string));
+    }
     if registry.values.len() == before {
         return;
     }
     registry.matcher = AhoCorasick::new(&registry.values).ok();
+}
+
+/// What [`scrub`] looks for to mask `value`: the value itself when it is shorter than
+/// [`PIECE_LEN`], otherwise every piece of it that long. Overlapping matches merge, so the
+/// whole value is masked as one, and an echo cut anywhere (a gateway that shortens the
+/// token, a message limit) still has every piece of [`PIECE_LEN`] or more masked.
+fn pieces(value: &str) -> impl Iterator<Item = &str> {
+    let starts: Vec<usize> = value.char_indices().map(|(i, _)| i).chain([value.len()]).collect();
+    let windows = starts.len().saturating_sub(PIECE_LEN).max(1);
+    (0..windows).map(move |i| &value[starts[i]..starts[(i + PIECE_LEN).min(starts.len() - 1)]])
 }
 
 /// Registers the credentials a URL carries (see [`url_credentials`]), both as written
@@ -252,7 +267,7 @@ mod tests {
         register(jwt);
         assert_eq!(scrub(&format!("Bearer {jwt}")), "Bearer ****");
         let (header_and_payload, _) = jwt.rsplit_once('.').unwrap();
-        assert_eq!(scrub(&format!("token {header_and_payload}… is expired")), "token ****.****… is expired");
+        assert_eq!(scrub(&format!("token {header_and_payload}… is expired")), "token ****… is expired");
         assert_eq!(scrub("sig c2NydWItc2lnbmF0dXJl"), "sig ****");
     }
 
@@ -263,6 +278,24 @@ mod tests {
         register("ab");
         register("   ");
         assert_eq!(scrub("ab abc a"), "ab abc a", "values under MIN_SECRET_LEN are not masked");
+    }
+
+    #[test]
+    fn an_echo_cut_anywhere_shows_no_piece_of_the_secret() {
+        let secret = "cut-canary-0123456789abcdefghij";
+        register(secret);
+        assert_eq!(scrub(&format!("token {}… is expired", &secret[..20])), "token ****… is expired");
+        assert_eq!(scrub(&format!("…{} is expired", &secret[9..])), "…**** is expired");
+        assert_eq!(scrub(&secret[..PIECE_LEN - 1]), &secret[..PIECE_LEN - 1], "a shorter piece may show");
+    }
+
+    #[test]
+    fn pieces_cover_the_value_by_characters() {
+        assert_eq!(pieces("short").collect::<Vec<_>>(), ["short"]);
+        let value = "ä".repeat(PIECE_LEN + 2);
+        let all: Vec<&str> = pieces(&value).collect();
+        assert_eq!(all.len(), 3);
+        assert!(all.iter().all(|p| p.chars().count() == PIECE_LEN));
     }
 
     #[test]

@@ -21,6 +21,9 @@ pub const NESTING_LIMIT: usize = 128;
 /// How much of a body an error quotes.
 const SAMPLE_CHARS: usize = 120;
 
+/// How much of a body is scrubbed before the sample is cut from it.
+const SCRUBBED_HEAD: usize = 64 * 1024;
+
 /// What to check when something other than the API answered.
 pub const NOT_JSON_HINT: &str = "Something other than the API answered: check that the configured URL is the API's address (not a web page or a sign-in portal), and whether a proxy or captive portal in between answers with a login page";
 
@@ -98,8 +101,10 @@ fn not_json(fetched: &Fetched, endpoint: &str, content_type: Option<&str>) -> St
 /// `\u{FFFD}`, control characters and runs of whitespace become one space, quotes are
 /// kept from closing the message's own quotes.
 pub fn sample(body: &[u8]) -> String {
-    let head = &body[..body.len().min(SAMPLE_CHARS * 4)];
-    // Scrubbed before it is cut, so a cut cannot leave a prefix of a secret unmatched.
+    // Scrubbed before it is cut, so a cut cannot leave a piece of a secret unmatched: the
+    // head scrubbed reaches far beyond the sample, past the end of any secret (a key that
+    // starts in the sample is a few KiB at most).
+    let head = &body[..body.len().min(SCRUBBED_HEAD)];
     let text = String::from_utf8_lossy(head);
     let text = secret::scrub(&text);
     let mut out = String::new();
@@ -224,5 +229,13 @@ mod tests {
         assert_eq!(s.chars().count(), SAMPLE_CHARS + 1);
         assert!(s.ends_with('…'));
         assert_eq!(sample(b"a\x1b[31mb\x07c"), "a [31mb c");
+    }
+
+    #[test]
+    fn a_long_secret_running_past_the_sample_is_masked_whole() {
+        let key = format!("eyJ{}", "k".repeat(600));
+        secret::register(&key);
+        let shown = sample(format!("<p>token {key} is expired</p>").as_bytes());
+        assert_eq!(shown, "<p>token **** is expired</p>");
     }
 }
