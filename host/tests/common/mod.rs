@@ -66,6 +66,12 @@ pub struct TestConfig {
     /// Send item number `repeat_item` (from 0) twice.
     #[serde(default)]
     pub repeat_item: Option<u64>,
+    /// Put a NUL character in every item's name.
+    #[serde(default)]
+    pub nul_in_names: bool,
+    /// Give item number `bad_time_at` (from 0) a `created_at` that is not a timestamp.
+    #[serde(default)]
+    pub bad_time_at: Option<u64>,
 }
 
 fn default_tenant() -> String {
@@ -252,6 +258,12 @@ impl Connector for TestConnector {
                     let mut record = if name == "items" { item(i, &c) } else { event(i + 1, &c) };
                     if name == "items" && c.null_id_at == Some(i) {
                         record["id"] = Value::Null;
+                    }
+                    if name == "items" && c.nul_in_names {
+                        record["name"] = json!(format!("Item\u{0}{i}"));
+                    }
+                    if name == "items" && c.bad_time_at == Some(i) {
+                        record["created_at"] = json!("31/02/2026 25:61");
                     }
                     if name == "items" && c.repeat_item == Some(i) {
                         out.push(Ok(Message::record(name, record.clone())));
