@@ -179,7 +179,8 @@ impl Listed<'_> {
 
 /// `GET /api/v1/licenses/consumption`: events ordered by `endTime`, SCIM `filter` on it.
 /// Events Qlik records late join the listings that start after a client has read it to its
-/// end: a sync sees them only after an earlier sync has moved past their `endTime`.
+/// end: a sync sees them only after an earlier sync has moved past their `endTime`
+/// (https://qlik.dev/apis/rest/licenses).
 pub(crate) fn consumption(t: &Tenant, ctx: &Ctx) -> Result<Reply, ApiError> {
     let limit = paging::limit(ctx, 200, 200)?;
     if ctx.param("page").is_none() && t.consumption_read_to_end.load(Ordering::Relaxed) {

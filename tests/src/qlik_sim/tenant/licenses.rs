@@ -171,17 +171,17 @@ impl Tenant {
     /// Events Qlik records late, sorted: those ending in the last [`LATE_WINDOW_MS`] of the
     /// data, every third one and always the one before the last. They are missing from the
     /// consumption listing until a client has read it to its end once, so they appear after
-    /// a sync whose cursor is already past their `endTime`.
+    /// a sync whose cursor is already past their `endTime`, as issue 13's stand-in tenant
+    /// showed for `GET /v1/licenses/consumption` (https://qlik.dev/apis/rest/licenses).
     pub(crate) fn late_events(&self) -> Vec<u64> {
         let last = self.events.saturating_sub(1);
-        (0..last)
+        let mut late: Vec<u64> = (0..last)
             .rev()
             .take_while(|i| self.event_end_ms(*i) >= DATA_NOW_MS - LATE_WINDOW_MS)
             .filter(|i| i + 2 == self.events || h(self.seed, Kind::Event, *i, 8).is_multiple_of(3))
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect()
+            .collect();
+        late.reverse();
+        late
     }
 
     /// Consumption event `i`.
