@@ -51,7 +51,8 @@ struct Args {
     /// Port on 127.0.0.1 (0 picks a free one).
     #[arg(long, default_value_t = 0)]
     port: u16,
-    /// Requests per minute allowed per key (Qlik tier 1 is 1000); unlimited when absent.
+    /// Requests per minute allowed per user, evaluated over 5 minutes as Qlik does (Tier 1 is
+    /// 1000: at most 5,000 in any 300 s); unlimited when absent.
     #[arg(long)]
     rate_limit: Option<u32>,
     /// Model a tenant with API keys switched off: every key gets 401.
