@@ -7,9 +7,10 @@
 //! statuses, never from config values or request headers. Text a source sends back may
 //! still echo one (a 401 quoting the `Authorization` header), so message, hint and
 //! context are [scrubbed](crate::secret::scrub) of every registered secret when they are
-//! set. Scrubbing at construction rather than in `Display` means every way out sees the
-//! same clean text: `Display`, `Debug`, the accessors a host prints as JSON or stores in
-//! its run log, and [`StreamEvent::failed`](crate::StreamEvent::failed), which copies them.
+//! set. Scrubbing at construction means every way out sees the same clean text:
+//! `Display`, `Debug`, the accessors a host prints as JSON or stores in its run log, and
+//! [`StreamEvent::failed`](crate::StreamEvent::failed), which copies them. `Display` scrubs
+//! once more, for secrets registered after the error was built.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -177,28 +178,24 @@ impl Error {
 }
 
 impl fmt::Display for Error {
-    /// `message (key: value, …)`, then `Hint: …` on its own line when there is one.
+    /// `message (key: value, …)`, then `Hint: …` on its own line when there is one;
+    /// scrubbed again, for a secret registered after the error was built (a licence token
+    /// read later in the run).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)?;
+        let mut text = self.message.clone();
         let shown: Vec<_> = self
             .context
             .iter()
             .filter(|(k, v)| !(*k == "field" && self.message.starts_with(v.as_str())))
+            .map(|(k, v)| format!("{k}: {v}"))
             .collect();
         if !shown.is_empty() {
-            f.write_str(" (")?;
-            for (i, (k, v)) in shown.iter().enumerate() {
-                if i > 0 {
-                    f.write_str(", ")?;
-                }
-                write!(f, "{k}: {v}")?;
-            }
-            f.write_str(")")?;
+            text.push_str(&format!(" ({})", shown.join(", ")));
         }
         if let Some(hint) = &self.hint {
-            write!(f, "\nHint: {hint}")?;
+            text.push_str(&format!("\nHint: {hint}"));
         }
-        Ok(())
+        f.write_str(&crate::secret::scrub(&text))
     }
 }
 
@@ -260,6 +257,13 @@ mod tests {
         for shown in [err.to_string(), format!("{err:?}")] {
             assert!(!shown.contains("error-canary-8e41"), "{shown}");
         }
+    }
+
+    #[test]
+    fn display_masks_a_secret_registered_after_the_error_was_built() {
+        let err = Error::new(ErrorKind::Source, "overview said late-canary-9d2f");
+        crate::secret::register("late-canary-9d2f");
+        assert_eq!(err.to_string(), "overview said ****");
     }
 
     #[test]

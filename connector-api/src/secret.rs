@@ -11,7 +11,8 @@
 //! expired"`) into an error that is then printed and stored. So every secret value the
 //! run learns is [`register`]ed (config secrets when the host resolves them, the API key
 //! and its JWT parts, a licence token, destination passwords), and [`scrub`] replaces
-//! each occurrence with [`MASK`] wherever text leaves the process: every
+//! each occurrence, and every piece of one [`PIECE_LEN`] characters or longer (an echo cut
+//! short), with [`MASK`] wherever text leaves the process: every
 //! [`Error`](crate::Error) scrubs its message, hint and context when it is built, and the
 //! host wraps its log writer, stdout and stderr in a [`ScrubbingWriter`].
 
@@ -213,7 +214,8 @@ fn is_jwt(value: &str) -> bool {
 
 /// An [`std::io::Write`] that scrubs what it passes on. Each `write` is scrubbed on its
 /// own, so hand it whole lines or events (`tracing`'s formatter writes one event per
-/// call; `write!` passes each argument whole).
+/// call; `write!` passes each argument whole); a secret split across two writes still has
+/// each part of [`PIECE_LEN`] characters or more masked.
 pub struct ScrubbingWriter<W> {
     inner: W,
 }

@@ -156,18 +156,16 @@ impl ConfigFile {
                     }
                     None => item_to_json(item).map_err(|m| field_error(&m))?,
                 };
-                if is_secret && let Value::String(secret) = &value {
-                    secret::register(secret);
-                    if secret.trim().is_empty() {
-                        return Err(field_error(
-                            "is blank; give the secret itself, or { env = \"VAR\" } or { file = \"PATH\" }",
-                        ));
-                    }
+                if is_secret && value.as_str().is_some_and(|secret| secret.trim().is_empty()) {
+                    return Err(field_error(
+                        "is blank; give the secret itself, or { env = \"VAR\" } or { file = \"PATH\" }",
+                    ));
                 }
                 config.insert(key.to_string(), value);
             }
         }
         let config = Value::Object(config);
+        register_secrets(&schema, &config);
         let locate = |pointer: &str| -> Option<usize> {
             let item = config_item?;
             locate_pointer(item, pointer).map(|off| line_of(text, off))
@@ -178,9 +176,10 @@ impl ConfigFile {
     }
 
     /// A config given as JSON rather than a file (the demo builds one), validated the
-    /// same way.
+    /// same way, its secret fields registered the same way.
     pub fn from_json(connector: Arc<dyn Connector>, config: Value, name: Option<String>) -> Result<Self> {
         let schema = connector.spec().config_schema;
+        register_secrets(&schema, &config);
         validate(&schema, &config, "config", &|_| None)?;
         let identity = connector.source_identity(&config)?;
         Ok(ConfigFile {
@@ -249,6 +248,16 @@ impl ConfigFile {
     /// Where the config came from, for messages.
     pub fn label(&self) -> &str {
         &self.label
+    }
+}
+
+/// Registers the value of every secret field of `config` (see
+/// [`connector_api::secret::register`]), so nothing the process writes can show it.
+fn register_secrets(schema: &Value, config: &Value) {
+    for field in secret::secret_fields(schema) {
+        if let Some(Value::String(value)) = config.get(&field) {
+            secret::register(value);
+        }
     }
 }
 
