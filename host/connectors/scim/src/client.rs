@@ -7,10 +7,10 @@
 use std::sync::Arc;
 
 use connector_api::http::{
-    ClientOptions, Fetched, HttpEvent, RateLimiter, RetryPolicy, RetryingClient, Verdict,
+    ClientOptions, Fetched, HttpEvent, RateLimiter, RetryPolicy, RetryingClient, Verdict, json_body,
 };
 use connector_api::secret::{ExposeSecret, SecretString};
-use connector_api::{Error, ErrorKind, Result};
+use connector_api::Result;
 use reqwest::header::ACCEPT;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -82,14 +82,13 @@ impl ScimClient {
                     if !fetched.status.is_success() {
                         return Verdict::Fail(parse_error(&endpoint, fetched.status, &fetched.body));
                     }
-                    // A body cut short fails in the transport and is retried there; JSON
-                    // that arrives whole but does not parse will not parse next time.
-                    match serde_json::from_slice(&fetched.body) {
-                        Ok(value) => Verdict::Done(value),
-                        Err(e) => Verdict::Fail(
-                            Error::new(ErrorKind::Source, format!("{endpoint} returned malformed JSON: {e}"))
-                                .with_hint("The server is not answering as a SCIM server; check `base_url`"),
+                    // JSON that breaks off is retried; a whole body that is not JSON (a
+                    // login page, an empty 200) fails at once, saying what came back.
+                    match json_body::parse(&fetched, &endpoint) {
+                        Verdict::Fail(e) if e.hint().is_none() => Verdict::Fail(
+                            e.with_hint("The server is not answering as a SCIM server; check `base_url`"),
                         ),
+                        verdict => verdict,
                     }
                 },
                 events,
