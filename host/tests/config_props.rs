@@ -56,7 +56,7 @@ fn shown_piece<'a>(text: &str, secret: &'a str) -> Option<&'a str> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 400, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 1000, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn arbitrary_config_text_neither_panics_nor_shows_the_key((text, key, password) in config_text()) {
