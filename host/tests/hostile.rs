@@ -260,7 +260,12 @@ async fn a_body_that_never_ends_is_cut_off_at_the_cap() {
 
 #[tokio::test]
 async fn a_listing_of_empty_pages_with_fresh_links_ends() {
-    let case = run_users_against(Hostile::EmptyPagesForever { path: "/api/v1/users".into() }).await;
+    let case = run_users_against(Hostile::EndlessListing {
+        path: "/api/v1/users".into(),
+        records_per_page: 0,
+        reported_total: None,
+    })
+    .await;
     let out = case.run.output();
     assert_eq!(case.run.code, 4, "{out}");
     assert!(
@@ -270,6 +275,22 @@ async fn a_listing_of_empty_pages_with_fresh_links_ends() {
     let listing = case.sim.requests().iter().filter(|r| r.path == "/api/v1/users").count();
     assert!(listing <= 21, "bounded: {listing} requests");
     assert!(case.run.elapsed < Duration::from_secs(20), "{:?}", case.run.elapsed);
+    case.assert_no_secret();
+}
+
+#[tokio::test]
+async fn a_listing_past_the_total_it_reports_ends() {
+    let case = run_users_against(Hostile::EndlessListing {
+        path: "/api/v1/users".into(),
+        records_per_page: 5,
+        reported_total: Some(10),
+    })
+    .await;
+    let out = case.run.output();
+    assert_eq!(case.run.code, 4, "{out}");
+    assert!(out.contains("listed 20 records and names a next page, but reports only 10 in all"), "{out}");
+    let listing = case.sim.requests().iter().filter(|r| r.path == "/api/v1/users").count();
+    assert_eq!(listing, 4, "stops once past the total by more than a page");
     case.assert_no_secret();
 }
 

@@ -125,10 +125,16 @@ pub enum Hostile {
         /// Path prefix answered this way.
         path: String,
     },
-    /// A listing whose every page is empty and names a next page never seen before.
-    EmptyPagesForever {
+    /// A listing that never ends: every page holds `records_per_page` new users (none at
+    /// all for 0), reports `reported_total` as `meta.count`, and names a next page never
+    /// seen before.
+    EndlessListing {
         /// Path prefix answered this way.
         path: String,
+        /// Records on each page.
+        records_per_page: usize,
+        /// The total each page reports, if any.
+        reported_total: Option<u64>,
     },
 }
 
@@ -160,7 +166,7 @@ impl Hostile {
             Hostile::EchoAuthorization { path }
             | Hostile::Canned { path, .. }
             | Hostile::EndlessBody { path }
-            | Hostile::EmptyPagesForever { path } => path,
+            | Hostile::EndlessListing { path, .. } => path,
         }
     }
 }
@@ -211,11 +217,19 @@ pub(crate) fn hostile_reply(
                 .header(CONTENT_TYPE, "application/json")
                 .body(BodyExt::boxed(StreamBody::new(frames)))
         }
-        Hostile::EmptyPagesForever { .. } => {
-            let next = format!("{}{}?next={:016x}", ctx.base(), ctx.path, rand::rng().random::<u64>());
+        Hostile::EndlessListing { records_per_page, reported_total, .. } => {
+            let page = rand::rng().random::<u64>();
+            let data: Vec<Value> = (0..*records_per_page)
+                .map(|i| json!({"id": format!("endless-{page:016x}-{i}"), "name": "Endless", "status": "active"}))
+                .collect();
+            let next = format!("{}{}?next={page:016x}", ctx.base(), ctx.path);
             json(
                 200,
-                json!({"data": [], "links": {"self": {"href": ctx.self_href()}, "next": {"href": next}}}),
+                json!({
+                    "data": data,
+                    "meta": {"count": reported_total},
+                    "links": {"self": {"href": ctx.self_href()}, "next": {"href": next}},
+                }),
             )
         }
     };
