@@ -152,9 +152,14 @@ impl Command {
 /// Flags of `run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The connector's TOML config file.
-    #[arg(long, short)]
-    pub config: PathBuf,
+    /// The connector's TOML config file; give it several times, or a folder of `*.toml`
+    /// files, to sync many tenants (one summary line each, `--parallel` at once).
+    #[arg(long, short, required = true)]
+    pub config: Vec<PathBuf>,
+    /// With several configs: how many tenants sync at once, each with its own rate
+    /// budget, checkpoints and lock; one tenant's failure never stops another's.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub parallel: u16,
     /// Comma-separated streams to read (default: every stream the config allows); can
     /// only narrow the config's `streams`.
     #[arg(long, value_delimiter = ',', value_parser = stream_name)]
@@ -173,7 +178,8 @@ pub struct RunArgs {
     /// Print nothing but errors.
     #[arg(long)]
     pub quiet: bool,
-    /// Print a JSON summary on stdout instead of the table.
+    /// Print a JSON summary on stdout instead of the table (an array with several
+    /// configs).
     #[arg(long)]
     pub json: bool,
 }

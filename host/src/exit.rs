@@ -81,6 +81,13 @@ impl Exit {
     }
 }
 
+impl serde::Serialize for Exit {
+    /// As its numeric code, the way scripts see it.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u8(self.code())
+    }
+}
+
 impl From<Exit> for ExitCode {
     fn from(exit: Exit) -> Self {
         ExitCode::from(exit.code())

@@ -8,8 +8,8 @@
 //!
 //! - [`cli`]: the command line (clap);
 //! - [`config_file`]: the TOML config file, secret references and validation;
-//! - [`commands`]: one module per subcommand, with the run engine in
-//!   [`commands::run`];
+//! - [`commands`]: one module per subcommand;
+//! - [`engine`]: one run of one connector instance into one destination;
 //! - [`sink`]: destinations (SQLite, PostgreSQL, JSON Lines, CSV);
 //! - [`progress`]: progress bars and log lines;
 //! - [`exit`]: the documented exit codes.
@@ -18,6 +18,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config_file;
+pub mod engine;
 pub mod exit;
 pub mod progress;
 pub mod sink;

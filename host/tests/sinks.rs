@@ -334,7 +334,7 @@ async fn jsonl_folder_keeps_exactly_once_with_state_file() {
     let summary: Value = serde_json::from_str(&out.stdout).unwrap();
     let events =
         summary["streams"].as_array().unwrap().iter().find(|s| s["stream"] == "events").unwrap().clone();
-    assert_eq!(events["load"]["appended"], 0, "an append-only file reports what it appended: {events}");
+    assert_eq!(events["load"]["inserted"], 0, "{events}");
     assert_eq!(lines(&out_dir.join("items.jsonl")), 40);
     assert_eq!(lines(&out_dir.join("events.jsonl")), 60);
 

@@ -8,9 +8,10 @@ use connector_api::{Error, Result};
 use serde_json::json;
 use tests::qlik_sim::{SimConfig, Simulator};
 
-use super::run::{RunOptions, report, sync};
+use super::run::report;
 use super::write_err;
 use crate::config_file::ConfigFile;
+use crate::engine::{RunOptions, sync};
 use crate::exit::Exit;
 use crate::progress::{Progress, ProgressMode};
 use crate::sink;

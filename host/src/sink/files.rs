@@ -10,7 +10,9 @@
 //!   the folder's `_state.json` only after the records before it are flushed to disk,
 //!   together with the file's length at that point. A failed stream or run, or the next
 //!   run after a crash, truncates the file back to that length, so records are neither
-//!   lost nor repeated;
+//!   lost nor repeated; a key appended again (an update, a look-back window read twice)
+//!   is compacted away at the end of the run ([`super::file_keys`]), so the file holds
+//!   each key once, as a table would;
 //! - one run per instance: a lock file in `DIR/.locks/`;
 //! - a stream file that `_state.json` does not list is not ours, and the run stops.
 //!
@@ -27,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::csv::CsvWriter;
+use super::file_keys::{self, FileKeys};
 use super::jsonl::JsonlWriter;
 use super::lock::{InstanceLock, held_by_another_run};
 use super::{
@@ -94,10 +97,13 @@ impl Writer {
 }
 
 struct StreamFile {
+    plan: StreamPlan,
     final_path: PathBuf,
     partial_path: Option<PathBuf>,
     writer: Writer,
     rows_before: u64,
+    /// For incremental streams: the keys in the file, so a repeated one is compacted.
+    keys: Option<FileKeys>,
 }
 
 struct FileRun {
@@ -115,7 +121,8 @@ pub struct FileDestination {
     root: PathBuf,
     format: Format,
     run: Option<FileRun>,
-    lock: Option<InstanceLock>,
+    /// The run holding the lock, and the lock: `_runs.jsonl` gets its record at the end.
+    lock: Option<(RunInfo, InstanceLock)>,
 }
 
 /// The folder of `instance` under `root`: its name, with anything but letters, digits,
@@ -258,6 +265,13 @@ impl FileDestination {
                 (file, None, committed == 0)
             }
         };
+        let keys = match plan.sync_mode {
+            SyncMode::Incremental => Some(
+                FileKeys::read(&final_path, self.format, plan)
+                    .map_err(io_err(format!("cannot read the keys of {}", final_path.display())))?,
+            ),
+            SyncMode::FullRefresh => None,
+        };
         let writer = match self.format {
             Format::Jsonl => Writer::Jsonl(JsonlWriter::new(file)),
             Format::Csv => Writer::Csv(Box::new(
@@ -265,7 +279,7 @@ impl FileDestination {
                     .map_err(|e| dest_error(format!("cannot write {}", final_path.display()), e))?,
             )),
         };
-        Ok(StreamFile { final_path, partial_path, writer, rows_before })
+        Ok(StreamFile { plan: plan.clone(), final_path, partial_path, writer, rows_before, keys })
     }
 }
 
@@ -359,7 +373,7 @@ impl Destination for FileDestination {
             self.append_run(&Self::run_record(run, &refused))?;
             return Err(err);
         };
-        self.lock = Some(lock);
+        self.lock = Some((run.clone(), lock));
         let dir = instance_dir(&self.root, &run.instance);
         std::fs::create_dir_all(&dir).map_err(io_err(format!("cannot create folder {}", dir.display())))?;
         // Holding the lock, any `.partial` file here is a killed run's.
@@ -405,6 +419,11 @@ impl Destination for FileDestination {
         };
         if file.partial_path.is_none() {
             run.policy.rows(records.len());
+        }
+        if let Some(keys) = &mut file.keys {
+            for record in &records {
+                keys.add(&file.plan, record);
+            }
         }
         for record in &records {
             match &mut file.writer {
@@ -483,16 +502,24 @@ impl Destination for FileDestination {
                         None if failed => entry.offset.unwrap_or(0),
                         None => len,
                     };
-                    entry.offset = Some(committed);
                     truncate(&file.final_path, committed, len)?;
+                    let keys = file.keys.take().unwrap_or_default();
+                    // A key the file already held was appended again: keep its last record.
+                    let committed = if keys.repeated > 0 {
+                        file_keys::compact(&file.final_path, self.format, &file.plan)
+                            .map_err(io_err(format!("cannot compact {}", file.final_path.display())))?
+                    } else {
+                        committed
+                    };
+                    entry.offset = Some(committed);
                     if !failed {
                         stats.insert(
                             stream.clone(),
                             LoadStats {
-                                rows: file.rows_before + received,
+                                rows: file.rows_before + keys.new,
                                 rows_before: file.rows_before,
-                                appended: Some(received),
-                                ..LoadStats::default()
+                                inserted: Some(keys.new),
+                                updated: Some(keys.repeated),
                             },
                         );
                     }
@@ -506,36 +533,30 @@ impl Destination for FileDestination {
     }
 
     async fn abort(&mut self, outcome: &RunOutcome) -> Result<()> {
-        let info = match self.run.take() {
-            Some(run) => {
-                for (stream, file) in run.files {
-                    match &file.partial_path {
-                        Some(partial) => {
-                            let _ = std::fs::remove_file(partial);
-                        }
-                        None => {
-                            let committed = run
-                                .doc
-                                .get(&run.info.instance)
-                                .and_then(|s| s.get(&stream))
-                                .and_then(|e| e.offset);
-                            drop(file.writer);
-                            if let Some(offset) = committed {
-                                truncate(&file.final_path, offset, u64::MAX)?;
-                            }
+        if let Some(run) = self.run.take() {
+            for (stream, file) in run.files {
+                match &file.partial_path {
+                    Some(partial) => {
+                        let _ = std::fs::remove_file(partial);
+                    }
+                    None => {
+                        let committed = run
+                            .doc
+                            .get(&run.info.instance)
+                            .and_then(|s| s.get(&stream))
+                            .and_then(|e| e.offset);
+                        drop(file.writer);
+                        if let Some(offset) = committed {
+                            truncate(&file.final_path, offset, u64::MAX)?;
                         }
                     }
                 }
-                Some(run.info)
             }
-            None => None,
-        };
-        let recorded = match info {
-            Some(info) => self.append_run(&Self::run_record(&info, outcome)),
+        }
+        match self.lock.take() {
+            Some((info, _lock)) => self.append_run(&Self::run_record(&info, outcome)),
             None => Ok(()),
-        };
-        self.lock = None;
-        recorded
+        }
     }
 }
 

@@ -20,6 +20,7 @@
 //!   and the run stops rather than replace it.
 
 pub mod csv;
+pub mod file_keys;
 pub mod files;
 pub mod jsonl;
 pub mod lock;
@@ -155,8 +156,6 @@ pub struct LoadStats {
     pub inserted: Option<u64>,
     /// For incremental streams: rows that existed and were overwritten.
     pub updated: Option<u64>,
-    /// For append-only files: records appended (whether they repeat a key is not known).
-    pub appended: Option<u64>,
 }
 
 /// The error for a record or checkpoint of a stream the run did not select: the
@@ -189,7 +188,7 @@ impl LoadStats {
             let inserted = rows.saturating_sub(rows_before);
             (Some(inserted), Some(received.saturating_sub(inserted)))
         };
-        LoadStats { rows, rows_before, inserted, updated, appended: None }
+        LoadStats { rows, rows_before, inserted, updated }
     }
 }
 
@@ -241,14 +240,15 @@ pub trait Destination: Send {
     async fn recent_runs(&mut self, limit: usize) -> Result<Vec<RunRecord>>;
 
     /// Takes the run's instance lock before anything of the instance is read or
-    /// written, and holds it until the run is committed or aborted. When another run
-    /// holds it, records this run as `refused` and fails with [`ErrorKind::Conflict`]
-    /// at once. Holding the lock, marks the instance's runs left `running` by a killed
-    /// process as `interrupted` and removes their staging leftovers.
+    /// written, holds it until the run is committed or aborted, and records the run as
+    /// `running`. When another run holds it, records this run as `refused` and fails
+    /// with [`ErrorKind::Conflict`] at once. Holding the lock, marks the instance's runs
+    /// left `running` by a killed process as `interrupted` and removes their staging
+    /// leftovers.
     async fn lock(&mut self, run: &RunInfo) -> Result<()>;
 
     /// Prepares tables (refusing tables that are not ours, checking column types
-    /// against earlier runs, adding new columns) and records the run as `running`.
+    /// against earlier runs, adding new columns).
     async fn begin(&mut self, run: &RunInfo, plans: &[StreamPlan]) -> Result<()>;
 
     /// Writes `records` of `stream`, in the order the connector sent them. The host
@@ -274,8 +274,8 @@ pub trait Destination: Send {
     /// streams in `outcome.failed` keep their previous rows. Releases the lock.
     async fn commit(&mut self, outcome: &RunOutcome) -> Result<BTreeMap<String, LoadStats>>;
 
-    /// Discards everything not committed and records the run's outcome. Releases the
-    /// lock.
+    /// Discards everything not committed and records the run's outcome (the run may
+    /// have failed anywhere after [`Destination::lock`]). Releases the lock.
     async fn abort(&mut self, outcome: &RunOutcome) -> Result<()>;
 }
 

@@ -45,6 +45,9 @@ use super::{
 /// `options=-c lock_timeout=…` overrides it.
 const LOCK_TIMEOUT: &str = "60s";
 
+/// How long a run keeps trying for its instance's lock before it is refused.
+const LOCK_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The transaction advisory lock that serialises table changes between runs.
 const DDL_LOCK: i64 = 0x6461_7461_6875_6231;
 
@@ -590,12 +593,22 @@ impl Destination for PostgresDestination {
     }
 
     async fn lock(&mut self, run: &RunInfo) -> Result<()> {
-        let got: bool = self
-            .client
-            .query_one("SELECT pg_try_advisory_lock($1)", &[&advisory_key(&run.instance)])
-            .await
-            .map_err(pg_err("taking the instance lock"))?
-            .get(0);
+        // A killed run's session lets go of the lock only when its server process
+        // notices the connection is gone, which may take a moment after the kill: try
+        // for LOCK_GRACE before refusing.
+        let deadline = std::time::Instant::now() + LOCK_GRACE;
+        let got = loop {
+            let got: bool = self
+                .client
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&advisory_key(&run.instance)])
+                .await
+                .map_err(pg_err("taking the instance lock"))?
+                .get(0);
+            if got || std::time::Instant::now() >= deadline {
+                break got;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        };
         if !got {
             let other = self
                 .client
@@ -621,11 +634,10 @@ impl Destination for PostgresDestination {
             )
             .await
             .map_err(pg_err("recording the run"))?;
-        Ok(())
+        self.insert_run(run, RunStatus::Running, None).await
     }
 
     async fn begin(&mut self, run: &RunInfo, plans: &[StreamPlan]) -> Result<()> {
-        self.insert_run(run, RunStatus::Running, None).await?;
         self.client
             .batch_execute(&format!("BEGIN; SELECT pg_advisory_xact_lock({DDL_LOCK});"))
             .await

@@ -283,13 +283,9 @@ impl SeenKeys {
     /// Adds the keys of `records` (the stream's records after the first `before`) of
     /// `plan`; fails on the first key already seen, naming it and the record.
     pub fn add(&mut self, plan: &StreamPlan, records: &[Value], before: u64) -> connector_api::Result<()> {
-        use std::hash::BuildHasher;
-        let (a, b) = self.hashers.get_or_insert_with(Default::default);
         for (i, record) in records.iter().enumerate() {
-            let key: Vec<&Value> =
-                plan.primary_key.iter().map(|k| record.get(k).unwrap_or(&Value::Null)).collect();
-            let text = serde_json::to_string(&key).unwrap_or_default();
-            if !self.seen.insert((a.hash_one(&text), b.hash_one(&text))) {
+            let key = key_values(plan, record);
+            if !self.insert(&key_text(&key)) {
                 return Err(connector_api::Error::new(
                     connector_api::ErrorKind::Source,
                     format!(
@@ -305,6 +301,39 @@ impl SeenKeys {
         }
         Ok(())
     }
+
+    /// Adds the key whose canonical text is `key` (see [`key_text`]); false when it was
+    /// already there.
+    pub fn insert(&mut self, key: &str) -> bool {
+        let hash = self.hash(key);
+        self.seen.insert(hash)
+    }
+
+    /// The 128-bit hash of `key`.
+    pub fn hash(&mut self, key: &str) -> (u64, u64) {
+        use std::hash::BuildHasher;
+        let (a, b) = self.hashers.get_or_insert_with(Default::default);
+        (a.hash_one(key), b.hash_one(key))
+    }
+}
+
+/// The primary-key values of `record` of `plan`, missing ones as null.
+pub fn key_values<'a>(plan: &StreamPlan, record: &'a Value) -> Vec<&'a Value> {
+    plan.primary_key.iter().map(|k| record.get(k).unwrap_or(&Value::Null)).collect()
+}
+
+/// The canonical text of a primary key: its values as a JSON array, strings and
+/// numbers alike as text (`["42","a"]`), so a key read back from a CSV cell matches
+/// the one a record was written with.
+pub fn key_text(values: &[&Value]) -> String {
+    let texts: Vec<String> = values
+        .iter()
+        .map(|v| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .collect();
+    serde_json::to_string(&texts).unwrap_or_default()
 }
 
 /// Whether `text` is an RFC 3339 timestamp, or a calendar date (`2021-09-30`, which

@@ -503,11 +503,11 @@ impl Destination for SqliteDestination {
             .collect::<rusqlite::Result<Vec<String>>>()
             .map_err(sqlite_err("finding staging leftovers"))?;
         drop(stmt);
-        self.drop_tables(&leftovers)
+        self.drop_tables(&leftovers)?;
+        self.insert_run(run, RunStatus::Running, None)
     }
 
     async fn begin(&mut self, run: &RunInfo, plans: &[StreamPlan]) -> Result<()> {
-        self.insert_run(run, RunStatus::Running, None)?;
         self.ensure_tx()?;
         let mut targets = HashMap::new();
         for plan in plans {
