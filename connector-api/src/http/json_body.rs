@@ -75,7 +75,7 @@ pub fn is_nesting_limit(error: &serde_json::Error) -> bool {
 }
 
 /// The message for JSON from `endpoint` nested past [`NESTING_LIMIT`].
-pub fn too_deep(endpoint: &str) -> String {
+fn too_deep(endpoint: &str) -> String {
     format!(
         "{endpoint} answered JSON nested more than {NESTING_LIMIT} levels deep, past serde_json's recursion limit"
     )
