@@ -125,6 +125,7 @@ pub enum Command {
         id: String,
     },
     /// Run a full Qlik Sense sync from a built-in simulated tenant: no account needed.
+    #[cfg(feature = "demo")]
     Demo {
         /// Where to load the data (its own file by default, never your hub's).
         #[arg(long, default_value = DEFAULT_DEMO_DEST)]
@@ -143,6 +144,7 @@ impl Command {
     pub fn quiet(&self) -> bool {
         match self {
             Command::Run(args) => args.quiet,
+            #[cfg(feature = "demo")]
             Command::Demo { quiet, .. } => *quiet,
             _ => false,
         }

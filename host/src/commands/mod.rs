@@ -1,6 +1,7 @@
 //! One module per subcommand; [`dispatch`] routes a parsed command line to them.
 
 pub mod check;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod discover;
 pub mod docs;
@@ -36,6 +37,7 @@ pub async fn dispatch(command: Command, out: &mut (dyn Write + Send)) -> Result<
             out.write_all(docs::render(connector.as_ref()).as_bytes()).map_err(write_err)?;
             Ok(Exit::Ok)
         }
+        #[cfg(feature = "demo")]
         Command::Demo { dest, quiet, json } => demo::demo(&dest, quiet, json, out).await,
     }
 }
