@@ -5,6 +5,8 @@
 //! happened and what to do, and no secret may appear on stdout, stderr or in the
 //! destination.
 
+mod common;
+
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -403,4 +405,49 @@ async fn destination_passwords_never_show_whatever_the_url() {
             assert!(run.elapsed < Duration::from_secs(30), "{dest}: {:?}", run.elapsed);
         }
     }
+}
+
+/// With a real PostgreSQL and a password in the destination URL (the test server trusts
+/// the role, so the password is carried, not checked): a good run and one whose tenant
+/// echoes the key show the URL masked (summary, `--json`, log) and leave neither the
+/// password nor any piece of the key in `_runs`.
+#[tokio::test]
+async fn a_postgres_password_in_the_url_is_never_shown_or_stored() {
+    let Some(admin_url) = common::fresh_postgres_database("hostile_pw").await else { return };
+    let (admin, conn) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let password = "pw-Hostile-3e9a71c5".to_string();
+    let mut dest = url::Url::parse(&admin_url).unwrap();
+    dest.set_password(Some(&password)).unwrap();
+    let role = dest.username().to_string();
+
+    let sim = Simulator::start(SimConfig::small()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = qlik_config(dir.path(), &sim);
+    let mut secrets = secrets_of(&sim);
+    secrets.push(password.clone());
+    let args = ["run", "--config", &config, "--dest", dest.as_str(), "--streams", "users", "--json"];
+    let good = host(&args, &[]).await;
+    assert_eq!(good.code, 0, "{}", good.output());
+    assert!(good.output().contains(&format!("{role}:****@")), "the URL is shown masked:\n{}", good.output());
+    assert_no_secret(&good, &secrets, &[]);
+
+    sim.set_faults(Faults {
+        hostile: Some(Hostile::EchoAuthorization { path: "/api".into() }),
+        ..Faults::default()
+    });
+    let echoed = host(&args, &[]).await;
+    assert_eq!(echoed.code, 3, "{}", echoed.output());
+    assert_no_secret(&echoed, &secrets, &[]);
+    let runs: Vec<String> = admin
+        .query("SELECT row_to_json(r)::text FROM datahub._runs r", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(runs.len(), 2, "both runs are recorded");
+    let stored = Run { stdout: runs.join("\n"), stderr: String::new(), ..echoed };
+    assert!(stored.stdout.contains("****"), "the echoed key is stored masked: {}", stored.stdout);
+    assert_no_secret(&stored, &secrets, &[]);
 }
