@@ -67,20 +67,53 @@ impl fmt::Debug for ConfigFile {
     }
 }
 
+/// Whether a config's secret fields are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Secrets {
+    /// Read each secret (inline, `{ env }`, `{ file }`): to run or check.
+    Resolve,
+    /// Put [`UNRESOLVED`] in their place: to find the instance only.
+    Skip,
+}
+
+/// What an unread secret field holds in a config loaded with [`ConfigFile::load_identity`].
+const UNRESOLVED: &str = "(not read)";
+
 impl ConfigFile {
     /// Reads and validates the config file at `path`, finding its connector in `registry`.
     pub fn load(path: &Path, registry: &Registry) -> Result<Self> {
+        Self::load_with(path, registry, Secrets::Resolve)
+    }
+
+    /// Reads the config file at `path` for what identifies its instance, leaving secret
+    /// fields unresolved (and unread): `state show|reset` need to know whose
+    /// checkpoints to touch, not the API key.
+    pub fn load_identity(path: &Path, registry: &Registry) -> Result<Self> {
+        Self::load_with(path, registry, Secrets::Skip)
+    }
+
+    fn load_with(path: &Path, registry: &Registry, secrets: Secrets) -> Result<Self> {
         let text = read_text_file(path, CONFIG_FILE_LIMIT).map_err(|e| {
             Error::new(ErrorKind::Config, format!("cannot read config file {}: {e}", path.display()))
                 .with_hint("Pass the path of a TOML file with `connector = \"<id>\"` and a [config] table")
         })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        Self::parse(&text, &path.display().to_string(), &base, registry)
+        Self::parse_with(&text, &path.display().to_string(), &base, registry, secrets)
     }
 
     /// Parses config file `text`; `label` names the file in errors and `base` is the
     /// directory `{ file = "…" }` references are relative to.
     pub fn parse(text: &str, label: &str, base: &Path, registry: &Registry) -> Result<Self> {
+        Self::parse_with(text, label, base, registry, Secrets::Resolve)
+    }
+
+    fn parse_with(
+        text: &str,
+        label: &str,
+        base: &Path,
+        registry: &Registry,
+        secrets_mode: Secrets,
+    ) -> Result<Self> {
         let doc = Document::parse(text).map_err(|e| {
             let line = e.span().map(|s| line_of(text, s.start));
             let at = line.map(|l| format!("{label}:{l}")).unwrap_or_else(|| label.to_string());
@@ -146,6 +179,7 @@ impl ConfigFile {
                 };
                 let is_secret = secrets.iter().any(|s| s == key);
                 let value = match secret_reference(item) {
+                    _ if is_secret && secrets_mode == Secrets::Skip => Value::String(UNRESOLVED.into()),
                     Some(_) if !is_secret => {
                         return Err(field_error(
                             "{ env = … } and { file = … } references are only resolved for secret fields; write the value inline",

@@ -574,3 +574,28 @@ async fn files_hold_each_key_once() {
         assert_eq!(lines(&file) - usize::from(format == "csv"), 60, "{format}");
     }
 }
+
+/// `state show|reset` find the instance without reading the API key: an operator
+/// tidying checkpoints need not hold the secret.
+#[tokio::test]
+async fn state_commands_need_no_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite(dir.path());
+    let (code, _, err) = run(dir.path(), &db, "items = 2\nevents = 4\n", &[]).await;
+    assert_eq!(code, 0, "{err}");
+    let keyless = dir.path().join("keyless.toml");
+    std::fs::write(
+        &keyless,
+        "connector = \"test-source\"\n[config]\napi_key = { env = \"DATAHUB_TEST_KEY_NOBODY_SETS\" }\nitems = 2\n",
+    )
+    .unwrap();
+    let keyless = keyless.display().to_string();
+    let out = cli(&["state", "show", "--config", &keyless, "--dest", &db.dest()]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let shown: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(shown["instance"], "test-source:tenant-a");
+    assert_eq!(shown["streams"]["events"]["seq"], 4);
+    let out = cli(&["run", "--config", &keyless, "--dest", &db.dest(), "--quiet"]).await;
+    assert_eq!(out.code, 2, "a run still needs the key: {}", out.stderr);
+    assert!(out.stderr.contains("DATAHUB_TEST_KEY_NOBODY_SETS"), "{}", out.stderr);
+}

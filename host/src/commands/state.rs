@@ -15,7 +15,7 @@ use crate::sink;
 pub async fn state(registry: &Registry, action: StateAction, out: &mut (dyn Write + Send)) -> Result<Exit> {
     match action {
         StateAction::Show { config, dest } => {
-            let config = ConfigFile::load(&config, registry)?;
+            let config = ConfigFile::load_identity(&config, registry)?;
             let mut destination = sink::open_existing(&choose_dest(dest.as_deref(), &config)).await?;
             let state = destination.load_state(&config.instance()).await?;
             let shown = serde_json::json!({"instance": config.instance(), "streams": state.streams});
@@ -23,7 +23,7 @@ pub async fn state(registry: &Registry, action: StateAction, out: &mut (dyn Writ
                 .map_err(write_err)?;
         }
         StateAction::Reset { config, dest, streams } => {
-            let config = ConfigFile::load(&config, registry)?;
+            let config = ConfigFile::load_identity(&config, registry)?;
             if let Some(asked) = &streams {
                 let catalog = match config.connector().static_catalog() {
                     Some(catalog) => catalog,

@@ -154,7 +154,14 @@ impl Run {
             .iter()
             .map(|p| {
                 let prog = progress.get(&p.stream);
-                let error = self.ended.get(&p.stream).and_then(|e| e.as_ref().map(Error::to_string));
+                let failure = self.ended.get(&p.stream).and_then(Option::as_ref);
+                let error = failure.map(|e| {
+                    let text = e.to_string();
+                    match e.hint() {
+                        Some(hint) => text.trim_end_matches(&format!("\nHint: {hint}")).to_string(),
+                        None => text,
+                    }
+                });
                 let result = if error.is_some() {
                     StreamResult::Failed
                 } else if matches!(status, RunStatus::Succeeded | RunStatus::Partial) {
@@ -175,6 +182,7 @@ impl Run {
                         .then(|| stats.and_then(|s| s.get(&p.stream).cloned()))
                         .flatten(),
                     error,
+                    hint: failure.and_then(|e| e.hint().map(str::to_string)),
                 }
             })
             .collect()

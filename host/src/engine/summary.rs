@@ -42,6 +42,8 @@ pub struct StreamSummary {
     pub load: Option<LoadStats>,
     /// Why the stream failed.
     pub error: Option<String>,
+    /// What to do about it.
+    pub hint: Option<String>,
 }
 
 /// The outcome of a run, printed as a table or (`--json`) as JSON.
@@ -99,8 +101,17 @@ impl RunSummary {
         writeln!(out)?;
         let failures: Vec<&StreamSummary> =
             self.streams.iter().filter(|s| s.result == StreamResult::Failed).collect();
+        // Streams that failed alike (a 403 on every licence endpoint) share one hint,
+        // printed once after them.
+        let mut hints: Vec<&str> = Vec::new();
         for s in &failures {
             writeln!(out, "Stream {} failed: {}", s.stream, s.error.as_deref().unwrap_or("unknown error"))?;
+            if let Some(hint) = s.hint.as_deref().filter(|h| !hints.contains(h)) {
+                hints.push(hint);
+            }
+        }
+        for hint in hints {
+            writeln!(out, "Hint: {hint}")?;
         }
         match self.status {
             RunStatus::Succeeded | RunStatus::Partial => {
