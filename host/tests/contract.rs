@@ -194,96 +194,37 @@ async fn records_a_table_cannot_hold_fail_their_stream(dir: &Path, db: &Db) {
     assert_eq!(db.count("items").await, 10);
 }
 
-#[tokio::test]
-async fn sqlite_tenants_share_one_hub() {
-    let dir = tempfile::tempdir().unwrap();
-    tenants_share_one_hub(dir.path(), &sqlite(dir.path())).await;
+/// Runs each scenario on SQLite and on PostgreSQL (which returns early, saying why,
+/// when no server is configured outside CI): tests `<scenario>::sqlite` and
+/// `<scenario>::postgres`.
+macro_rules! on_sqlite_and_postgres {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let dir = tempfile::tempdir().unwrap();
+                super::$scenario(dir.path(), &super::sqlite(dir.path())).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some(db) = super::postgres().await else { return };
+                let dir = tempfile::tempdir().unwrap();
+                super::$scenario(dir.path(), &db).await;
+            }
+        }
+    )*};
 }
 
-#[tokio::test]
-async fn postgres_tenants_share_one_hub() {
-    let Some(db) = postgres().await else { return };
-    let dir = tempfile::tempdir().unwrap();
-    tenants_share_one_hub(dir.path(), &db).await;
-}
-
-#[tokio::test]
-async fn sqlite_views_survive_every_run() {
-    let dir = tempfile::tempdir().unwrap();
-    views_and_grants_survive(dir.path(), &sqlite(dir.path())).await;
-}
-
-#[tokio::test]
-async fn postgres_views_and_grants_survive_every_run() {
-    let Some(db) = postgres().await else { return };
-    let dir = tempfile::tempdir().unwrap();
-    views_and_grants_survive(dir.path(), &db).await;
-}
-
-#[tokio::test]
-async fn sqlite_foreign_table_stops_the_run() {
-    let dir = tempfile::tempdir().unwrap();
-    a_foreign_table_is_not_ours(dir.path(), &sqlite(dir.path())).await;
-}
-
-#[tokio::test]
-async fn postgres_foreign_table_stops_the_run() {
-    let Some(db) = postgres().await else { return };
-    let dir = tempfile::tempdir().unwrap();
-    a_foreign_table_is_not_ours(dir.path(), &db).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_one_run_per_tenant() {
-    let dir = tempfile::tempdir().unwrap();
-    a_second_run_of_one_tenant_is_refused(dir.path(), &sqlite(dir.path())).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_one_run_per_tenant() {
-    let Some(db) = postgres().await else { return };
-    let dir = tempfile::tempdir().unwrap();
-    a_second_run_of_one_tenant_is_refused(dir.path(), &db).await;
-}
-
-#[tokio::test]
-async fn sqlite_streams_only_narrow() {
-    let dir = tempfile::tempdir().unwrap();
-    streams_can_only_narrow_the_config(dir.path(), &sqlite(dir.path())).await;
-}
-
-#[tokio::test]
-async fn postgres_streams_only_narrow() {
-    let Some(db) = postgres().await else { return };
-    let dir = tempfile::tempdir().unwrap();
-    streams_can_only_narrow_the_config(dir.path(), &db).await;
-}
-
-#[tokio::test]
-async fn sqlite_checkpoints_outlive_tuning() {
-    let dir = tempfile::tempdir().unwrap();
-    checkpoints_outlive_tuning(dir.path(), &sqlite(dir.path())).await;
-}
-
-#[tokio::test]
-async fn postgres_checkpoints_outlive_tuning() {
-    let Some(db) = postgres().await else { return };
-    let dir = tempfile::tempdir().unwrap();
-    checkpoints_outlive_tuning(dir.path(), &db).await;
-}
-
-#[tokio::test]
-async fn sqlite_records_a_table_cannot_hold() {
-    let dir = tempfile::tempdir().unwrap();
-    records_a_table_cannot_hold_fail_their_stream(dir.path(), &sqlite(dir.path())).await;
-}
-
-#[tokio::test]
-async fn postgres_records_a_table_cannot_hold() {
-    let Some(db) = postgres().await else { return };
-    let dir = tempfile::tempdir().unwrap();
-    records_a_table_cannot_hold_fail_their_stream(dir.path(), &db).await;
-}
+on_sqlite_and_postgres!(
+    tenants_share_one_hub,
+    views_and_grants_survive,
+    a_foreign_table_is_not_ours,
+    a_second_run_of_one_tenant_is_refused,
+    streams_can_only_narrow_the_config,
+    checkpoints_outlive_tuning,
+    records_a_table_cannot_hold_fail_their_stream,
+);
 
 fn lines(path: &Path) -> usize {
     std::fs::read_to_string(path).map(|s| s.lines().count()).unwrap_or(0)
