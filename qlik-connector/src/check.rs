@@ -19,6 +19,7 @@ use crate::auth::{self, Credentials, KeyExpiry};
 use crate::client::QlikClient;
 use crate::config::{QlikConfig, Settings};
 use crate::remediation;
+use crate::streams::apps;
 use crate::streams::users::all_statuses_filter;
 
 /// Step names, in order.
@@ -133,7 +134,7 @@ pub async fn run(config: &Value) -> Result<CheckReport> {
         }
     }
 
-    match client.get_json(&client.url("/api/v1/tenants/me"), &mut events).await {
+    let tenant_id = match client.get_json(&client.url("/api/v1/tenants/me"), &mut events).await {
         Ok((_, tenant)) => {
             let id = tenant.get("id").and_then(Value::as_str).unwrap_or("");
             let name = tenant.get("name").and_then(Value::as_str).unwrap_or(id);
@@ -150,23 +151,31 @@ pub async fn run(config: &Value) -> Result<CheckReport> {
             } else {
                 report.push(STEP_TENANT, CheckStatus::Ok, format!("tenant {name} ({id})"));
             }
+            id.to_string()
         }
         Err(err) => {
             report.fail(STEP_TENANT, &err);
             skip(&mut report, &remaining[5..]);
             return Ok(report);
         }
-    }
+    };
 
-    for probe in probes(&settings) {
+    for probe in probes(&settings, &tenant_id) {
         probe_endpoint(&client, &probe, &mut report).await;
     }
     Ok(report)
 }
 
 /// Streams a key without Tenant Admin rights may not read at all.
-const REFUSED_TO_NON_ADMINS: [&str; 4] =
-    ["license_overview", "license_allotments", "license_assignments", "license_consumption"];
+const REFUSED_TO_NON_ADMINS: [&str; 7] = [
+    "license_overview",
+    "license_allotments",
+    "license_assignments",
+    "license_consumption",
+    "license_settings",
+    "api_key_policy",
+    "oauth_clients",
+];
 
 /// Streams a key without Tenant Admin rights reads only in part, and what it misses.
 const PARTIAL_TO_NON_ADMINS: [(&str, &str); 5] = [
@@ -220,46 +229,52 @@ fn skip(report: &mut CheckReport, steps: &[&str]) {
 /// One endpoint to probe and the streams that depend on it. (`tenant` reads
 /// `tenants/me`, already checked, and tolerates a forbidden `licenses/status`.)
 struct Probe {
-    path: &'static str,
+    path: String,
+    /// Whether it is a listing, probed with `limit=1`.
+    list: bool,
     query: Vec<(&'static str, String)>,
     streams: Vec<&'static str>,
 }
 
-/// An endpoint, its extra query and the streams reading it.
-type ProbeRow = (&'static str, Vec<(&'static str, String)>, &'static [&'static str]);
+/// An endpoint, whether it lists, its extra query and the streams reading it.
+type ProbeRow = (String, bool, Vec<(&'static str, String)>, &'static [&'static str]);
 
-fn probes(settings: &Settings) -> Vec<Probe> {
-    let table: [ProbeRow; 9] = [
-        ("/api/v1/users", vec![("filter", all_statuses_filter())], &["users", "user_roles", "user_groups"]),
-        ("/api/v1/groups", vec![], &["groups"]),
-        ("/api/v1/roles", vec![], &["roles"]),
-        ("/api/v1/licenses/overview", vec![], &["license_overview", "license_allotments"]),
-        ("/api/v1/licenses/assignments", vec![], &["license_assignments"]),
-        ("/api/v1/licenses/consumption", vec![], &["license_consumption"]),
-        ("/api/v1/spaces", vec![], &["spaces", "space_assignments"]),
-        ("/api/v1/items", vec![("resourceType", "app".into())], &["apps"]),
-        ("/api/v1/api-keys", vec![], &["api_keys"]),
+fn probes(settings: &Settings, tenant_id: &str) -> Vec<Probe> {
+    let table: [ProbeRow; 12] = [
+        (
+            "/api/v1/users".into(),
+            true,
+            vec![("filter", all_statuses_filter())],
+            &["users", "user_roles", "user_groups"],
+        ),
+        ("/api/v1/groups".into(), true, vec![], &["groups"]),
+        ("/api/v1/roles".into(), true, vec![], &["roles"]),
+        ("/api/v1/licenses/overview".into(), false, vec![], &["license_overview", "license_allotments"]),
+        ("/api/v1/licenses/assignments".into(), true, vec![], &["license_assignments"]),
+        ("/api/v1/licenses/consumption".into(), true, vec![], &["license_consumption"]),
+        ("/api/v1/licenses/settings".into(), false, vec![], &["license_settings"]),
+        ("/api/v1/spaces".into(), true, vec![], &["spaces", "space_assignments"]),
+        ("/api/v1/items".into(), true, vec![("resourceType", apps::RESOURCE_TYPES.into())], &["apps"]),
+        ("/api/v1/api-keys".into(), true, vec![], &["api_keys"]),
+        (format!("/api/v1/api-keys/configs/{tenant_id}"), false, vec![], &["api_key_policy"]),
+        ("/api/v1/oauth-clients".into(), true, vec![], &["oauth_clients"]),
     ];
     table
         .into_iter()
-        .filter_map(|(path, query, streams)| {
+        .filter_map(|(path, list, query, streams)| {
             let streams: Vec<&'static str> =
                 streams.iter().copied().filter(|s| settings.streams.contains(s)).collect();
-            (!streams.is_empty()).then_some(Probe { path, query, streams })
+            (!streams.is_empty()).then_some(Probe { path, list, query, streams })
         })
         .collect()
 }
 
-fn is_list(path: &str) -> bool {
-    path != "/api/v1/licenses/overview"
-}
-
 async fn probe_endpoint(client: &QlikClient, probe: &Probe, report: &mut CheckReport) {
     let name = format!("{STEP_PROBE}: {}", probe.path);
-    let mut url: Url = client.url(probe.path);
+    let mut url: Url = client.url(&probe.path);
     {
         let mut q = url.query_pairs_mut();
-        if is_list(probe.path) {
+        if probe.list {
             q.append_pair("limit", "1");
         }
         q.extend_pairs(&probe.query);

@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use connector_api::http::HttpEvent;
-use connector_api::{Error, Message, MessageStream, Result, StreamEvent};
-use serde_json::{Value, json};
+use connector_api::{Error, ErrorKind, Message, MessageStream, Result, StreamEvent};
+use serde_json::{Map, Value, json};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use url::Url;
@@ -122,6 +122,17 @@ impl Ctx {
 /// Lists `url` page by page, emitting each item as a record of `def` with `derived`
 /// columns, a `PageFetched` per page.
 pub async fn list(ctx: &Ctx, def: &'static StreamDef, url: Url, derived: &[(&str, Value)]) -> Result<()> {
+    list_with(ctx, def, url, |src| def.record(src, derived)).await
+}
+
+/// Lists `url` page by page, emitting `to_record` of each item as a record of `def`, a
+/// `PageFetched` per page.
+pub async fn list_with(
+    ctx: &Ctx,
+    def: &'static StreamDef,
+    url: Url,
+    to_record: impl Fn(Map<String, Value>) -> Value,
+) -> Result<()> {
     use futures::TryStreamExt;
     let mut pages = std::pin::pin!(pages(ctx.client.clone(), url));
     while let Some(page) = pages.try_next().await? {
@@ -129,11 +140,30 @@ pub async fn list(ctx: &Ctx, def: &'static StreamDef, url: Url, derived: &[(&str
         let records = page.records();
         let n = records.len() as u64;
         for src in records {
-            ctx.out.record(def.name, def.record(src?, derived)).await?;
+            ctx.out.record(def.name, to_record(src?)).await?;
         }
         ctx.out.status(def.name, StreamEvent::PageFetched { records: n }).await?;
     }
     Ok(())
+}
+
+/// GETs `url`, reporting retries and throttling under `stream`, and returns the JSON object
+/// it answers; any other JSON is a protocol failure naming the endpoint.
+pub async fn get_object(ctx: &Ctx, stream: &'static str, url: Url) -> Result<Map<String, Value>> {
+    let mut events = Vec::new();
+    let (_, body) = ctx.client.get_json(&url, &mut events).await?;
+    ctx.out.http_events(stream, &events).await?;
+    match body {
+        Value::Object(object) => Ok(object),
+        _ => Err(Error::new(ErrorKind::Source, format!("{} did not return a JSON object", url.path()))
+            .with_hint(crate::remediation::SOURCE_PROTOCOL)),
+    }
+}
+
+/// Emits `record` as the one record of `def`, with its `PageFetched`.
+pub async fn single(ctx: &Ctx, def: &'static StreamDef, record: Value) -> Result<()> {
+    ctx.out.record(def.name, record).await?;
+    ctx.out.status(def.name, StreamEvent::PageFetched { records: 1 }).await
 }
 
 /// A unit of work: one source endpoint and the streams it feeds.
@@ -149,11 +179,14 @@ enum Job {
     ApiKeys,
     Overview,
     Tenant,
+    LicenseSettings,
+    ApiKeyPolicy,
+    OAuthClients,
 }
 
 impl Job {
     /// Longest listings first, so they are never queued behind short ones.
-    const ALL: [Job; 10] = [
+    const ALL: [Job; 13] = [
         Job::Consumption,
         Job::Users,
         Job::Assignments,
@@ -163,7 +196,10 @@ impl Job {
         Job::Roles,
         Job::ApiKeys,
         Job::Overview,
+        Job::OAuthClients,
         Job::Tenant,
+        Job::LicenseSettings,
+        Job::ApiKeyPolicy,
     ];
 
     fn streams(self) -> &'static [&'static str] {
@@ -178,6 +214,9 @@ impl Job {
             Job::ApiKeys => &["api_keys"],
             Job::Overview => &["license_overview", "license_allotments"],
             Job::Tenant => &["tenant"],
+            Job::LicenseSettings => &["license_settings"],
+            Job::ApiKeyPolicy => &["api_key_policy"],
+            Job::OAuthClients => &["oauth_clients"],
         }
     }
 
@@ -193,6 +232,9 @@ impl Job {
             Job::ApiKeys => streams::api_keys::run(ctx).await,
             Job::Overview => streams::license_overview::run(ctx).await,
             Job::Tenant => streams::tenant::run(ctx).await,
+            Job::LicenseSettings => streams::license_settings::run(ctx).await,
+            Job::ApiKeyPolicy => streams::api_key_policy::run(ctx).await,
+            Job::OAuthClients => streams::oauth_clients::run(ctx).await,
         }
     }
 }

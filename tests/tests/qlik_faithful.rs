@@ -27,6 +27,9 @@ const FULL_REFRESH_STREAMS: &[&str] = &[
     "space_assignments",
     "apps",
     "api_keys",
+    "license_settings",
+    "api_key_policy",
+    "oauth_clients",
 ];
 
 fn with(situations: Situations) -> SimConfig {
@@ -101,7 +104,7 @@ async fn a_non_admin_key_is_flagged_by_check_and_reads_what_its_user_sees() {
     assert_eq!(rights.status, CheckStatus::Warning, "{report:#?}");
     for named in [
         "not a Tenant Admin",
-        "Refused: license_overview, license_allotments, license_assignments, license_consumption.",
+        "Refused: license_overview, license_allotments, license_assignments, license_consumption, license_settings, api_key_policy, oauth_clients.",
         "Partial: tenant (licence columns null), spaces (only the spaces the user can access), space_assignments (only those of the spaces the user can access), apps (only the apps the user can access), api_keys (only the user's own keys).",
         remediation::LICENCE_NEEDS_TENANT_ADMIN,
     ] {
@@ -114,7 +117,15 @@ async fn a_non_admin_key_is_flagged_by_check_and_reads_what_its_user_sees() {
     assert!(rights.message.contains("Refused: license_overview.") && !rights.message.contains("Partial"));
 
     let outcome = read(&c, None, &State::default(), false).await;
-    for s in ["license_overview", "license_allotments", "license_assignments", "license_consumption"] {
+    for s in [
+        "license_overview",
+        "license_allotments",
+        "license_assignments",
+        "license_consumption",
+        "license_settings",
+        "api_key_policy",
+        "oauth_clients",
+    ] {
         assert_eq!(failure(&outcome, s).map(|e| e.kind()), Some(ErrorKind::Permission), "{s}");
     }
     let truth = sim.ground_truth();

@@ -48,7 +48,17 @@ async fn bursts_of_5xx_drops_and_broken_bodies_end_in_exact_data() {
 async fn a_429_storm_is_waited_out() {
     let sim = Simulator::start(SimConfig::small()).await.unwrap();
     sim.set_faults(Faults { error_429_rate: 0.25, ..Default::default() });
-    let streams = ["groups", "roles", "api_keys", "license_overview", "license_allotments", "tenant"];
+    let streams = [
+        "groups",
+        "roles",
+        "api_keys",
+        "license_overview",
+        "license_allotments",
+        "tenant",
+        "license_settings",
+        "api_key_policy",
+        "oauth_clients",
+    ];
     let outcome = read(
         &config(&sim, &sim.keys().admin, json!({"page_size": 5})),
         Some(&streams),

@@ -23,6 +23,9 @@ const ALL: &[&str] = &[
     "space_assignments",
     "apps",
     "api_keys",
+    "license_settings",
+    "api_key_policy",
+    "oauth_clients",
 ];
 
 #[tokio::test]

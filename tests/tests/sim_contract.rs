@@ -136,7 +136,7 @@ async fn check_tenant(contract: &mut Contract, sim: &Simulator, key: &str, admin
     check_pages(
         contract,
         key,
-        format!("{b}/api/v1/items?resourceType=app&limit=30"),
+        format!("{b}/api/v1/items?resourceType=app,qvapp&limit=30"),
         "ItemsListItemsResponseBody",
         3,
     )
@@ -189,6 +189,19 @@ async fn check_tenant(contract: &mut Contract, sim: &Simulator, key: &str, admin
     check_pages(contract, key, format!("{b}/api/v1/api-keys?limit=4"), "api-key-page", 3).await;
     let config = get(&c, &format!("{b}/api/v1/api-keys/configs/{}", sim.tenant_id()), Some(key)).await;
     contract.check("ApiKeysConfig", &config.body, "api-keys/configs");
+    let settings = get(&c, &format!("{b}/api/v1/licenses/settings"), Some(key)).await;
+    assert_eq!(settings.status, 200);
+    contract.check("settingsBody", &settings.body, "licenses/settings");
+    // An admin's listing: the definition's `oneOf` also offers the non-admin shape, which an
+    // admin item matches too, so the admin schema is checked on its own.
+    check_pages(
+        contract,
+        key,
+        format!("{b}/api/v1/oauth-clients?limit=3&totalResults=true"),
+        "OAuthClientAdminListResponse",
+        3,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -236,6 +249,7 @@ async fn error_bodies_match_the_services_error_schemas() {
             Some(sim.keys().non_admin.as_str()),
             "Errors",
         ),
+        (format!("{b}/api/v1/oauth-clients"), Some(sim.keys().non_admin.as_str()), "Errors"),
         (format!("{b}/api/v1/items?limit=0"), admin, "ErrorResponseBody"),
     ] {
         let got = get(&c, &url, key).await;

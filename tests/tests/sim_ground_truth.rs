@@ -42,7 +42,15 @@ async fn ground_truth_equals_a_paging_clients_harvest() {
             .extend(records(&sim, &format!("/api/v1/spaces/{}/assignments?limit=2", s(space, "id"))).await);
     }
     assert_eq!(ids(&space_assignments), *truth.stream("space_assignments"));
-    assert_eq!(ids(&records(&sim, "/api/v1/items?resourceType=app&limit=100").await), *truth.stream("apps"));
+    let items = records(&sim, "/api/v1/items?resourceType=app,qvapp&limit=100").await;
+    assert_eq!(ids(&items), *truth.stream("apps"));
+    let of_type = |t: &str| items.iter().filter(|i| i["resourceType"] == t).count();
+    assert_eq!((of_type("app"), of_type("qvapp")), (230, 23), "a QlikView document per ten apps");
+    let clients = records(&sim, "/api/v1/oauth-clients?limit=4").await;
+    assert_eq!(key_digest(clients.iter().map(|c| [s(c, "clientId")])), *truth.stream("oauth_clients"));
+    assert_eq!(clients.len(), 11);
+    assert_eq!(key_digest([[sim.tenant_id()]]), *truth.stream("license_settings"));
+    assert_eq!(key_digest([[sim.tenant_id()]]), *truth.stream("api_key_policy"));
     assert_eq!(ids(&records(&sim, "/api/v1/api-keys?limit=5").await), *truth.stream("api_keys"));
     assert_eq!(
         ids(&records(&sim, "/api/v1/licenses/consumption").await),
@@ -84,7 +92,7 @@ async fn ground_truth_equals_a_paging_clients_harvest() {
         *truth.stream("license_allotments")
     );
     assert_eq!(key_digest([[sim.tenant_id()]]), *truth.stream("tenant"));
-    assert_eq!(truth.streams.len(), 20);
+    assert_eq!(truth.streams.len(), 23);
 }
 
 #[tokio::test]
@@ -103,7 +111,7 @@ async fn first(sim: &Simulator) -> String {
 }
 
 #[tokio::test]
-#[should_panic(expected = "known: api_keys, api_keys@non_admin, apps")]
+#[should_panic(expected = "known: api_key_policy, api_keys, api_keys@non_admin, apps")]
 async fn an_unknown_stream_names_the_known_ones() {
     let sim = Simulator::start(SimConfig::small()).await.unwrap();
     sim.ground_truth().stream("no_such_stream");

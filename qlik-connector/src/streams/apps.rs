@@ -1,24 +1,40 @@
-//! `apps`: Qlik Sense apps, listed as items (`/v1/items?resourceType=app`).
+//! `apps`: Qlik Sense apps and QlikView documents in the cloud, listed as items
+//! (`/v1/items?resourceType=app,qvapp`), with their views over the last 28 days and their
+//! size: an app nobody opens is a seat-reclaiming and a storage fact.
+//!
+//! Qlik nests views (`itemViews`) and size (`resourceSize`) in objects; their fields become
+//! columns here, and any field of them the connector does not know stays in
+//! `_extra.itemViews` or `_extra.resourceSize`.
 
 use connector_api::Result;
+use serde_json::{Map, Value};
 
-use super::{StreamDef, Ty, col};
-use crate::read::{Ctx, list};
+use super::{EXTRA, StreamDef, Ty, col, derived, flatten};
+use crate::read::{Ctx, list_with};
 
 /// Largest `limit` the endpoint accepts.
 pub const MAX_LIMIT: u32 = 100;
 
+/// The item types read: Qlik Sense apps and QlikView documents, in one listing
+/// (`resourceType` takes a comma-separated list, https://qlik.dev/apis/rest/items).
+pub const RESOURCE_TYPES: &str = "app,qvapp";
+
 /// The `apps` stream.
 pub const APPS: StreamDef = StreamDef {
     name: "apps",
-    description: "Qlik Sense apps on the tenant, with owner, space and reload status.",
+    description: "Qlik Sense apps and QlikView documents on the tenant, with owner, space, reload status, views and size.",
     primary_key: &["id"],
     cursor: None,
     fields: &[
         col("id", "id", Ty::String, "Item id of the app."),
         col("name", "name", Ty::String, "App name."),
         col("resource_id", "resourceId", Ty::String, "App id (the resource the item points to)."),
-        col("resource_type", "resourceType", Ty::String, "Item type; always app here."),
+        col(
+            "resource_type",
+            "resourceType",
+            Ty::String,
+            "app for a Qlik Sense app, qvapp for a QlikView document in Qlik Cloud.",
+        ),
         col("resource_sub_type", "resourceSubType", Ty::String, "App sub-type, if any."),
         col("description", "description", Ty::String, "App description."),
         col("owner_id", "ownerId", Ty::String, "User id of the owner."),
@@ -33,12 +49,97 @@ pub const APPS: StreamDef = StreamDef {
         col("resource_reload_end_time", "resourceReloadEndTime", Ty::DateTime, "When the last reload ended."),
         col("resource_reload_status", "resourceReloadStatus", Ty::String, "Status of the last reload."),
         col("resource_attributes", "resourceAttributes", Ty::Object, "App attributes as Qlik reports them."),
+        derived("views_28d", Ty::Integer, "Views over the last 28 days (itemViews.total)."),
+        derived(
+            "unique_viewers_28d",
+            Ty::Integer,
+            "Distinct users who viewed it over the last 28 days (itemViews.unique).",
+        ),
+        derived(
+            "views_trend",
+            Ty::Number,
+            "Trend of weekly unique viewers over the last 4 weeks, a regression slope (itemViews.trend).",
+        ),
+        derived("views_by_week", Ty::Array, "Views per week: start, total, unique (itemViews.week)."),
+        derived("app_file_bytes", Ty::Number, "Size of the app on disk, in bytes (resourceSize.appFile)."),
+        derived(
+            "app_memory_bytes",
+            Ty::Number,
+            "Size of the app in memory, in bytes (resourceSize.appMemory).",
+        ),
     ],
     consumed: &["links", "actions"],
 };
 
-/// Lists every app.
+/// `itemViews` fields and their columns.
+const VIEW_COLUMNS: [(&str, &str); 4] = [
+    ("total", "views_28d"),
+    ("unique", "unique_viewers_28d"),
+    ("trend", "views_trend"),
+    ("week", "views_by_week"),
+];
+
+/// `resourceSize` fields and their columns.
+const SIZE_COLUMNS: [(&str, &str); 2] = [("appFile", "app_file_bytes"), ("appMemory", "app_memory_bytes")];
+
+/// The record of item `src`, its nested views and size spread over columns.
+pub fn record(mut src: Map<String, Value>) -> Value {
+    let mut derived = Vec::new();
+    let mut rest = Map::new();
+    for (field, pairs) in [("itemViews", &VIEW_COLUMNS[..]), ("resourceSize", &SIZE_COLUMNS[..])] {
+        match src.remove(field) {
+            Some(Value::Object(nested)) => {
+                let (columns, left) = flatten(&APPS, nested, pairs);
+                derived.extend(columns);
+                if !left.is_empty() {
+                    rest.insert(field.to_string(), Value::Object(left));
+                }
+            }
+            Some(other) => {
+                rest.insert(field.to_string(), other);
+            }
+            None => {}
+        }
+    }
+    let mut record = APPS.record(src, &derived);
+    if let Value::Object(extra) = &mut record[EXTRA] {
+        extra.extend(rest);
+    }
+    record
+}
+
+/// Lists every app and QlikView document.
 pub async fn run(ctx: &Ctx) -> Result<()> {
     let limit = ctx.settings.limit(MAX_LIMIT).to_string();
-    list(ctx, &APPS, ctx.url("/api/v1/items", &[("resourceType", "app".into()), ("limit", limit)]), &[]).await
+    let url = ctx.url("/api/v1/items", &[("resourceType", RESOURCE_TYPES.into()), ("limit", limit)]);
+    list_with(ctx, &APPS, url, record).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn views_and_size_become_columns_and_unknown_parts_stay() {
+        let Value::Object(src) = json!({
+            "id": "i1", "resourceType": "qvapp",
+            "itemViews": {"total": 12, "unique": 3, "trend": -0.5, "week": [{"total": 4}], "usedBy": 2},
+            "resourceSize": {"appFile": 1024.0, "appMemory": "big"},
+        }) else {
+            unreachable!()
+        };
+        let r = record(src);
+        assert_eq!((r["views_28d"].clone(), r["unique_viewers_28d"].clone()), (json!(12), json!(3)));
+        assert_eq!(
+            (r["views_trend"].clone(), r["views_by_week"].clone()),
+            (json!(-0.5), json!([{"total": 4}]))
+        );
+        assert_eq!(
+            (r["app_file_bytes"].clone(), r["app_memory_bytes"].clone()),
+            (json!(1024.0), Value::Null)
+        );
+        assert_eq!(r["resource_type"], "qvapp");
+        assert_eq!(r["_extra"], json!({"itemViews": {"usedBy": 2}, "resourceSize": {"appMemory": "big"}}));
+    }
 }

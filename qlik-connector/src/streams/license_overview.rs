@@ -3,12 +3,11 @@
 //! The overview carries `licenseKey`, the tenant's signed licence token. It is a
 //! secret and is never emitted, logged or kept in `_extra`.
 
-use connector_api::{Error, ErrorKind, Result, StreamEvent};
+use connector_api::{Result, StreamEvent};
 use serde_json::Value;
 
 use super::{StreamDef, Ty, col, derived};
-use crate::read::Ctx;
-use crate::remediation;
+use crate::read::{Ctx, get_object, single};
 
 /// The `license_overview` stream.
 pub const LICENSE_OVERVIEW: StreamDef = StreamDef {
@@ -63,13 +62,8 @@ pub const LICENSE_ALLOTMENTS: StreamDef = StreamDef {
 
 /// Reads the overview and its allotments.
 pub async fn run(ctx: &Ctx) -> Result<()> {
-    let mut events = Vec::new();
-    let (_, body) = ctx.client.get_json(&ctx.url("/api/v1/licenses/overview", &[]), &mut events).await?;
-    ctx.out.http_events(LICENSE_OVERVIEW.name, &events).await?;
-    let Value::Object(mut overview) = body else {
-        return Err(Error::new(ErrorKind::Source, "/api/v1/licenses/overview did not return a JSON object")
-            .with_hint(remediation::SOURCE_PROTOCOL));
-    };
+    let mut overview =
+        get_object(ctx, LICENSE_OVERVIEW.name, ctx.url("/api/v1/licenses/overview", &[])).await?;
     if let Some(Value::String(key)) = overview.get("licenseKey") {
         connector_api::secret::register(key);
     }
@@ -78,8 +72,7 @@ pub async fn run(ctx: &Ctx) -> Result<()> {
         Some(Value::Array(items)) => items,
         _ => Vec::new(),
     };
-    ctx.out.record(LICENSE_OVERVIEW.name, LICENSE_OVERVIEW.record(overview, &[])).await?;
-    ctx.out.status(LICENSE_OVERVIEW.name, StreamEvent::PageFetched { records: 1 }).await?;
+    single(ctx, &LICENSE_OVERVIEW, LICENSE_OVERVIEW.record(overview, &[])).await?;
     let n = allotments.len() as u64;
     for item in allotments {
         if let Value::Object(a) = item {

@@ -8,12 +8,15 @@
 //! object, and a value of an unexpected type is moved there instead of failing the sync.
 //! Enumerations (`status`, `type` …) are plain strings, so a new value is kept as text.
 
+pub mod api_key_policy;
 pub mod api_keys;
 pub mod apps;
 pub mod groups;
 pub mod license_assignments;
 pub mod license_consumption;
 pub mod license_overview;
+pub mod license_settings;
+pub mod oauth_clients;
 pub mod roles;
 pub mod spaces;
 pub mod tenant;
@@ -190,6 +193,32 @@ impl StreamDef {
     }
 }
 
+/// Moves the fields of a nested source object to derived columns of `def`: `pairs` maps a
+/// field of `object` to its column. Returns the column values (null when absent or of
+/// another type than the column's) and what is left of `object`, which the caller keeps
+/// in `_extra` so no field is dropped.
+pub fn flatten(
+    def: &StreamDef,
+    mut object: Map<String, Value>,
+    pairs: &[(&str, &'static str)],
+) -> (Vec<(&'static str, Value)>, Map<String, Value>) {
+    let columns = pairs
+        .iter()
+        .map(|(field, column)| {
+            let ty = def.fields.iter().find(|f| f.column == *column).map(|f| f.ty);
+            match object.remove(*field) {
+                Some(v) if ty.is_some_and(|t| t.accepts(&v)) => (*column, v),
+                Some(v) => {
+                    object.insert((*field).to_string(), v);
+                    (*column, Value::Null)
+                }
+                None => (*column, Value::Null),
+            }
+        })
+        .collect();
+    (columns, object)
+}
+
 /// Every stream, in catalog order.
 pub const ALL: &[&StreamDef] = &[
     &tenant::TENANT,
@@ -202,10 +231,13 @@ pub const ALL: &[&StreamDef] = &[
     &license_overview::LICENSE_ALLOTMENTS,
     &license_assignments::LICENSE_ASSIGNMENTS,
     &license_consumption::LICENSE_CONSUMPTION,
+    &license_settings::LICENSE_SETTINGS,
     &spaces::SPACES,
     &spaces::SPACE_ASSIGNMENTS,
     &apps::APPS,
     &api_keys::API_KEYS,
+    &api_key_policy::API_KEY_POLICY,
+    &oauth_clients::OAUTH_CLIENTS,
 ];
 
 /// Every stream name, in catalog order.
@@ -220,10 +252,13 @@ pub const NAMES: &[&str] = &[
     "license_allotments",
     "license_assignments",
     "license_consumption",
+    "license_settings",
     "spaces",
     "space_assignments",
     "apps",
     "api_keys",
+    "api_key_policy",
+    "oauth_clients",
 ];
 
 /// The fixed catalog.

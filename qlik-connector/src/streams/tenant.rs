@@ -4,7 +4,7 @@
 use connector_api::{ErrorKind, LogLevel, Result, StreamEvent};
 use serde_json::{Map, Value};
 
-use super::{EXTRA, StreamDef, Ty, col, derived};
+use super::{EXTRA, StreamDef, Ty, col, derived, flatten};
 use crate::read::Ctx;
 
 /// The `tenant` stream.
@@ -60,14 +60,15 @@ const LICENCE_STATUS_COLUMNS: [(&str, &str); 8] = [
     ("extensionStatus", "license_extension_status"),
 ];
 
-/// The licence columns from `licenses/status`, and the fields no column holds, which land
-/// in `_extra.licenseStatus` so none is dropped.
-fn licence_columns(mut status: Map<String, Value>) -> (Vec<(&'static str, Value)>, Map<String, Value>) {
-    let columns = LICENCE_STATUS_COLUMNS
-        .iter()
-        .map(|(field, column)| (*column, status.remove(*field).unwrap_or(Value::Null)))
-        .collect();
-    (columns, status)
+/// The tenant's id, from `tenants/me`, for the streams whose endpoint names it or whose one
+/// record is keyed by it; retries and throttling count under `stream`.
+pub async fn tenant_id(ctx: &Ctx, stream: &'static str) -> Result<String> {
+    let tenant = crate::read::get_object(ctx, stream, ctx.url("/api/v1/tenants/me", &[])).await?;
+    match tenant.get("id").and_then(Value::as_str) {
+        Some(id) if !id.is_empty() => Ok(id.to_string()),
+        _ => Err(connector_api::Error::new(ErrorKind::Source, "/api/v1/tenants/me answered without an id")
+            .with_hint(crate::remediation::SOURCE_PROTOCOL)),
+    }
 }
 
 /// Reads the tenant and its licence status.
@@ -96,7 +97,7 @@ pub async fn run(ctx: &Ctx) -> Result<()> {
         )
         .with_hint(crate::remediation::SOURCE_PROTOCOL));
     };
-    let (columns, rest) = licence_columns(status);
+    let (columns, rest) = flatten(&TENANT, status, &LICENCE_STATUS_COLUMNS);
     let mut record = TENANT.record(tenant, &columns);
     if !rest.is_empty() {
         record[EXTRA]["licenseStatus"] = Value::Object(rest);
@@ -117,7 +118,7 @@ mod tests {
         else {
             unreachable!()
         };
-        let (columns, rest) = licence_columns(status);
+        let (columns, rest) = flatten(&TENANT, status, &LICENCE_STATUS_COLUMNS);
         let column = |c: &str| columns.iter().find(|(k, _)| *k == c).map(|(_, v)| v.clone());
         assert_eq!(column("license_status"), Some(json!("Ok")));
         assert_eq!(column("license_deactivated"), Some(json!(true)));

@@ -92,8 +92,12 @@ pub(crate) fn compute(t: &Tenant, late_listed: bool) -> GroundTruth {
         "space_assignments",
         key_digest((0..t.spaces).filter(|s| Some(*s) != t.deleted_space).flat_map(members)),
     );
-    put("apps", key_digest((0..t.apps).map(|i| [t.app(i).id])));
+    let items = || 0..t.apps + t.qvapps;
+    put("apps", key_digest(items().map(|i| [t.app(i).id])));
     put("api_keys", key_digest((0..t.api_keys).map(|i| [t.api_key_id(i)])));
+    put("license_settings", key_digest([[t.tenant_id.as_str()]]));
+    put("api_key_policy", key_digest([[t.tenant_id.as_str()]]));
+    put("oauth_clients", key_digest((0..t.oauth_clients).map(|i| [t.oauth_client_id(i)])));
 
     // What the non-admin key's user can see of the streams it may read.
     let user = KeyKind::NonAdmin.user_index();
@@ -105,7 +109,7 @@ pub(crate) fn compute(t: &Tenant, late_listed: bool) -> GroundTruth {
     );
     put(
         &non_admin("apps"),
-        key_digest((0..t.apps).filter(|i| t.app_visible(*i, user, false)).map(|i| [t.app(i).id])),
+        key_digest(items().filter(|i| t.app_visible(*i, user, false)).map(|i| [t.app(i).id])),
     );
     put(
         &non_admin("api_keys"),

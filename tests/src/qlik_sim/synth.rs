@@ -19,6 +19,7 @@ pub(crate) enum Kind {
     ApiKey = 10,
     Tenant = 11,
     License = 12,
+    OAuthClient = 13,
 }
 
 /// SplitMix64 finaliser: a fast, well-distributed 64-bit mix.

@@ -11,7 +11,7 @@ use crate::qlik_sim::tenant::Tenant;
 /// Qlik documents no maximum for spaces; real tenants cap `limit` at 100, and so do we.
 const SPACES_MAX_LIMIT: u64 = 100;
 
-/// Resource types `/items` accepts (`itemResourceTypeEnum`); the simulator's items are all apps.
+/// Resource types `/items` accepts (`itemResourceTypeEnum`); the simulator's items are apps and `qvapp`s.
 const RESOURCE_TYPES: [&str; 13] = [
     "app",
     "collection",
@@ -62,20 +62,21 @@ pub(crate) fn space_assignments(t: &Tenant, ctx: &Ctx, id: &str, who: Principal)
     })))
 }
 
-/// `GET /api/v1/items` (every item is an app): the apps the caller can access.
+/// `GET /api/v1/items`: the apps and QlikView documents (`qvapp`) the caller can access, of
+/// the types `resourceType` lists, comma-separated (https://qlik.dev/apis/rest/items); the
+/// simulator has no items of the other types.
 pub(crate) fn items(t: &Tenant, ctx: &Ctx, who: Principal) -> Result<Reply, ApiError> {
     let limit = paging::limit(ctx, 10, 100)?;
-    let apps = match ctx.param("resourceType") {
-        None | Some("app") => t.apps,
-        Some(rt) if RESOURCE_TYPES.contains(&rt) => 0,
-        Some(rt) => {
-            return Err(ApiError::bad_request(format!(
-                "Invalid query parameter `resourceType`: `{rt}` is not a resource type."
-            )));
-        }
-    };
-    let visible = |i: u64| t.app_visible(i, who.user(), who.is_admin());
-    let w = paging::cursor_window(ctx, "items", 0..apps, limit, visible)?;
+    let requested: Vec<&str> =
+        ctx.param("resourceType").map_or(vec!["app", "qvapp"], |p| p.split(',').collect());
+    if let Some(rt) = requested.iter().find(|rt| !RESOURCE_TYPES.contains(rt)) {
+        return Err(ApiError::bad_request(format!(
+            "Invalid query parameter `resourceType`: `{rt}` is not a resource type."
+        )));
+    }
+    let wanted =
+        |i: u64| requested.contains(&t.app(i).resource_type) && t.app_visible(i, who.user(), who.is_admin());
+    let w = paging::cursor_window(ctx, "items", 0..t.apps + t.qvapps, limit, wanted)?;
     let base = ctx.base();
     let data: Vec<Value> = w.items.iter().map(|p| t.app_json(&t.app(*p), &base)).collect();
     Ok(Reply::ok(json!({"data": data, "links": paging::cursor_links(ctx, "items", &w)})))

@@ -4,6 +4,7 @@ mod api_keys;
 mod content;
 mod identity;
 mod licenses;
+mod oauth_clients;
 
 use super::http::{ApiError, Ctx, Reply};
 use super::keys::KeyKind;
@@ -72,6 +73,7 @@ pub(crate) fn route(t: &Tenant, ctx: &Ctx, who: Principal, keys_enabled: bool) -
                 ["status"] => Ok(Reply::ok(t.status_json())),
                 ["assignments"] => licenses::assignments(t, ctx),
                 ["consumption"] => licenses::consumption(t, ctx),
+                ["settings"] => Ok(Reply::ok(t.license_settings_json())),
                 _ => Err(not_found(ctx)),
             }
         }
@@ -82,6 +84,10 @@ pub(crate) fn route(t: &Tenant, ctx: &Ctx, who: Principal, keys_enabled: bool) -
         ["api", "v1", "api-keys", "configs", id] => {
             who.require_admin("the API key configuration")?;
             api_keys::config(t, id, keys_enabled)
+        }
+        ["api", "v1", "oauth-clients"] => {
+            who.require_admin("the tenant's OAuth clients")?;
+            oauth_clients::list(t, ctx)
         }
         _ => Err(not_found(ctx)),
     }

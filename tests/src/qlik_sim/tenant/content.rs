@@ -39,11 +39,12 @@ pub(crate) struct SpaceAssignmentRec {
     pub assignee: u64,
 }
 
-/// One app.
+/// One app or QlikView document: indices from `apps` on are `qvapp` items.
 #[derive(Clone, Debug)]
 pub(crate) struct AppRec {
     pub index: u64,
     pub id: String,
+    pub resource_type: &'static str,
 }
 
 fn assignable_roles(kind: &str) -> &'static [&'static str] {
@@ -177,9 +178,33 @@ impl Tenant {
         })
     }
 
-    /// App `i`.
+    /// App `i`: a Qlik Sense app below `apps`, a QlikView document from there on.
     pub(crate) fn app(&self, i: u64) -> AppRec {
-        AppRec { index: i, id: object_id(self.seed, Kind::App, i) }
+        AppRec {
+            index: i,
+            id: object_id(self.seed, Kind::App, i),
+            resource_type: if i < self.apps { "app" } else { "qvapp" },
+        }
+    }
+
+    /// Views of app `i` over the last 28 days as `itemViews` reports them: four weeks, the
+    /// total and unique viewers summed over them (every fifth app is never opened)
+    /// (https://qlik.dev/apis/rest/items).
+    pub(crate) fn app_views_json(&self, i: u64) -> Value {
+        let r = h(self.seed, Kind::App, i, 9);
+        let weekly =
+            |w: u64| if r.is_multiple_of(5) { (0, 0) } else { ((r >> (8 * w)) % 40, (r >> (8 * w + 4)) % 8) };
+        let first_week_ms = crate::qlik_sim::synth::DATA_NOW_MS - 28 * 86_400_000;
+        let week: Vec<Value> = (0..4)
+            .map(|w| {
+                let (total, unique) = weekly(w);
+                json!({"start": rfc3339_ms(first_week_ms + w as i64 * 7 * 86_400_000), "total": total, "unique": unique.min(total)})
+            })
+            .collect();
+        let total: u64 = (0..4).map(|w| weekly(w).0).sum();
+        let unique: u64 = (0..4).map(|w| weekly(w).1.min(weekly(w).0)).max().unwrap_or(0);
+        let trend = (weekly(3).1 as f64 - weekly(0).1 as f64) / 3.0;
+        json!({"total": total, "unique": unique, "trend": trend, "week": week})
     }
 
     /// The `itemResultResponseBody` JSON of `app`.
@@ -203,13 +228,14 @@ impl Tenant {
             "createdAt": rfc3339_ms(created),
             "updatedAt": rfc3339_ms(updated),
             "isFavorited": false,
-            "resourceType": "app",
+            "resourceType": app.resource_type,
             "resourceId": resource_id,
             "resourceLink": format!("{base}/api/v1/apps/{resource_id}"),
             "resourceCreatedAt": rfc3339_ms(created),
             "resourceUpdatedAt": rfc3339_ms(updated),
             "resourceReloadStatus": "ok",
             "resourceReloadEndTime": rfc3339_ms(updated),
+            "itemViews": self.app_views_json(i),
             "resourceSize": {"appFile": (h(s, Kind::App, i, 6) % 500_000_000) as f64, "appMemory": (h(s, Kind::App, i, 7) % 900_000_000) as f64},
             "resourceAttributes": {
                 "id": resource_id,

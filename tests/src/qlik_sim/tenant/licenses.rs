@@ -273,4 +273,11 @@ impl Tenant {
             "product": PRODUCT,
         })
     }
+
+    /// The `settingsBody` JSON of `/licenses/settings`: automatic assignment of analyzer seats
+    /// on (Qlik's default), of professional seats on for odd seeds
+    /// (https://qlik.dev/apis/rest/licenses).
+    pub(crate) fn license_settings_json(&self) -> Value {
+        json!({"autoAssignAnalyzer": true, "autoAssignProfessional": self.seed % 2 == 1})
+    }
 }

@@ -6,6 +6,7 @@ mod api_keys;
 mod content;
 mod identity;
 mod licenses;
+mod oauth_clients;
 
 pub(crate) use identity::{DEFAULT_ROLES, SortKey, UserOrder, UserRec, UserStatus};
 pub(crate) use licenses::AssignmentRec;
@@ -37,6 +38,10 @@ pub(crate) struct Tenant {
     pub roles_custom: u64,
     pub spaces: u64,
     pub apps: u64,
+    /// QlikView documents in the cloud (`qvapp` items), listed after the apps: one per ten apps.
+    pub qvapps: u64,
+    /// OAuth clients: a few per tenant, more where there are more API keys.
+    pub oauth_clients: u64,
     /// Assignments of current users.
     pub assignments: u64,
     /// Assignments whose subject is no user of this tenant: listed among the others, and
@@ -82,6 +87,8 @@ impl Tenant {
             roles_custom: config.roles_custom as u64,
             spaces: config.spaces as u64,
             apps: config.apps as u64,
+            qvapps: config.apps as u64 / 10,
+            oauth_clients: 5 + config.api_keys as u64 / 2,
             assignments,
             orphans: if assignments > 0 { assignments / 40 + 2 } else { 0 },
             events: config.consumption_events as u64,

@@ -1,0 +1,49 @@
+//! `api_key_policy`: the tenant's API key policy (`/v1/api-keys/configs/{tenantId}`):
+//! how long a key may live and how many one user may hold. Keys outliving their owners'
+//! need are a security and a licence-hygiene fact.
+
+use connector_api::Result;
+use serde_json::Value;
+
+use super::{StreamDef, Ty, col, derived};
+use crate::read::{Ctx, get_object, single};
+
+/// The `api_key_policy` stream.
+pub const API_KEY_POLICY: StreamDef = StreamDef {
+    name: "api_key_policy",
+    description: "The tenant's API key policy: maximum key lifetime and keys per user (one record).",
+    primary_key: &["tenant_id"],
+    cursor: None,
+    fields: &[
+        derived("tenant_id", Ty::String, "Tenant id (from tenants/me)."),
+        col(
+            "api_keys_enabled",
+            "api_keys_enabled",
+            Ty::Boolean,
+            "Whether API keys are switched on (the switch Qlik removed on 26 January 2026; keys now need the Manage API keys permission).",
+        ),
+        col("max_keys_per_user", "max_keys_per_user", Ty::Number, "Most active API keys one user may hold."),
+        col(
+            "max_api_key_expiry",
+            "max_api_key_expiry",
+            Ty::String,
+            "Longest lifetime of a new key, as an ISO 8601 duration (P365D).",
+        ),
+        col(
+            "scim_external_client_expiry",
+            "scim_externalClient_expiry",
+            Ty::String,
+            "Lifetime of a SCIM externalClient key, as an ISO 8601 duration.",
+        ),
+    ],
+    consumed: &[],
+};
+
+/// Reads the tenant's id, then its key policy.
+pub async fn run(ctx: &Ctx) -> Result<()> {
+    let tenant_id = super::tenant::tenant_id(ctx, API_KEY_POLICY.name).await?;
+    let path = format!("/api/v1/api-keys/configs/{tenant_id}");
+    let policy = get_object(ctx, API_KEY_POLICY.name, ctx.url(&path, &[])).await?;
+    let record = API_KEY_POLICY.record(policy, &[("tenant_id", Value::String(tenant_id))]);
+    single(ctx, &API_KEY_POLICY, record).await
+}
