@@ -68,6 +68,26 @@ where
     }
 }
 
+/// Reports panics on stderr scrubbed of registered secrets, with a backtrace when
+/// `RUST_BACKTRACE` asks for one. The default hook writes the panic message, which may
+/// quote an error that echoes a key, to stderr as it is.
+pub fn scrub_panics() {
+    std::panic::set_hook(Box::new(|info| report_panic(info, &mut std::io::stderr())));
+}
+
+/// Writes what the default hook would for `info` to `out`, scrubbed.
+fn report_panic(info: &std::panic::PanicHookInfo<'_>, out: &mut dyn Write) {
+    let thread = std::thread::current();
+    let mut text = format!("thread '{}' {info}\n", thread.name().unwrap_or("<unnamed>"));
+    let backtrace = std::backtrace::Backtrace::capture();
+    if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
+        text.push_str(&format!("stack backtrace:\n{backtrace}\n"));
+    } else {
+        text.push_str("note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n");
+    }
+    let _ = out.write_all(connector_api::secret::scrub(&text).as_bytes());
+}
+
 /// Sends `tracing` output to stderr, scrubbed of registered secrets, as text or JSON. The level comes from `RUST_LOG`;
 /// without it, `info` when stderr is not a terminal (CI, cron) and `warn` on a terminal,
 /// where progress bars show what info lines would, and with `quiet` (`--quiet` promises
@@ -93,4 +113,26 @@ pub fn init_logging(format: LogFormat, quiet: bool) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    #[test]
+    fn panics_are_reported_scrubbed() {
+        connector_api::secret::register("panic-canary-61f0a2");
+        let report = Arc::new(Mutex::new(Vec::new()));
+        let sink = report.clone();
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| super::report_panic(info, &mut *sink.lock().unwrap())));
+        let caught =
+            std::panic::catch_unwind(|| panic!("the tenant said: token panic-canary-61f0a2 is expired"));
+        std::panic::set_hook(previous);
+        assert!(caught.is_err());
+        let report = String::from_utf8(report.lock().unwrap().clone()).unwrap();
+        assert!(report.contains("panicked at host/src/lib.rs:"), "{report}");
+        assert!(report.contains("the tenant said: token **** is expired"), "{report}");
+        assert!(!report.contains("panic-canary-61f0a2"), "{report}");
+    }
 }

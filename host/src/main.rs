@@ -14,6 +14,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    host::scrub_panics();
     let mut out = std::io::stdout();
     let mut err = std::io::stderr();
     host::run_cli(std::env::args_os(), &mut out, &mut err).await.into()
