@@ -6,11 +6,11 @@
 
 use std::sync::Arc;
 
+use connector_api::Result;
 use connector_api::http::{
     ClientOptions, Fetched, HttpEvent, RateLimiter, RetryPolicy, RetryingClient, Verdict, json_body,
 };
 use connector_api::secret::{ExposeSecret, SecretString};
-use connector_api::Result;
 use reqwest::header::ACCEPT;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
