@@ -118,7 +118,7 @@ impl Run {
     /// Marks `stream` failed with `err` unless it already ended.
     fn fail(&mut self, stream: &str, err: Error) {
         if !self.ended.contains_key(stream) {
-            tracing::warn!(stream, kind = %err.kind(), error = %err.message(), "Stream failed; its previous rows are kept");
+            tracing::error!(stream, kind = %err.kind(), error = %err.message(), hint = err.hint().unwrap_or_default(), "Stream failed; its previous rows are kept");
             self.ended.insert(stream.to_string(), Some(err));
         }
     }

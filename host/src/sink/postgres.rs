@@ -198,6 +198,7 @@ impl PostgresDestination {
         if config.get_password().is_none()
             && let Ok(password) = std::env::var("PGPASSWORD")
         {
+            connector_api::secret::register(&password);
             config.password(password);
         }
         if config.get_user().is_none()
