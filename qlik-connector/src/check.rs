@@ -167,7 +167,7 @@ pub async fn run(config: &Value) -> Result<CheckReport> {
 }
 
 /// Streams a key without Tenant Admin rights may not read at all.
-const REFUSED_TO_NON_ADMINS: [&str; 7] = [
+const REFUSED_TO_NON_ADMINS: [&str; 8] = [
     "license_overview",
     "license_allotments",
     "license_assignments",
@@ -175,6 +175,7 @@ const REFUSED_TO_NON_ADMINS: [&str; 7] = [
     "license_settings",
     "api_key_policy",
     "oauth_clients",
+    "user_sessions",
 ];
 
 /// Streams a key without Tenant Admin rights reads only in part, and what it misses.
@@ -240,7 +241,7 @@ struct Probe {
 type ProbeRow = (String, bool, Vec<(&'static str, String)>, &'static [&'static str]);
 
 fn probes(settings: &Settings, tenant_id: &str) -> Vec<Probe> {
-    let table: [ProbeRow; 12] = [
+    let table: [ProbeRow; 13] = [
         (
             "/api/v1/users".into(),
             true,
@@ -252,6 +253,7 @@ fn probes(settings: &Settings, tenant_id: &str) -> Vec<Probe> {
         ("/api/v1/licenses/overview".into(), false, vec![], &["license_overview", "license_allotments"]),
         ("/api/v1/licenses/assignments".into(), true, vec![], &["license_assignments"]),
         ("/api/v1/licenses/consumption".into(), true, vec![], &["license_consumption"]),
+        ("/api/v1/audits".into(), true, vec![], &["user_sessions"]),
         ("/api/v1/licenses/settings".into(), false, vec![], &["license_settings"]),
         ("/api/v1/spaces".into(), true, vec![], &["spaces", "space_assignments"]),
         ("/api/v1/items".into(), true, vec![("resourceType", apps::RESOURCE_TYPES.into())], &["apps"]),

@@ -21,7 +21,7 @@ pub const DEFAULT_REQUESTS_PER_MINUTE: u32 = 1000;
 pub const DEFAULT_MAX_CONCURRENCY: usize = 8;
 /// Default per-request timeout, in seconds.
 pub const DEFAULT_REQUEST_TIMEOUT: u64 = 60;
-/// Default look-back of an incremental `license_consumption` sync.
+/// Default look-back of an incremental `license_consumption` or `user_sessions` sync.
 pub const DEFAULT_CONSUMPTION_LOOKBACK: &str = "48h";
 
 /// Configuration of the Qlik Sense (Qlik Cloud) connector.
@@ -79,6 +79,17 @@ pub struct QlikConfig {
     /// instead of leaving it null.
     #[serde(default)]
     pub include_orphans: bool,
+    /// How far back the first `user_sessions` sync reaches: an RFC 3339 timestamp or a date.
+    /// Qlik keeps audit events online for 90 days; days before that are read from the audit
+    /// archive (`/api/v1/audits/archive`), one request per day, where the tenant archives
+    /// them. The online 90 days when omitted. Later syncs resume from the saved cursor.
+    #[serde(default)]
+    pub sessions_start: Option<String>,
+    /// How far before the saved cursor an incremental `user_sessions` sync starts again
+    /// (`48h` by default, same format as `consumption_lookback`): Qlik may record an audit
+    /// event after later ones; rows read again are updated in place, keyed by event id.
+    #[serde(default = "default_consumption_lookback")]
+    pub sessions_lookback: String,
 }
 
 fn default_max_concurrency() -> usize {
@@ -118,6 +129,10 @@ pub struct Settings {
     pub consumption_start: Option<String>,
     /// How far before the saved cursor an incremental consumption sync starts.
     pub consumption_lookback: Duration,
+    /// Lower bound of the first `user_sessions` sync, RFC 3339.
+    pub sessions_start: Option<String>,
+    /// How far before the saved cursor an incremental `user_sessions` sync starts.
+    pub sessions_lookback: Duration,
     /// Whether to run the `orphans=true` assignments pass.
     pub include_orphans: bool,
 }
@@ -145,8 +160,11 @@ impl Settings {
         if !(1..=600).contains(&raw.request_timeout) {
             return Err(Error::config("request_timeout", "must be between 1 and 600 seconds"));
         }
-        let consumption_start = raw.consumption_start.as_deref().map(parse_start).transpose()?;
-        let consumption_lookback = parse_lookback(&raw.consumption_lookback)?;
+        let start = |field, value: Option<&str>| value.map(|v| parse_start(field, v)).transpose();
+        let consumption_start = start("consumption_start", raw.consumption_start.as_deref())?;
+        let consumption_lookback = parse_lookback("consumption_lookback", &raw.consumption_lookback)?;
+        let sessions_start = start("sessions_start", raw.sessions_start.as_deref())?;
+        let sessions_lookback = parse_lookback("sessions_lookback", &raw.sessions_lookback)?;
         Ok(Settings {
             tenant,
             api_key: raw.api_key,
@@ -157,6 +175,8 @@ impl Settings {
             request_timeout: Duration::from_secs(raw.request_timeout),
             consumption_start,
             consumption_lookback,
+            sessions_start,
+            sessions_lookback,
             include_orphans: raw.include_orphans,
         })
     }
@@ -251,21 +271,19 @@ fn select_streams(selection: Option<&[String]>) -> Result<Vec<&'static str>> {
     Ok(known.iter().copied().filter(|k| selection.iter().any(|s| s == k)).collect())
 }
 
-fn parse_start(value: &str) -> Result<String> {
-    const FIELD: &str = "consumption_start";
+fn parse_start(field: &'static str, value: &str) -> Result<String> {
     let value = value.trim();
     let parsed = OffsetDateTime::parse(value, &Rfc3339).or_else(|_| {
         let format = time::macros::format_description!("[year]-[month]-[day]");
         time::Date::parse(value, &format).map(|d| d.midnight().assume_utc())
     });
     let at = parsed.map_err(|_| {
-        Error::config(FIELD, "is not an RFC 3339 timestamp (2025-01-01T00:00:00Z) or a date (2025-01-01)")
+        Error::config(field, "is not an RFC 3339 timestamp (2025-01-01T00:00:00Z) or a date (2025-01-01)")
     })?;
-    at.format(&Rfc3339).map_err(|e| Error::config(FIELD, e))
+    at.format(&Rfc3339).map_err(|e| Error::config(field, e))
 }
 
-fn parse_lookback(value: &str) -> Result<Duration> {
-    const FIELD: &str = "consumption_lookback";
+fn parse_lookback(field: &'static str, value: &str) -> Result<Duration> {
     let value = value.trim();
     let unit_at = value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len());
     let (number, unit) = value.split_at(unit_at);
@@ -281,7 +299,7 @@ fn parse_lookback(value: &str) -> Result<Duration> {
             Ok(Duration::from_secs(n * seconds_per))
         }
         _ => Err(Error::config(
-            FIELD,
+            field,
             "is not a duration of at most a year written as a number and a unit s, m, h or d (48h, 2d, 0s)",
         )),
     }
@@ -371,20 +389,26 @@ mod tests {
 
     #[test]
     fn consumption_start_accepts_dates() {
-        assert_eq!(parse_start("2025-01-01").unwrap(), "2025-01-01T00:00:00Z");
-        assert_eq!(parse_start("2025-03-04T05:06:07+01:00").unwrap(), "2025-03-04T05:06:07+01:00");
-        assert_eq!(parse_start("last year").unwrap_err().context_value("field"), Some("consumption_start"));
+        assert_eq!(parse_start("consumption_start", "2025-01-01").unwrap(), "2025-01-01T00:00:00Z");
+        assert_eq!(
+            parse_start("consumption_start", "2025-03-04T05:06:07+01:00").unwrap(),
+            "2025-03-04T05:06:07+01:00"
+        );
+        assert_eq!(
+            parse_start("consumption_start", "last year").unwrap_err().context_value("field"),
+            Some("consumption_start")
+        );
     }
 
     #[test]
     fn consumption_lookback_reads_a_number_and_a_unit() {
-        assert_eq!(parse_lookback("48h").unwrap(), Duration::from_secs(48 * 3600));
-        assert_eq!(parse_lookback(" 2d").unwrap(), Duration::from_secs(2 * 86_400));
-        assert_eq!(parse_lookback("0s").unwrap(), Duration::ZERO);
-        assert_eq!(parse_lookback("90m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_lookback("consumption_lookback", "48h").unwrap(), Duration::from_secs(48 * 3600));
+        assert_eq!(parse_lookback("consumption_lookback", " 2d").unwrap(), Duration::from_secs(2 * 86_400));
+        assert_eq!(parse_lookback("consumption_lookback", "0s").unwrap(), Duration::ZERO);
+        assert_eq!(parse_lookback("consumption_lookback", "90m").unwrap(), Duration::from_secs(5400));
         for bad in ["", "48", "h", "-1h", "2w", "1.5h", "400d"] {
             assert_eq!(
-                parse_lookback(bad).unwrap_err().context_value("field"),
+                parse_lookback("consumption_lookback", bad).unwrap_err().context_value("field"),
                 Some("consumption_lookback"),
                 "{bad}"
             );

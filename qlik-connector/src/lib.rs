@@ -18,7 +18,6 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use connector_api::{
     Catalog, CheckReport, ConfiguredCatalog, Connector, MessageStream, Metadata, Result, Spec, State,
-    SyncMode,
 };
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -89,12 +88,9 @@ impl Connector for QlikConnector {
         auth::ensure_not_expired(credentials.claims.as_ref(), OffsetDateTime::now_utc())?;
         let selected: HashSet<&'static str> =
             settings.streams.iter().copied().filter(|s| catalog.is_selected(s)).collect();
-        let consumption_state = catalog
-            .stream("license_consumption")
-            .filter(|s| s.sync_mode == SyncMode::Incremental)
-            .and_then(|_| read::consumption_checkpoint(state));
+        let checkpoints = read::checkpoints(catalog, state);
         let client = Arc::new(client::QlikClient::new(&settings, &credentials)?);
-        Ok(read::start(client, Arc::new(settings), selected, consumption_state))
+        Ok(read::start(client, Arc::new(settings), selected, checkpoints))
     }
 }
 
@@ -124,10 +120,10 @@ mod tests {
     #[test]
     fn catalog_is_static_and_complete() {
         let c = QlikConnector.static_catalog().unwrap();
-        assert_eq!(c.streams.len(), 17);
+        assert_eq!(c.streams.len(), 18);
         let consumption = c.stream("license_consumption").unwrap();
         assert_eq!(consumption.cursor_field.as_deref(), Some("end_time"));
-        assert_eq!(consumption.supported_sync_modes[0], SyncMode::Incremental);
+        assert_eq!(consumption.supported_sync_modes[0], connector_api::SyncMode::Incremental);
         let assignments = c.stream("license_assignments").unwrap();
         assert_eq!(assignments.primary_key, ["subject", "type"]);
         assert_eq!(assignments.json_schema["properties"]["created"]["format"], "date-time");

@@ -12,8 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use connector_api::http::HttpEvent;
-use connector_api::{Error, ErrorKind, Message, MessageStream, Result, StreamEvent};
-use serde_json::{Map, Value, json};
+use connector_api::{
+    ConfiguredCatalog, Error, ErrorKind, Message, MessageStream, Result, State, StreamEvent, SyncMode,
+};
+use serde_json::{Map, Value};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use url::Url;
@@ -104,11 +106,16 @@ pub struct Ctx {
     pub settings: Arc<Settings>,
     /// Where messages go.
     pub out: Out,
-    /// The saved checkpoint of `license_consumption`, when reading incrementally.
-    pub consumption_state: Option<Value>,
+    /// The saved checkpoints of the incremental streams read incrementally.
+    pub checkpoints: Arc<BTreeMap<&'static str, Value>>,
 }
 
 impl Ctx {
+    /// The saved checkpoint `stream` resumes from, if it is read incrementally and has one.
+    pub fn checkpoint(&self, stream: &str) -> Option<&Value> {
+        self.checkpoints.get(stream)
+    }
+
     /// `path` on the tenant with `query` pairs.
     pub fn url(&self, path: &str, query: &[(&str, String)]) -> Url {
         let mut url = self.client.url(path);
@@ -170,6 +177,7 @@ pub async fn single(ctx: &Ctx, def: &'static StreamDef, record: Value) -> Result
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Job {
     Consumption,
+    Sessions,
     Users,
     Assignments,
     Spaces,
@@ -186,8 +194,9 @@ enum Job {
 
 impl Job {
     /// Longest listings first, so they are never queued behind short ones.
-    const ALL: [Job; 13] = [
+    const ALL: [Job; 14] = [
         Job::Consumption,
+        Job::Sessions,
         Job::Users,
         Job::Assignments,
         Job::Spaces,
@@ -205,6 +214,7 @@ impl Job {
     fn streams(self) -> &'static [&'static str] {
         match self {
             Job::Consumption => &["license_consumption"],
+            Job::Sessions => &["user_sessions"],
             Job::Users => &["users", "user_roles", "user_groups"],
             Job::Assignments => &["license_assignments"],
             Job::Spaces => &["spaces", "space_assignments"],
@@ -223,6 +233,7 @@ impl Job {
     async fn run(self, ctx: &Ctx) -> Result<()> {
         match self {
             Job::Consumption => streams::license_consumption::run(ctx).await,
+            Job::Sessions => streams::user_sessions::run(ctx).await,
             Job::Users => streams::users::run(ctx).await,
             Job::Assignments => streams::license_assignments::run(ctx).await,
             Job::Spaces => streams::spaces::run(ctx).await,
@@ -244,8 +255,9 @@ pub fn start(
     client: Arc<QlikClient>,
     settings: Arc<Settings>,
     selected: HashSet<&'static str>,
-    consumption_state: Option<Value>,
+    checkpoints: BTreeMap<&'static str, Value>,
 ) -> MessageStream {
+    let checkpoints = Arc::new(checkpoints);
     let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
     let out = Out { tx, selected: Arc::new(selected), counts: Arc::default() };
     let permits = Arc::new(Semaphore::new(settings.max_concurrency));
@@ -259,7 +271,7 @@ pub fn start(
             client: client.clone(),
             settings: settings.clone(),
             out: out.clone(),
-            consumption_state: consumption_state.clone(),
+            checkpoints: checkpoints.clone(),
         };
         let permits = permits.clone();
         tasks.spawn(async move {
@@ -298,7 +310,11 @@ pub fn start(
     Box::pin(stream)
 }
 
-/// The checkpoint a consumption read starts from, if the state has one.
-pub fn consumption_checkpoint(state: &connector_api::State) -> Option<Value> {
-    state.get("license_consumption").cloned().filter(|v| v != &json!(null))
+/// The saved checkpoints of the streams `catalog` reads incrementally, by stream.
+pub fn checkpoints(catalog: &ConfiguredCatalog, state: &State) -> BTreeMap<&'static str, Value> {
+    streams::ALL
+        .iter()
+        .filter(|d| catalog.stream(d.name).is_some_and(|s| s.sync_mode == SyncMode::Incremental))
+        .filter_map(|d| state.get(d.name).filter(|v| !v.is_null()).map(|v| (d.name, v.clone())))
+        .collect()
 }

@@ -19,6 +19,7 @@ const ALL: &[&str] = &[
     "license_allotments",
     "license_assignments",
     "license_consumption",
+    "user_sessions",
     "spaces",
     "space_assignments",
     "apps",

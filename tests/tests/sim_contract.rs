@@ -189,6 +189,22 @@ async fn check_tenant(contract: &mut Contract, sim: &Simulator, key: &str, admin
     check_pages(contract, key, format!("{b}/api/v1/api-keys?limit=4"), "api-key-page", 3).await;
     let config = get(&c, &format!("{b}/api/v1/api-keys/configs/{}", sim.tenant_id()), Some(key)).await;
     contract.check("ApiKeysConfig", &config.body, "api-keys/configs");
+    check_pages(contract, key, format!("{b}/api/v1/audits?limit=30"), "GetResult", 3).await;
+    let asc = format!("{b}/api/v1/audits?sort=%2BeventTime&eventType=com.qlik.user-session.begin&limit=20");
+    let events = check_pages(contract, key, asc, "GetResult", 3).await;
+    for (path, schema) in
+        [("/api/v1/audits/types", "GetObjectsResult"), ("/api/v1/audits/settings", "GetSettingsResult")]
+    {
+        let got = get(&c, &format!("{b}{path}"), Some(key)).await;
+        assert_eq!(got.status, 200);
+        contract.check(schema, &got.body, path);
+    }
+    if let Some(first) = events.first() {
+        let day = &s(first, "eventTime")[..10];
+        let archived = get(&c, &format!("{b}/api/v1/audits/archive?date={day}"), Some(key)).await;
+        assert!(!archived.body["data"].as_array().unwrap().is_empty(), "the archive keeps {day}");
+        contract.check("GetArchiveResult", &archived.body, "audits/archive");
+    }
     let settings = get(&c, &format!("{b}/api/v1/licenses/settings"), Some(key)).await;
     assert_eq!(settings.status, 200);
     contract.check("settingsBody", &settings.body, "licenses/settings");

@@ -13,11 +13,11 @@
 
 use connector_api::{Result, StreamEvent};
 use futures::TryStreamExt;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::cursor::Cursor;
 use super::{StreamDef, Ty, col};
 use crate::pagination::pages;
 use crate::read::Ctx;
@@ -51,29 +51,8 @@ pub const LICENSE_CONSUMPTION: StreamDef = StreamDef {
     consumed: &["links"],
 };
 
-/// The saved cursor: the latest `endTime` delivered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cursor {
-    at: OffsetDateTime,
-    raw: String,
-}
-
-impl Cursor {
-    /// Reads a checkpoint emitted by an earlier run; `None` if it has no usable cursor.
-    pub fn from_state(value: &Value) -> Option<Cursor> {
-        let raw = value.get("end_time")?.as_str()?;
-        Cursor::parse(raw)
-    }
-
-    fn parse(raw: &str) -> Option<Cursor> {
-        OffsetDateTime::parse(raw, &Rfc3339).ok().map(|at| Cursor { at, raw: raw.to_string() })
-    }
-
-    /// The checkpoint value.
-    pub fn to_state(&self) -> Value {
-        json!({"end_time": self.raw})
-    }
-}
+/// The checkpoint's field.
+const CURSOR_FIELD: &str = "end_time";
 
 /// The filter of a sync: from the saved cursor less the look-back, else from
 /// `consumption_start`, else none (all history).
@@ -81,7 +60,7 @@ fn start_filter(saved: Option<&Cursor>, settings: &crate::config::Settings) -> O
     match (saved, &settings.consumption_start) {
         (Some(cursor), _) => {
             let from = cursor.at - settings.consumption_lookback;
-            let from = from.format(&Rfc3339).unwrap_or_else(|_| cursor.raw.clone());
+            let from = from.format(&Rfc3339).unwrap_or_else(|_| cursor.raw().to_string());
             Some(format!("endTime ge \"{from}\""))
         }
         (None, Some(start)) => Some(format!("endTime ge \"{start}\"")),
@@ -92,7 +71,7 @@ fn start_filter(saved: Option<&Cursor>, settings: &crate::config::Settings) -> O
 /// Reads events from the saved cursor less the look-back (or from `consumption_start`),
 /// checkpointing after every page. The checkpoint never moves backwards.
 pub async fn run(ctx: &Ctx) -> Result<()> {
-    let saved = ctx.consumption_state.as_ref().and_then(Cursor::from_state);
+    let saved = ctx.checkpoint(LICENSE_CONSUMPTION.name).and_then(|v| Cursor::from_state(v, CURSOR_FIELD));
     let mut query =
         vec![("limit", ctx.settings.limit(MAX_LIMIT).to_string()), ("sort", "+endTime".to_string())];
     if let Some(filter) = start_filter(saved.as_ref(), &ctx.settings) {
@@ -111,17 +90,15 @@ pub async fn run(ctx: &Ctx) -> Result<()> {
                 let id = fallback_id(&event);
                 event.insert("id".into(), Value::String(id));
             }
-            if let Some(end) = end
-                && latest.as_ref().is_none_or(|l| end.at > l.at)
-            {
-                latest = Some(end);
+            if let Some(end) = end {
+                Cursor::advance(&mut latest, end);
             }
             ctx.out.record(LICENSE_CONSUMPTION.name, LICENSE_CONSUMPTION.record(event, &[])).await?;
             n += 1;
         }
         ctx.out.status(LICENSE_CONSUMPTION.name, StreamEvent::PageFetched { records: n }).await?;
         if let Some(latest) = &latest {
-            ctx.out.state(LICENSE_CONSUMPTION.name, latest.to_state()).await?;
+            ctx.out.state(LICENSE_CONSUMPTION.name, latest.to_state(CURSOR_FIELD)).await?;
         }
     }
     Ok(())
@@ -145,6 +122,7 @@ pub fn fallback_id(event: &Map<String, Value>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn fallback_id_is_stable_and_order_free() {
@@ -180,12 +158,5 @@ mod tests {
             r#"endTime ge "2020-01-01T00:00:00Z""#
         );
         assert_eq!(start_filter(None, &settings(json!({}))), None);
-    }
-
-    #[test]
-    fn cursor_round_trips() {
-        let c = Cursor::parse("2026-02-03T04:05:06.789Z").unwrap();
-        assert_eq!(Cursor::from_state(&c.to_state()), Some(c));
-        assert_eq!(Cursor::from_state(&json!({"end_time": "yesterday"})), None);
     }
 }

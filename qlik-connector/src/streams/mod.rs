@@ -11,6 +11,7 @@
 pub mod api_key_policy;
 pub mod api_keys;
 pub mod apps;
+pub mod cursor;
 pub mod groups;
 pub mod license_assignments;
 pub mod license_consumption;
@@ -20,6 +21,7 @@ pub mod oauth_clients;
 pub mod roles;
 pub mod spaces;
 pub mod tenant;
+pub mod user_sessions;
 pub mod users;
 
 use connector_api::{Catalog, StreamDescriptor, SyncMode};
@@ -231,6 +233,7 @@ pub const ALL: &[&StreamDef] = &[
     &license_overview::LICENSE_ALLOTMENTS,
     &license_assignments::LICENSE_ASSIGNMENTS,
     &license_consumption::LICENSE_CONSUMPTION,
+    &user_sessions::USER_SESSIONS,
     &license_settings::LICENSE_SETTINGS,
     &spaces::SPACES,
     &spaces::SPACE_ASSIGNMENTS,
@@ -252,6 +255,7 @@ pub const NAMES: &[&str] = &[
     "license_allotments",
     "license_assignments",
     "license_consumption",
+    "user_sessions",
     "license_settings",
     "spaces",
     "space_assignments",

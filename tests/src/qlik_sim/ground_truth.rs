@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use crate::digest::{KeyDigest, key_digest};
 
 use super::keys::KeyKind;
+use super::synth::rfc3339_ms;
 use super::tenant::{AssignmentRec, Tenant};
 
 /// The `type` a correct sync lands for an assignment row Qlik sends without one (Qlik's
@@ -21,8 +22,12 @@ pub struct GroundTruth {
     /// Stream name to digest. Besides the connector's streams it holds
     /// `license_assignment_orphans` (the assignments `orphans=true` lists) and
     /// `license_consumption_on_time` (the events listed before the late ones are recorded:
-    /// what a first sync can land; `license_consumption` is what is listed now), and `spaces`, `space_assignments`, `apps` and `api_keys`
-    /// as the non-admin key sees them (see [`non_admin`]).
+    /// what a first sync can land; `license_consumption` is what is listed now),
+    /// `user_sessions_with_archive` (the session events online and in the archive: what a
+    /// sync from before the archived days lands), `user_last_session` (per user with a
+    /// session online, the user id and the time of the last session event), and `spaces`,
+    /// `space_assignments`, `apps` and `api_keys` as the non-admin key sees them (see
+    /// [`non_admin`]).
     pub streams: BTreeMap<String, KeyDigest>,
 }
 
@@ -97,6 +102,14 @@ pub(crate) fn compute(t: &Tenant, late_listed: bool) -> GroundTruth {
     put("api_keys", key_digest((0..t.api_keys).map(|i| [t.api_key_id(i)])));
     put("license_settings", key_digest([[t.tenant_id.as_str()]]));
     put("api_key_policy", key_digest([[t.tenant_id.as_str()]]));
+    let sessions = |from: u64| (from..t.audit_events).filter(|i| t.audit_is_session(*i));
+    put("user_sessions", key_digest(sessions(t.first_online_audit()).map(|i| [t.audit_event_id(i)])));
+    put("user_sessions_with_archive", key_digest(sessions(0).map(|i| [t.audit_event_id(i)])));
+    let mut last = std::collections::BTreeMap::new();
+    for i in sessions(t.first_online_audit()) {
+        last.insert(t.user_id(t.audit_user(i)), rfc3339_ms(t.audit_time_ms(i)));
+    }
+    put("user_last_session", key_digest(last.into_iter().map(|(user, at)| [user, at])));
     put("oauth_clients", key_digest((0..t.oauth_clients).map(|i| [t.oauth_client_id(i)])));
 
     // What the non-admin key's user can see of the streams it may read.

@@ -20,6 +20,7 @@ pub(crate) enum Kind {
     Tenant = 11,
     License = 12,
     OAuthClient = 13,
+    Audit = 14,
 }
 
 /// SplitMix64 finaliser: a fast, well-distributed 64-bit mix.

@@ -1,6 +1,7 @@
 //! Routing a request to the handler of its Qlik service.
 
 mod api_keys;
+mod audits;
 mod content;
 mod identity;
 mod licenses;
@@ -84,6 +85,16 @@ pub(crate) fn route(t: &Tenant, ctx: &Ctx, who: Principal, keys_enabled: bool) -
         ["api", "v1", "api-keys", "configs", id] => {
             who.require_admin("the API key configuration")?;
             api_keys::config(t, id, keys_enabled)
+        }
+        ["api", "v1", "audits", rest @ ..] => {
+            who.require_admin("the tenant's audit events")?;
+            match rest {
+                [] => audits::list(t, ctx),
+                ["types"] => Ok(audits::types(ctx)),
+                ["settings"] => Ok(audits::settings()),
+                ["archive"] => audits::archive(t, ctx),
+                _ => Err(not_found(ctx)),
+            }
         }
         ["api", "v1", "oauth-clients"] => {
             who.require_admin("the tenant's OAuth clients")?;

@@ -3,11 +3,13 @@
 //! and a million consumption events starts at once and stays small.
 
 mod api_keys;
+mod audits;
 mod content;
 mod identity;
 mod licenses;
 mod oauth_clients;
 
+pub(crate) use audits::{AUDIT_RETENTION_S, AUDIT_TYPES};
 pub(crate) use identity::{DEFAULT_ROLES, SortKey, UserOrder, UserRec, UserStatus};
 pub(crate) use licenses::AssignmentRec;
 
@@ -42,6 +44,9 @@ pub(crate) struct Tenant {
     pub qvapps: u64,
     /// OAuth clients: a few per tenant, more where there are more API keys.
     pub oauth_clients: u64,
+    /// Audit events (four in five of them user-session events): four per user, at most
+    /// 20,000, the older half past the online retention and only in the archive.
+    pub audit_events: u64,
     /// Assignments of current users.
     pub assignments: u64,
     /// Assignments whose subject is no user of this tenant: listed among the others, and
@@ -89,6 +94,7 @@ impl Tenant {
             apps: config.apps as u64,
             qvapps: config.apps as u64 / 10,
             oauth_clients: 5 + config.api_keys as u64 / 2,
+            audit_events: (config.users.max(MIN_USERS) as u64 * 4).min(20_000),
             assignments,
             orphans: if assignments > 0 { assignments / 40 + 2 } else { 0 },
             events: config.consumption_events as u64,
