@@ -70,6 +70,12 @@ pub trait Connector: Send + Sync {
     /// hub and a run replaces only its own tenant's rows.
     fn source_identity(&self, config: &Value) -> Result<String>;
 
+    /// Views over this connector's tables that SQL destinations keep beside them (see
+    /// [`crate::ViewDescriptor`]); none by default.
+    fn views(&self) -> Vec<crate::ViewDescriptor> {
+        Vec::new()
+    }
+
     /// The catalog when it does not depend on the config, for generated documentation.
     ///
     /// Connectors whose streams are fixed return `Some`; `discover` then returns the

@@ -28,6 +28,7 @@ pub mod secret;
 pub mod state;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod view;
 
 pub use catalog::{Catalog, ConfiguredCatalog, ConfiguredStream, StreamDescriptor, SyncMode};
 pub use check::{CheckReport, CheckStatus, CheckStep};
@@ -36,6 +37,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use message::{Checkpoint, LogLevel, LogMessage, Message, Record, StreamEvent, StreamStatus};
 pub use registry::Registration;
 pub use state::State;
+pub use view::ViewDescriptor;
 
 #[doc(hidden)]
 pub use inventory as __inventory;

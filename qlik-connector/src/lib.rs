@@ -11,6 +11,7 @@ pub mod pagination;
 pub mod read;
 pub mod remediation;
 pub mod streams;
+pub mod views;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -71,6 +72,10 @@ impl Connector for QlikConnector {
             Some(port) => format!("{host}:{port}"),
             None => host.to_string(),
         })
+    }
+
+    fn views(&self) -> Vec<connector_api::ViewDescriptor> {
+        views::ALL.to_vec()
     }
 
     fn static_catalog(&self) -> Option<Catalog> {

@@ -290,7 +290,14 @@ async fn load(
         signal = &mut stop => return Err(interrupted(signal)),
     };
     match committed {
-        Ok(stats) => Ok((status, stats)),
+        Ok(stats) => {
+            // The data is committed whatever happens to the views; a view that cannot
+            // be made is reported, not a failed run.
+            if let Err(e) = dest.ensure_views(config.connector_id(), &connector.views()).await {
+                tracing::warn!(error = %e, "Could not create or update the connector's views");
+            }
+            Ok((status, stats))
+        }
         Err(e) => {
             record_abort(dest, &run.outcome(RunStatus::Failed, Some(&e))).await;
             Err(e)

@@ -274,6 +274,13 @@ pub trait Destination: Send {
     /// streams in `outcome.failed` keep their previous rows. Releases the lock.
     async fn commit(&mut self, outcome: &RunOutcome) -> Result<BTreeMap<String, LoadStats>>;
 
+    /// Creates or updates `connector`'s views (see [`connector_api::ViewDescriptor`])
+    /// whose tables all exist, after a commit; destinations without SQL have none.
+    async fn ensure_views(&mut self, connector: &str, views: &[connector_api::ViewDescriptor]) -> Result<()> {
+        let _ = (connector, views);
+        Ok(())
+    }
+
     /// Discards everything not committed and records the run's outcome (the run may
     /// have failed anywhere after [`Destination::lock`]). Releases the lock.
     async fn abort(&mut self, outcome: &RunOutcome) -> Result<()>;

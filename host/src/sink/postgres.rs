@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use connector_api::{Error, ErrorKind, Result, State, SyncMode};
+use connector_api::{Error, ErrorKind, Result, State, SyncMode, ViewDescriptor};
 use futures::SinkExt;
 use serde_json::Value;
 use tokio_postgres::Client;
@@ -138,6 +138,11 @@ fn pg_error(what: impl std::fmt::Display, e: &tokio_postgres::Error) -> Error {
         err = err.with_hint(hint.to_string());
     }
     err
+}
+
+/// `text` as an SQL string literal.
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
 }
 
 /// The advisory lock key of `instance`: 64 bits of its SHA-256.
@@ -796,6 +801,54 @@ impl Destination for PostgresDestination {
             );
         }
         Ok(stats)
+    }
+
+    async fn ensure_views(&mut self, connector: &str, views: &[ViewDescriptor]) -> Result<()> {
+        let schema = sql_name(connector);
+        for view in views {
+            let name = sql_name(view.name);
+            let mut missing = Vec::new();
+            for stream in view.requires {
+                if self.table_status(&schema, &sql_name(stream)).await? != (true, true) {
+                    missing.push(*stream);
+                }
+            }
+            if !missing.is_empty() {
+                tracing::debug!(view = %name, missing = %missing.join(","), "View waits for its streams' tables");
+                continue;
+            }
+            let (exists, ours) = self.table_status(&schema, &name).await?;
+            if exists && !ours {
+                return Err(foreign_table(&format!("{schema}.{name}"), &self.describe()));
+            }
+            let sql = view.render(view.postgres, |s| format!("{}.{}", ident(&schema), ident(&sql_name(s))));
+            let register = if ours {
+                String::new()
+            } else {
+                format!(
+                    "INSERT INTO datahub._tables (schema_name, table_name, connector, stream) VALUES ({}, {}, {}, {});",
+                    literal(&schema),
+                    literal(&name),
+                    literal(connector),
+                    literal(view.name)
+                )
+            };
+            // A view whose columns changed cannot be replaced in place; an operator's
+            // view on it would have to go first, which is theirs to decide.
+            let made = self
+                .client
+                .batch_execute(&format!(
+                    "BEGIN; CREATE OR REPLACE VIEW {}.{} AS {sql}; {register} COMMIT;",
+                    ident(&schema),
+                    ident(&name)
+                ))
+                .await;
+            if let Err(e) = made {
+                let _ = self.client.batch_execute("ROLLBACK").await;
+                return Err(pg_error(format!("PostgreSQL: creating view {schema}.{name}"), &e));
+            }
+        }
+        Ok(())
     }
 
     async fn abort(&mut self, outcome: &RunOutcome) -> Result<()> {

@@ -12,13 +12,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use connector_api::{Error, ErrorKind, Result, State, SyncMode};
+use connector_api::{Error, ErrorKind, Result, State, SyncMode, ViewDescriptor};
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OptionalExtension, ToSql, params};
 use serde_json::Value;
 
 use super::lock::{InstanceLock, held_by_another_run, instance_tag};
-use super::schema::{Cell, ColumnType, INSTANCE, reconcile};
+use super::schema::{Cell, ColumnType, INSTANCE, reconcile, sql_name};
 use super::{
     BATCH_ROWS, CommitPolicy, Destination, LoadStats, RunInfo, RunOutcome, RunRecord, RunStatus, StreamPlan,
     dest_error, foreign_table, now_rfc3339, unselected_stream,
@@ -659,6 +659,53 @@ impl Destination for SqliteDestination {
             );
         }
         Ok(stats)
+    }
+
+    async fn ensure_views(&mut self, connector: &str, views: &[ViewDescriptor]) -> Result<()> {
+        let table = |stream: &str| format!("{}__{}", sql_name(connector), sql_name(stream));
+        for view in views {
+            let name = table(view.name);
+            let mut missing = Vec::new();
+            for stream in view.requires {
+                if self.table_status(&table(stream))? != (true, true) {
+                    missing.push(*stream);
+                }
+            }
+            if !missing.is_empty() {
+                tracing::debug!(view = %name, missing = %missing.join(","), "View waits for its streams' tables");
+                continue;
+            }
+            let (exists, ours) = self.table_status(&name)?;
+            if exists && !ours {
+                return Err(foreign_table(&name, &self.describe()));
+            }
+            let sql = view.render(view.sqlite, |s| ident(&table(s)));
+            self.ensure_tx()?;
+            let made = self
+                .conn
+                .execute_batch(&format!("DROP VIEW IF EXISTS {v}; CREATE VIEW {v} AS {sql};", v = ident(&name)))
+                .map_err(sqlite_err("creating a view"))
+                .and_then(|()| {
+                    if ours {
+                        return Ok(());
+                    }
+                    self.conn
+                        .execute(
+                            "INSERT INTO _tables (table_name, connector, stream, created_at) VALUES (?1, ?2, ?3, ?4)",
+                            params![name, connector, view.name, now_rfc3339()],
+                        )
+                        .map(drop)
+                        .map_err(sqlite_err("registering a view"))
+                });
+            match made {
+                Ok(()) => self.commit_tx()?,
+                Err(e) => {
+                    self.rollback_if_open();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn abort(&mut self, outcome: &RunOutcome) -> Result<()> {
