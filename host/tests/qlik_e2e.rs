@@ -614,3 +614,86 @@ async fn a_20000_user_tenant_syncs_exactly_twice_on_every_destination() {
         pg_assert_matches(&url, &sim).await;
     }
 }
+
+/// The records of `stream` in a JSON Lines folder.
+fn jsonl_records(folder: &Path, stream: &str) -> Vec<Value> {
+    std::fs::read_to_string(folder.join(format!("{stream}.jsonl")))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Professional seats idle for 90 days or more, worked out in Rust from the records the
+/// connector read (JSON Lines), as `(user id, days idle)`: the answer the view must give.
+fn idle_professional_seats(folder: &Path) -> std::collections::BTreeSet<(String, i64)> {
+    use time::OffsetDateTime;
+    use time::format_description::well_known::Rfc3339;
+    let at = |v: &Value| v.as_str().and_then(|s| OffsetDateTime::parse(s, &Rfc3339).ok());
+    let latest = |stream: &str, field: &str| {
+        let mut latest: std::collections::HashMap<String, OffsetDateTime> = Default::default();
+        for r in jsonl_records(folder, stream) {
+            if let (Some(user), Some(t)) = (r["user_id"].as_str(), at(&r[field])) {
+                let e = latest.entry(user.to_string()).or_insert(t);
+                *e = (*e).max(t);
+            }
+        }
+        latest
+    };
+    let (logins, uses) = (latest("user_sessions", "event_time"), latest("license_consumption", "end_time"));
+    let users: std::collections::HashMap<String, String> = jsonl_records(folder, "users")
+        .into_iter()
+        .filter_map(|u| Some((u["subject"].as_str()?.to_string(), u["id"].as_str()?.to_string())))
+        .collect();
+    let now = OffsetDateTime::now_utc();
+    jsonl_records(folder, "license_assignments")
+        .into_iter()
+        .filter(|a| a["type"] == "professional" && a["orphan"] != true)
+        .filter_map(|a| {
+            let user = users.get(a["subject"].as_str()?)?.clone();
+            let active = logins.get(&user).copied().max(uses.get(&user).copied());
+            let since = active.or_else(|| at(&a["created"]))?;
+            let days = (now - since).whole_days();
+            (days >= 90).then_some((user, days))
+        })
+        .collect()
+}
+
+/// The documented query (README) lists exactly the professional seats idle for 90 days
+/// that the records themselves show, in SQLite and in PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn licence_usage_lists_the_idle_professional_seats() {
+    let sim = Simulator::start(SimConfig::small()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim);
+    let export = dir.path().join("export");
+    let out =
+        cli(&["run", "--config", &config, "--dest", &format!("jsonl:{}", export.display()), "--quiet"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let expected = idle_professional_seats(&instance_folder(&export));
+    assert!(!expected.is_empty(), "the tenant has idle professional seats to find");
+
+    let query = "SELECT user_id, days_idle FROM qlik_sense__licence_usage WHERE licence_type = 'professional' AND days_idle >= 90";
+    let db = dir.path().join("hub.db");
+    let out =
+        cli(&["run", "--config", &config, "--dest", &format!("sqlite:{}", db.display()), "--quiet"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let got: std::collections::BTreeSet<(String, i64)> = conn
+        .prepare(query)
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(got, expected, "SQLite");
+
+    let Some(url) = common::fresh_postgres_database("hub_usage").await else { return };
+    let out = cli(&["run", "--config", &config, "--dest", &url, "--quiet"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let rows = client.query(&query.replace("qlik_sense__", "qlik_sense."), &[]).await.unwrap();
+    let got: std::collections::BTreeSet<(String, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(got, expected, "PostgreSQL");
+}

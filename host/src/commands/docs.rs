@@ -91,6 +91,21 @@ pub fn render(connector: &dyn Connector) -> String {
                     ));
                 }
             }
+            let views = connector.views();
+            if !views.is_empty() {
+                md.push_str(&format!(
+                    "\n## Views\n\nSQLite and PostgreSQL destinations keep these views beside the tables (`{prefix}__<view>` in SQLite, `{prefix}.<view>` in PostgreSQL), created once the tables they read exist and updated after every run.\n\n| View | Reads | Description |\n|---|---|---|\n"
+                ));
+                for v in views {
+                    let reads: Vec<String> = v.requires.iter().map(|s| format!("`{s}`")).collect();
+                    md.push_str(&format!(
+                        "| `{}` | {} | {} |\n",
+                        v.name,
+                        reads.join(", "),
+                        cell_text(v.description)
+                    ));
+                }
+            }
         }
     }
     md
