@@ -451,3 +451,79 @@ async fn a_postgres_password_in_the_url_is_never_shown_or_stored() {
     assert!(stored.stdout.contains("****"), "the echoed key is stored masked: {}", stored.stdout);
     assert_no_secret(&stored, &secrets, &[]);
 }
+
+/// `users` answered with `body` (a one-page listing) into SQLite and, when a server is
+/// configured, PostgreSQL: the binary's run and what each destination's `users` holds
+/// as `id|name` lines.
+async fn users_from(body: &str) -> Vec<(&'static str, Run, Vec<String>)> {
+    let hostile = Hostile::Canned {
+        path: "/api/v1/users".into(),
+        status: 200,
+        content_type: Some("application/json".into()),
+        body: body.as_bytes().to_vec(),
+    };
+    let sim = Simulator::start(SimConfig::small()).await.unwrap();
+    sim.set_faults(Faults { hostile: Some(hostile), ..Faults::default() });
+    let dir = tempfile::tempdir().unwrap();
+    let config = qlik_config(dir.path(), &sim);
+    let db = dir.path().join("hub.db");
+    let sqlite = format!("sqlite:{}", db.display());
+    let mut outcomes = Vec::new();
+    let run = host(&["run", "--config", &config, "--dest", &sqlite, "--streams", "users"], &[]).await;
+    let rows: Vec<String> = rusqlite::Connection::open(&db)
+        .unwrap()
+        .prepare("SELECT id || '|' || coalesce(name, '') FROM qlik_sense__users ORDER BY id")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .unwrap_or_default();
+    outcomes.push(("SQLite", run, rows));
+    if let Some(url) = common::fresh_postgres_database("hostile_rows").await {
+        let run = host(&["run", "--config", &config, "--dest", &url, "--streams", "users"], &[]).await;
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        let rows = client
+            .query("SELECT id || '|' || coalesce(name, '') FROM qlik_sense.users ORDER BY id", &[])
+            .await
+            .map(|rows| rows.iter().map(|r| r.get(0)).collect())
+            .unwrap_or_default();
+        outcomes.push(("PostgreSQL", run, rows));
+    }
+    outcomes
+}
+
+/// A user without an id, or with a date that is not one, fails the stream on every
+/// destination alike, naming the record and the field; nothing of it is stored.
+#[tokio::test]
+async fn records_without_a_key_or_with_a_bad_date_fail_alike_everywhere() {
+    for (body, said) in [
+        (
+            r#"{"data":[{"id":"u1","name":"Ann"},{"id":null,"name":"Bob"}],"links":{}}"#,
+            "stream users: record 2, field `id`: the primary key is null",
+        ),
+        (
+            r#"{"data":[{"name":"Cy"}],"links":{}}"#,
+            "stream users: record 1, field `id`: the primary key is null",
+        ),
+        (
+            r#"{"data":[{"id":"u1","createdAt":"yesterday at noon"}],"links":{}}"#,
+            "stream users: record 1, field `created_at`: not an RFC 3339 timestamp (\"yesterday at noon\")",
+        ),
+    ] {
+        for (dest, run, rows) in users_from(body).await {
+            assert_eq!(run.code, 4, "{dest}: {}", run.output());
+            assert!(run.stderr.contains(said), "{dest}: expected {said}\n{}", run.output());
+            assert!(rows.is_empty(), "{dest}: nothing stored: {rows:?}");
+        }
+    }
+}
+
+/// A numeric id is a valid key, kept as text; a NUL in a name (PostgreSQL refuses it in
+/// text) lands as U+FFFD on every destination.
+#[tokio::test]
+async fn numeric_ids_and_nul_characters_land_alike_everywhere() {
+    for (dest, run, rows) in
+        users_from(r#"{"data":[{"id":42,"name":"A\u0000B"},{"id":"u7","name":"C"}],"links":{}}"#).await
+    {
+        assert_eq!(run.code, 0, "{dest}: {}", run.output());
+        assert_eq!(rows, ["42|A\u{FFFD}B", "u7|C"], "{dest}");
+    }
+}

@@ -173,6 +173,12 @@ impl StreamDef {
                     filled[i] = true;
                     out.insert(self.fields[i].column.to_string(), value);
                 }
+                // A number where Qlik documents a string (an id sent as 42) is kept as
+                // its text: nothing is lost, and a key stays a key.
+                Some(i) if self.fields[i].ty == Ty::String && value.is_number() => {
+                    filled[i] = true;
+                    out.insert(self.fields[i].column.to_string(), Value::String(value.to_string()));
+                }
                 None if self.consumed.contains(&key.as_str()) || NEVER_EMITTED.contains(&key.as_str()) => {}
                 _ => {
                     extra.insert(key, value);
@@ -320,5 +326,13 @@ mod tests {
         assert_eq!(r["trial"], Value::Null);
         assert_eq!(r["_extra"], json!({"trial": "not-a-bool", "brandNewField": {"a": 1}}));
         assert!(!r.to_string().contains("eyJsecret"));
+    }
+
+    #[test]
+    fn a_number_where_text_is_documented_is_kept_as_text() {
+        let Value::Object(src) = json!({"licenseNumber": 9876543210_u64}) else { unreachable!() };
+        let r = license_overview::LICENSE_OVERVIEW.record(src, &[]);
+        assert_eq!(r["license_number"], "9876543210");
+        assert_eq!(r["_extra"], json!({}));
     }
 }
