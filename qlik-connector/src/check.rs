@@ -15,8 +15,8 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use url::Url;
 
-use crate::auth::{self, Credentials, KeyExpiry};
-use crate::client::QlikClient;
+use crate::auth::{self, KeyExpiry};
+use crate::client::{QlikClient, SignIn};
 use crate::config::{QlikConfig, Settings};
 use crate::remediation;
 use crate::streams::apps;
@@ -24,11 +24,13 @@ use crate::streams::users::all_statuses_filter;
 
 /// Step names, in order.
 pub const STEP_URL: &str = "tenant URL valid";
+/// Which way the connector signs in: an API key or an OAuth client.
+pub const STEP_AUTH: &str = "auth method";
 /// Reads the key's expiry from its claims.
 pub const STEP_EXPIRY: &str = "key not expired";
 /// Reaches the tenant over HTTPS without the key.
 pub const STEP_REACH: &str = "tenant reachable";
-/// `users/me` with the key.
+/// `users/me` with the key or token.
 pub const STEP_KEY: &str = "key accepted";
 /// Whether the key's user is a Tenant Admin, from the `users/me` answer.
 pub const STEP_RIGHTS: &str = "key's rights";
@@ -51,7 +53,7 @@ fn quick_policy() -> RetryPolicy {
 pub async fn run(config: &Value) -> Result<CheckReport> {
     let raw: QlikConfig = connector_api::config::parse(config)?;
     let mut report = CheckReport::default();
-    let remaining = [STEP_EXPIRY, STEP_REACH, STEP_KEY, STEP_RIGHTS, STEP_TENANT, STEP_PROBE];
+    let remaining = [STEP_AUTH, STEP_EXPIRY, STEP_REACH, STEP_KEY, STEP_RIGHTS, STEP_TENANT, STEP_PROBE];
 
     let settings = match Settings::from_config(raw) {
         Ok(s) => {
@@ -69,12 +71,14 @@ pub async fn run(config: &Value) -> Result<CheckReport> {
         }
         Err(err) => return Err(err),
     };
-    let credentials = Credentials::from_secret(&settings.api_key)?;
+    let sign_in = SignIn::from_settings(&settings)?;
+    report.push(STEP_AUTH, CheckStatus::Ok, settings.auth.describe());
+    let oauth = matches!(sign_in, SignIn::OAuth(_));
 
-    match credentials.claims.as_ref().map(|c| c.expiry(OffsetDateTime::now_utc())) {
+    match sign_in.key_claims().map(|c| c.expiry(OffsetDateTime::now_utc())) {
         Some(KeyExpiry::Expired(at)) => {
             report.fail(STEP_EXPIRY, &auth::expired_error(at));
-            skip(&mut report, &remaining[1..]);
+            skip(&mut report, &remaining[2..]);
             return Ok(report);
         }
         Some(KeyExpiry::ExpiresSoon(at)) => report.push(
@@ -90,6 +94,11 @@ pub async fn run(config: &Value) -> Result<CheckReport> {
             report.push(STEP_EXPIRY, CheckStatus::Ok, format!("expires on {}", auth::show(at)))
         }
         Some(KeyExpiry::Unknown) => report.push(STEP_EXPIRY, CheckStatus::Ok, "the key states no expiry"),
+        None if oauth => report.push(
+            STEP_EXPIRY,
+            CheckStatus::Ok,
+            "an OAuth client has no key to expire: the connector fetches short-lived access tokens and renews them",
+        ),
         None => report.push(
             STEP_EXPIRY,
             CheckStatus::Warning,
@@ -100,7 +109,8 @@ pub async fn run(config: &Value) -> Result<CheckReport> {
         ),
     }
 
-    let client = QlikClient::new(&settings, &credentials)?.with_policy(quick_policy());
+    let claimed_tenant = sign_in.key_claims().and_then(|c| c.tenant_id.clone());
+    let client = QlikClient::new(&settings, sign_in)?.with_policy(quick_policy());
     match client.reach().await {
         Ok(status) => report.push(
             STEP_REACH,
@@ -113,7 +123,7 @@ pub async fn run(config: &Value) -> Result<CheckReport> {
         ),
         Err(err) => {
             report.fail(STEP_REACH, &err);
-            skip(&mut report, &remaining[2..]);
+            skip(&mut report, &remaining[3..]);
             return Ok(report);
         }
     }
@@ -129,7 +139,7 @@ pub async fn run(config: &Value) -> Result<CheckReport> {
         }
         Err(err) => {
             report.fail(STEP_KEY, &err);
-            skip(&mut report, &remaining[3..]);
+            skip(&mut report, &remaining[4..]);
             return Ok(report);
         }
     }
@@ -138,7 +148,7 @@ pub async fn run(config: &Value) -> Result<CheckReport> {
         Ok((_, tenant)) => {
             let id = tenant.get("id").and_then(Value::as_str).unwrap_or("");
             let name = tenant.get("name").and_then(Value::as_str).unwrap_or(id);
-            let claimed = credentials.claims.as_ref().and_then(|c| c.tenant_id.as_deref());
+            let claimed = claimed_tenant.as_deref();
             if claimed.is_some_and(|c| !id.is_empty() && c != id) {
                 report.push(
                     STEP_TENANT,
@@ -155,7 +165,7 @@ pub async fn run(config: &Value) -> Result<CheckReport> {
         }
         Err(err) => {
             report.fail(STEP_TENANT, &err);
-            skip(&mut report, &remaining[5..]);
+            skip(&mut report, &remaining[6..]);
             return Ok(report);
         }
     };

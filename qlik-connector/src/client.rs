@@ -1,7 +1,8 @@
 //! The HTTP client every request of the connector goes through.
 //!
 //! It wraps the shared [`RetryingClient`] (rate limit, retries, backoff) and adds the
-//! Qlik specifics: the bearer key, sent only to the tenant's origin; JSON bodies that
+//! Qlik specifics: the bearer key or OAuth access token, sent only to the tenant's origin
+//! (a token Qlik answers 401 to is replaced once and the request sent again); JSON bodies that
 //! are retried when cut off; redirects (`users/me` → `users/{id}`) followed by hand so
 //! the key never follows one to another origin; Qlik's error envelopes mapped by
 //! [`crate::error`].
@@ -18,9 +19,10 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use url::Url;
 
-use crate::auth::Credentials;
-use crate::config::Settings;
+use crate::auth::{Credentials, KeyClaims};
+use crate::config::{Auth, Settings};
 use crate::error;
+use crate::oauth::TokenSource;
 
 /// `User-Agent` of every request, so Qlik's operators can tell who is calling.
 pub const USER_AGENT: &str = concat!("data-hub-qlik-sense/", env!("CARGO_PKG_VERSION"));
@@ -34,8 +36,45 @@ pub struct QlikClient {
     http: RetryingClient,
     guard: OriginGuard,
     tenant: Url,
+    bearer: Bearer,
+}
+
+/// What signs the requests.
+#[derive(Debug, Clone)]
+enum Bearer {
     /// `Bearer <key>`, marked sensitive so `Debug` of the header map hides it.
-    auth: HeaderValue,
+    Key(HeaderValue),
+    /// An OAuth client's tokens, shared by every clone of the client.
+    OAuth(Arc<TokenSource>),
+}
+
+/// How a client signs in: an API key's credentials or an OAuth client's token source.
+#[derive(Debug)]
+pub enum SignIn {
+    /// An API key.
+    Key(Credentials),
+    /// An OAuth machine-to-machine client.
+    OAuth(TokenSource),
+}
+
+impl SignIn {
+    /// The sign-in the config asks for; an API key is checked and registered as a secret.
+    pub fn from_settings(settings: &Settings) -> Result<SignIn> {
+        Ok(match &settings.auth {
+            Auth::ApiKey(key) => SignIn::Key(Credentials::from_secret(key)?),
+            Auth::OAuthClient { client_id, client_secret } => {
+                SignIn::OAuth(TokenSource::new(&settings.tenant, client_id.clone(), client_secret.clone()))
+            }
+        })
+    }
+
+    /// The API key's claims; `None` for an OAuth client or a key that is not a JWT.
+    pub fn key_claims(&self) -> Option<&KeyClaims> {
+        match self {
+            SignIn::Key(credentials) => credentials.claims.as_ref(),
+            SignIn::OAuth(_) => None,
+        }
+    }
 }
 
 /// What a successful request returned.
@@ -49,15 +88,15 @@ pub enum Reply<T = Value> {
 
 impl QlikClient {
     /// Builds the client for `settings`, with its own rate limiter.
-    pub fn new(settings: &Settings, credentials: &Credentials) -> Result<Self> {
+    pub fn new(settings: &Settings, sign_in: SignIn) -> Result<Self> {
         let limiter = Arc::new(RateLimiter::per_minute(settings.requests_per_minute));
-        Self::with_limiter(settings, credentials, limiter, RetryPolicy::default())
+        Self::with_limiter(settings, sign_in, limiter, RetryPolicy::default())
     }
 
     /// Builds the client with a given limiter and retry policy.
     pub fn with_limiter(
         settings: &Settings,
-        credentials: &Credentials,
+        sign_in: SignIn,
         limiter: Arc<RateLimiter>,
         policy: RetryPolicy,
     ) -> Result<Self> {
@@ -69,7 +108,10 @@ impl QlikClient {
             http,
             guard: OriginGuard::new(&settings.tenant).with_path_prefix("/api"),
             tenant: settings.tenant.clone(),
-            auth: credentials.header.clone(),
+            bearer: match sign_in {
+                SignIn::Key(credentials) => Bearer::Key(credentials.header),
+                SignIn::OAuth(source) => Bearer::OAuth(Arc::new(source)),
+            },
         })
     }
 
@@ -95,9 +137,38 @@ impl QlikClient {
         url
     }
 
-    /// GETs `url` with the key, retrying transient failures; 2xx JSON (read as `T`) and
-    /// 3xx come back as a [`Reply`], anything else as an error naming the endpoint.
+    /// The `Authorization` value to send, a new token if `rejected` is the current one.
+    async fn authorization(
+        &self,
+        rejected: Option<&HeaderValue>,
+        events: &mut Vec<HttpEvent>,
+    ) -> Result<HeaderValue> {
+        match &self.bearer {
+            Bearer::Key(header) => Ok(header.clone()),
+            Bearer::OAuth(source) => source.header(&self.http, rejected, events).await,
+        }
+    }
+
+    /// GETs `url` with the key or token, retrying transient failures; 2xx JSON (read as
+    /// `T`) and 3xx come back as a [`Reply`], anything else as an error naming the
+    /// endpoint. An OAuth token answered with 401 is replaced once.
     pub async fn get<T: DeserializeOwned>(&self, url: &Url, events: &mut Vec<HttpEvent>) -> Result<Reply<T>> {
+        let auth = self.authorization(None, events).await?;
+        match self.get_with(url, &auth, events).await {
+            Err(err) if err.kind() == ErrorKind::Auth && matches!(self.bearer, Bearer::OAuth(_)) => {
+                let renewed = self.authorization(Some(&auth), events).await?;
+                self.get_with(url, &renewed, events).await
+            }
+            result => result,
+        }
+    }
+
+    async fn get_with<T: DeserializeOwned>(
+        &self,
+        url: &Url,
+        auth: &HeaderValue,
+        events: &mut Vec<HttpEvent>,
+    ) -> Result<Reply<T>> {
         if !self.guard.is_same_origin(url) {
             return Err(Error::internal(format!(
                 "refusing to send the API key to {}, which is not the tenant {}",
@@ -107,7 +178,6 @@ impl QlikClient {
         }
         let path = url.path().to_string();
         let endpoint = format!("GET {path}");
-        let auth = &self.auth;
         self.http
             .execute(
                 &endpoint,
@@ -189,8 +259,7 @@ mod tests {
     async fn never_sends_the_key_off_the_tenant() {
         let settings =
             Settings::from_json(&json!({"tenant_url": "http://127.0.0.1:9", "api_key": "canary"})).unwrap();
-        let credentials = Credentials::from_secret(&settings.api_key).unwrap();
-        let client = QlikClient::new(&settings, &credentials).unwrap();
+        let client = QlikClient::new(&settings, SignIn::from_settings(&settings).unwrap()).unwrap();
         let mut events = Vec::new();
         for foreign in [
             "http://evil.example/api/v1/users",

@@ -35,9 +35,22 @@ pub struct QlikConfig {
     pub tenant_url: String,
     /// API key generated under Profile settings > API keys by a user with the "Manage API
     /// keys" permission. The key acts with its creator's rights: licence streams need a
-    /// Tenant Admin. Never logged or stored by the connector.
+    /// Tenant Admin. Never logged or stored by the connector. Give either this or an OAuth
+    /// client (`client_id` and `client_secret`).
+    #[serde(default)]
     #[schemars(schema_with = "connector_api::secret::schema")]
-    pub api_key: SecretString,
+    pub api_key: Option<SecretString>,
+    /// Client id of an OAuth machine-to-machine client (Administration activity center >
+    /// OAuth), used instead of `api_key`: the connector exchanges it with `client_secret`
+    /// for short-lived access tokens. The client acts as a bot with Tenant Admin rights and
+    /// belongs to no person.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Client secret of the OAuth client named by `client_id`, shown once when the client
+    /// was created. Never logged or stored by the connector.
+    #[serde(default)]
+    #[schemars(schema_with = "connector_api::secret::schema")]
+    pub client_secret: Option<SecretString>,
     /// Streams to read; every stream when omitted.
     #[serde(default)]
     pub streams: Option<Vec<String>>,
@@ -113,8 +126,8 @@ fn default_consumption_lookback() -> String {
 pub struct Settings {
     /// The tenant's origin (`https://acme.eu.qlikcloud.com/`), path stripped.
     pub tenant: Url,
-    /// The API key.
-    pub api_key: SecretString,
+    /// How the connector signs in.
+    pub auth: Auth,
     /// Streams the config allows, in catalog order.
     pub streams: Vec<&'static str>,
     /// Requested page size, before each endpoint's cap.
@@ -137,6 +150,66 @@ pub struct Settings {
     pub include_orphans: bool,
 }
 
+/// How the connector signs in: exactly one of an API key and an OAuth client.
+#[derive(Debug)]
+pub enum Auth {
+    /// A user's API key (`api_key`).
+    ApiKey(SecretString),
+    /// An OAuth machine-to-machine client (`client_id`, `client_secret`).
+    OAuthClient {
+        /// The client id; not a secret, it names the client in messages.
+        client_id: String,
+        /// The client secret.
+        client_secret: SecretString,
+    },
+}
+
+impl Auth {
+    /// Picks the method from the config's fields, refusing none, both, or half a client.
+    /// The client secret is registered so it is masked in any output.
+    fn from_fields(
+        api_key: Option<SecretString>,
+        client_id: Option<String>,
+        client_secret: Option<SecretString>,
+    ) -> Result<Auth> {
+        use secrecy::ExposeSecret;
+        const ONE_OF: &str = "give either api_key or an OAuth client (client_id and client_secret)";
+        match (api_key, client_id, client_secret) {
+            (Some(key), None, None) => Ok(Auth::ApiKey(key)),
+            (None, Some(client_id), Some(client_secret)) => {
+                connector_api::secret::register(client_secret.expose_secret());
+                if client_id.trim().is_empty() {
+                    return Err(Error::config("client_id", "is blank"));
+                }
+                if client_secret.expose_secret().trim().is_empty() {
+                    return Err(Error::config("client_secret", "is blank"));
+                }
+                Ok(Auth::OAuthClient { client_id: client_id.trim().to_string(), client_secret })
+            }
+            (Some(_), _, _) => {
+                Err(Error::config("api_key", format!("is given beside an OAuth client; {ONE_OF}")))
+            }
+            (None, None, None) => Err(Error::config("api_key", format!("is missing; {ONE_OF}"))),
+            (None, Some(_), None) => {
+                Err(Error::config("client_secret", "is missing; client_id needs its client_secret"))
+            }
+            (None, None, Some(_)) => {
+                Err(Error::config("client_id", "is missing; client_secret needs its client_id"))
+            }
+        }
+    }
+
+    /// The method's name, for `check`.
+    pub fn describe(&self) -> String {
+        match self {
+            Auth::ApiKey(_) => "API key".to_string(),
+            Auth::OAuthClient { client_id, .. } => {
+                format!("OAuth machine-to-machine client {client_id} (client credentials)")
+            }
+        }
+    }
+}
+
 impl Settings {
     /// Parses and validates a config, naming the offending field on failure.
     pub fn from_json(config: &Value) -> Result<Self> {
@@ -147,6 +220,7 @@ impl Settings {
     /// Validates a parsed config.
     pub fn from_config(raw: QlikConfig) -> Result<Self> {
         let tenant = normalize_tenant_url(&raw.tenant_url)?;
+        let auth = Auth::from_fields(raw.api_key, raw.client_id, raw.client_secret)?;
         let streams = select_streams(raw.streams.as_deref())?;
         if raw.page_size == Some(0) {
             return Err(Error::config("page_size", "must be at least 1"));
@@ -167,7 +241,7 @@ impl Settings {
         let sessions_lookback = parse_lookback("sessions_lookback", &raw.sessions_lookback)?;
         Ok(Settings {
             tenant,
-            api_key: raw.api_key,
+            auth,
             streams,
             page_size: raw.page_size,
             max_concurrency: raw.max_concurrency,
@@ -416,6 +490,29 @@ mod tests {
         let s = Settings::from_json(&json!({"tenant_url": "https://a.eu.qlikcloud.com", "api_key": "k"}))
             .unwrap();
         assert_eq!(s.consumption_lookback, Duration::from_secs(48 * 3600));
+    }
+
+    #[test]
+    fn exactly_one_sign_in_is_given() {
+        let with = |extra: serde_json::Value| {
+            let mut c = json!({"tenant_url": "https://a.eu.qlikcloud.com"});
+            c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            Settings::from_json(&c)
+        };
+        let field = |extra| with(extra).unwrap_err().context_value("field").map(str::to_string);
+        assert!(matches!(with(json!({"api_key": "k"})).unwrap().auth, Auth::ApiKey(_)));
+        let oauth = with(json!({"client_id": " id-1 ", "client_secret": "client-secret-canary"})).unwrap();
+        assert!(matches!(&oauth.auth, Auth::OAuthClient { client_id, .. } if client_id == "id-1"));
+        assert!(!format!("{oauth:?}").contains("client-secret-canary"));
+        assert_eq!(connector_api::secret::scrub("x client-secret-canary"), "x ****");
+        assert_eq!(field(json!({})).as_deref(), Some("api_key"));
+        assert_eq!(
+            field(json!({"api_key": "k", "client_id": "i", "client_secret": "s1234"})).as_deref(),
+            Some("api_key")
+        );
+        assert_eq!(field(json!({"client_id": "i"})).as_deref(), Some("client_secret"));
+        assert_eq!(field(json!({"client_secret": "s1234"})).as_deref(), Some("client_id"));
+        assert_eq!(field(json!({"client_id": " ", "client_secret": "s1234"})).as_deref(), Some("client_id"));
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod client;
 pub mod config;
 pub mod error;
 pub mod next_link;
+pub mod oauth;
 pub mod pagination;
 pub mod read;
 pub mod remediation;
@@ -28,7 +29,8 @@ pub use config::{QlikConfig, Settings};
 /// The connector's registry id.
 pub const ID: &str = "qlik-sense";
 
-/// Reads a Qlik Cloud tenant's users, licences, usage and content with an API key.
+/// Reads a Qlik Cloud tenant's users, licences, usage and content with an API key or an
+/// OAuth machine-to-machine client.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct QlikConnector;
 
@@ -41,7 +43,7 @@ impl Connector for QlikConnector {
             id: ID,
             name: "Qlik Sense (Qlik Cloud)",
             version: env!("CARGO_PKG_VERSION"),
-            description: "Users, licences, licence consumption, spaces, apps and API keys of a Qlik Cloud tenant, read with an API key.",
+            description: "Users, licences, licence consumption, user sessions, spaces, apps, API keys and OAuth clients of a Qlik Cloud tenant, read with an API key or an OAuth client.",
             documentation: "qlik-connector/docs.md",
         }
     }
@@ -89,12 +91,12 @@ impl Connector for QlikConnector {
         state: &State,
     ) -> Result<MessageStream> {
         let settings = Settings::from_json(config)?;
-        let credentials = auth::Credentials::from_secret(&settings.api_key)?;
-        auth::ensure_not_expired(credentials.claims.as_ref(), OffsetDateTime::now_utc())?;
+        let sign_in = client::SignIn::from_settings(&settings)?;
+        auth::ensure_not_expired(sign_in.key_claims(), OffsetDateTime::now_utc())?;
         let selected: HashSet<&'static str> =
             settings.streams.iter().copied().filter(|s| catalog.is_selected(s)).collect();
         let checkpoints = read::checkpoints(catalog, state);
-        let client = Arc::new(client::QlikClient::new(&settings, &credentials)?);
+        let client = Arc::new(client::QlikClient::new(&settings, sign_in)?);
         Ok(read::start(client, Arc::new(settings), selected, checkpoints))
     }
 }
@@ -107,10 +109,10 @@ mod tests {
     fn spec_marks_the_key_secret() {
         let spec = QlikConnector.spec().config_schema;
         assert_eq!(spec["$schema"], "https://json-schema.org/draft/2020-12/schema");
-        assert_eq!(connector_api::secret::secret_fields(&spec), vec!["api_key".to_string()]);
+        assert_eq!(connector_api::secret::secret_fields(&spec), ["api_key", "client_secret"]);
         let required: Vec<&str> =
             spec["required"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
-        assert_eq!(required, ["tenant_url", "api_key"]);
+        assert_eq!(required, ["tenant_url"], "api_key or an OAuth client, checked by Settings");
         assert_eq!(spec["properties"]["requests_per_minute"]["default"], 1000);
     }
 

@@ -38,8 +38,12 @@ pub const SOURCE_UNAVAILABLE: &str = "Qlik Cloud kept failing or timing out. Che
 /// Qlik answered something the connector cannot use (a paging loop, a bad link).
 pub const SOURCE_PROTOCOL: &str = "Qlik Cloud returned a response the connector cannot use. Run again; if it repeats, report it with the endpoint named in the error.";
 
+/// The token endpoint refused the OAuth client's credentials.
+pub const OAUTH_CLIENT_REJECTED: &str = "Qlik Cloud refused the OAuth client's credentials. In the Administration activity center > OAuth, check that the client exists, is a machine-to-machine (web, client credentials) client with consent trusted, and that client_id and client_secret are this client's; a client secret is shown once when created, so generate a new one if in doubt.";
+
 /// Every hint above, for the documentation test.
 pub const ALL: &[&str] = &[
+    OAUTH_CLIENT_REJECTED,
     KEY_REJECTED,
     KEY_EXPIRED,
     KEY_EXPIRING_SOON,

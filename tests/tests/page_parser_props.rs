@@ -11,8 +11,7 @@ use futures::StreamExt;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use qlik_connector::Settings;
-use qlik_connector::auth::Credentials;
-use qlik_connector::client::QlikClient;
+use qlik_connector::client::{QlikClient, SignIn};
 use qlik_connector::pagination::pages;
 use serde_json::{Value, json};
 use tests::qlik_sim::{Faults, Hostile, SimConfig, Simulator};
@@ -127,11 +126,11 @@ fn arbitrary_listing_bodies_neither_panic_nor_leak_the_key() {
     let settings =
         Settings::from_json(&json!({"tenant_url": sim.base_url(), "api_key": key, "request_timeout": 5}))
             .unwrap();
-    let credentials = Credentials::from_secret(&settings.api_key).unwrap();
+    let sign_in = SignIn::from_settings(&settings).unwrap();
     let once =
         RetryPolicy { max_attempts: 1, max_elapsed: Duration::from_secs(10), ..RetryPolicy::default() };
     let client = Arc::new(
-        QlikClient::with_limiter(&settings, &credentials, Arc::new(RateLimiter::per_minute(1_000_000)), once)
+        QlikClient::with_limiter(&settings, sign_in, Arc::new(RateLimiter::per_minute(1_000_000)), once)
             .unwrap(),
     );
     let pieces: Vec<String> =

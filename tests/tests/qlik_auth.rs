@@ -20,9 +20,10 @@ async fn admin_key_passes_every_step() {
     assert_eq!(report.worst(), CheckStatus::Ok, "{report:#?}");
     let names: Vec<&str> = report.steps.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(
-        &names[..6],
+        &names[..7],
         [
             check::STEP_URL,
+            check::STEP_AUTH,
             check::STEP_EXPIRY,
             check::STEP_REACH,
             check::STEP_KEY,
@@ -30,7 +31,8 @@ async fn admin_key_passes_every_step() {
             check::STEP_TENANT
         ]
     );
-    assert_eq!(names.len(), 6 + 13, "one probe per endpoint");
+    assert_eq!(names.len(), 7 + 13, "one probe per endpoint");
+    assert_eq!(step(&report, check::STEP_AUTH).message, "API key");
     assert!(step(&report, check::STEP_RIGHTS).message.contains("is a Tenant Admin"));
     assert!(step(&report, check::STEP_TENANT).message.contains(sim.tenant_id()));
 }

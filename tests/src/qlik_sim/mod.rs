@@ -31,6 +31,7 @@ mod handlers;
 mod http;
 mod keys;
 mod log;
+mod oauth;
 mod paging;
 mod ratelimit;
 mod scim;
@@ -118,6 +119,22 @@ impl Simulator {
     /// Switches API keys on or off for the tenant.
     pub fn set_api_keys_enabled(&self, enabled: bool) {
         self.state.keys_enabled.store(enabled, Ordering::Relaxed);
+    }
+
+    /// The id and secret of the tenant's machine-to-machine OAuth client (the first of the
+    /// `oauth-clients` listing): exchanged at `POST /oauth/token` for access tokens.
+    pub fn oauth_client(&self) -> (String, String) {
+        (self.state.tenant.oauth_client_id(0), oauth::client_secret(&self.state.tenant))
+    }
+
+    /// Sets the lifetime of access tokens issued from now on (6 hours by default).
+    pub fn set_token_lifetime(&self, lifetime: std::time::Duration) {
+        self.state.tokens.set_lifetime(lifetime);
+    }
+
+    /// Expires every access token issued so far: the next request with one gets 401.
+    pub fn expire_tokens(&self) {
+        self.state.tokens.expire_all();
     }
 
     /// Every request since start or the last [`Simulator::clear_requests`].

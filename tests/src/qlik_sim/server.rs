@@ -26,6 +26,7 @@ use super::handlers::{self, Principal};
 use super::http::{ApiError, Body, Ctx, Reply};
 use super::keys::{ApiKeys, KeyKind, mint};
 use super::log::{LoggedRequest, RequestLog};
+use super::oauth::Tokens;
 use super::ratelimit::RateLimiter;
 use super::tenant::Tenant;
 
@@ -40,6 +41,8 @@ pub(crate) struct State {
     pub keys_enabled: AtomicBool,
     limiter: Option<RateLimiter>,
     pub log: RequestLog,
+    /// Access tokens issued to the OAuth client.
+    pub tokens: Tokens,
     /// The ground truth before and after the late consumption events are listed.
     pub truth: [OnceLock<GroundTruth>; 2],
     /// `Host` assumed when a request carries none.
@@ -72,6 +75,7 @@ impl State {
             keys_enabled: AtomicBool::new(config.api_keys_enabled),
             limiter: config.rate_limit_per_minute.map(RateLimiter::new),
             log: RequestLog::default(),
+            tokens: Tokens::default(),
             truth: [OnceLock::new(), OnceLock::new()],
             fallback_host,
         }
@@ -94,6 +98,9 @@ impl State {
             .ok_or_else(|| {
                 unauthorized("Missing or malformed Authorization header: expected `Bearer <API key>`.")
             })?;
+        if let Some(valid) = self.tokens.check(token) {
+            return valid.map(|()| Principal { kind: KeyKind::Admin });
+        }
         if !self.keys_enabled.load(Ordering::Relaxed) {
             return Err(unauthorized("API keys are disabled for this tenant."));
         }
@@ -214,7 +221,12 @@ async fn handle(
         kill.notify_one();
         return std::future::pending().await;
     }
-    let reply = state.answer(&ctx, authorization.as_deref(), &f);
+    let reply = if ctx.method == "POST" && ctx.path == "/oauth/token" {
+        let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        state.tokens.exchange(&state.tenant, &body)
+    } else {
+        state.answer(&ctx, authorization.as_deref(), &f)
+    };
     log(reply.status);
     let (content_type, bytes) = match &reply.body {
         Body::Json(v) => {
