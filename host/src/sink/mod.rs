@@ -3,7 +3,7 @@
 //! Every destination honours the same contract (docs/data-contract.md), so several
 //! tenants share one hub and a failed, killed or concurrent run never leaves
 //! half-written data behind:
-//! - every row carries its connector instance (`_instance`, first in the primary key),
+//! - every row carries its connector instance (`_instance`, part of the primary key),
 //!   and a run touches only its own instance's rows of the streams it was asked for;
 //! - one run per instance and destination at a time ([`Destination::lock`]);
 //! - a full-refresh stream is loaded into a staging area and, when the stream

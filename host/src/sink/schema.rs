@@ -111,7 +111,7 @@ pub fn columns(schema: &Value, primary_key: &[String]) -> Vec<Column> {
 }
 
 /// The column naming the connector instance a row belongs to (`qlik-sense:acme.eu.qlikcloud.com`):
-/// first in every table and its primary key, so tenants share tables without touching
+/// first in every table and part of its primary key, so tenants share tables without touching
 /// each other's rows.
 pub const INSTANCE: &str = "_instance";
 /// When the run that wrote the row read it.
@@ -208,9 +208,11 @@ impl StreamPlan {
         format!("{}__{}", self.connector, sql_name(&self.stream))
     }
 
-    /// The table's primary key: the instance, then the stream's own key.
+    /// The table's primary key: the stream's own key, then the instance. The instance
+    /// comes last so that index lookups tell rows apart by their own key first, not by
+    /// comparing the same long instance name on every step.
     pub fn table_key(&self) -> Vec<String> {
-        std::iter::once(INSTANCE.to_string()).chain(self.primary_key.iter().cloned()).collect()
+        self.primary_key.iter().cloned().chain(std::iter::once(INSTANCE.to_string())).collect()
     }
 
     /// Every column a row of this stream fills, in load order: the instance, the
