@@ -251,7 +251,7 @@ struct Probe {
 type ProbeRow = (String, bool, Vec<(&'static str, String)>, &'static [&'static str]);
 
 fn probes(settings: &Settings, tenant_id: &str) -> Vec<Probe> {
-    let table: [ProbeRow; 13] = [
+    let table: [ProbeRow; 14] = [
         (
             "/api/v1/users".into(),
             true,
@@ -270,6 +270,7 @@ fn probes(settings: &Settings, tenant_id: &str) -> Vec<Probe> {
         ("/api/v1/api-keys".into(), true, vec![], &["api_keys"]),
         (format!("/api/v1/api-keys/configs/{tenant_id}"), false, vec![], &["api_key_policy"]),
         ("/api/v1/oauth-clients".into(), true, vec![], &["oauth_clients"]),
+        ("/api/v1/quotas".into(), false, vec![], &["quotas"]),
     ];
     table
         .into_iter()

@@ -190,11 +190,12 @@ enum Job {
     LicenseSettings,
     ApiKeyPolicy,
     OAuthClients,
+    Quotas,
 }
 
 impl Job {
     /// Longest listings first, so they are never queued behind short ones.
-    const ALL: [Job; 14] = [
+    const ALL: [Job; 15] = [
         Job::Consumption,
         Job::Sessions,
         Job::Users,
@@ -209,6 +210,7 @@ impl Job {
         Job::Tenant,
         Job::LicenseSettings,
         Job::ApiKeyPolicy,
+        Job::Quotas,
     ];
 
     fn streams(self) -> &'static [&'static str] {
@@ -227,6 +229,7 @@ impl Job {
             Job::LicenseSettings => &["license_settings"],
             Job::ApiKeyPolicy => &["api_key_policy"],
             Job::OAuthClients => &["oauth_clients"],
+            Job::Quotas => &["quotas"],
         }
     }
 
@@ -246,6 +249,7 @@ impl Job {
             Job::LicenseSettings => streams::license_settings::run(ctx).await,
             Job::ApiKeyPolicy => streams::api_key_policy::run(ctx).await,
             Job::OAuthClients => streams::oauth_clients::run(ctx).await,
+            Job::Quotas => streams::quotas::run(ctx).await,
         }
     }
 }

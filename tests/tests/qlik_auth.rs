@@ -31,7 +31,7 @@ async fn admin_key_passes_every_step() {
             check::STEP_TENANT
         ]
     );
-    assert_eq!(names.len(), 7 + 13, "one probe per endpoint");
+    assert_eq!(names.len(), 7 + 14, "one probe per endpoint");
     assert_eq!(step(&report, check::STEP_AUTH).message, "API key");
     assert!(step(&report, check::STEP_RIGHTS).message.contains("is a Tenant Admin"));
     assert!(step(&report, check::STEP_TENANT).message.contains(sim.tenant_id()));

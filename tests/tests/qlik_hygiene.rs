@@ -10,7 +10,7 @@ use qlik_support::{assert_exact, config, read};
 use serde_json::{Value, json};
 use tests::qlik_sim::{SimConfig, Simulator};
 
-const HYGIENE: &[&str] = &["license_settings", "api_key_policy", "oauth_clients", "apps"];
+const HYGIENE: &[&str] = &["license_settings", "api_key_policy", "oauth_clients", "apps", "quotas"];
 
 #[tokio::test]
 async fn hygiene_streams_land_the_tenants_settings_policy_clients_and_app_usage() {
@@ -59,6 +59,13 @@ async fn hygiene_streams_land_the_tenants_settings_policy_clients_and_app_usage(
             .all(|a| a["app_file_bytes"].is_number() && a["views_by_week"].as_array().unwrap().len() == 4)
     );
     assert!(apps.iter().all(|a| a["_extra"].get("itemViews").is_none()), "every views field is a column");
+    let quotas = outcome.stream("quotas");
+    let shared = quotas.iter().find(|q| q["id"] == "shared_spaces").unwrap();
+    assert_eq!((&shared["quota"], &shared["unit"]), (&json!(1000.0), &json!("spaces")));
+    let served_spaces = sim_common::records(&sim, "/api/v1/spaces?limit=100").await;
+    let shared_spaces = served_spaces.iter().filter(|s| s["type"] == "shared").count();
+    assert_eq!(shared["usage"], json!(shared_spaces as f64), "use counted from the tenant");
+    assert!(quotas.iter().all(|q| q["_extra"].get("attributes").is_none()));
     let qlikview = apps.iter().filter(|a| a["resource_type"] == "qvapp").count();
     assert_eq!((apps.len() - qlikview, qlikview), (230, 23));
 }

@@ -27,6 +27,7 @@ const ALL: &[&str] = &[
     "license_settings",
     "api_key_policy",
     "oauth_clients",
+    "quotas",
 ];
 
 #[tokio::test]

@@ -205,6 +205,10 @@ async fn check_tenant(contract: &mut Contract, sim: &Simulator, key: &str, admin
         assert!(!archived.body["data"].as_array().unwrap().is_empty(), "the archive keeps {day}");
         contract.check("GetArchiveResult", &archived.body, "audits/archive");
     }
+    for usage in ["true", "false"] {
+        let quotas = get(&c, &format!("{b}/api/v1/quotas?reportUsage={usage}"), Some(key)).await;
+        contract.check("GetQuotasResult", &quotas.body, "quotas");
+    }
     let settings = get(&c, &format!("{b}/api/v1/licenses/settings"), Some(key)).await;
     assert_eq!(settings.status, 200);
     contract.check("settingsBody", &settings.body, "licenses/settings");

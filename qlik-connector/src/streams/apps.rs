@@ -9,7 +9,7 @@
 use connector_api::Result;
 use serde_json::{Map, Value};
 
-use super::{EXTRA, StreamDef, Ty, col, derived, flatten};
+use super::{StreamDef, Ty, col, derived, record_spreading};
 use crate::read::{Ctx, list_with};
 
 /// Largest `limit` the endpoint accepts.
@@ -83,29 +83,8 @@ const VIEW_COLUMNS: [(&str, &str); 4] = [
 const SIZE_COLUMNS: [(&str, &str); 2] = [("appFile", "app_file_bytes"), ("appMemory", "app_memory_bytes")];
 
 /// The record of item `src`, its nested views and size spread over columns.
-pub fn record(mut src: Map<String, Value>) -> Value {
-    let mut derived = Vec::new();
-    let mut rest = Map::new();
-    for (field, pairs) in [("itemViews", &VIEW_COLUMNS[..]), ("resourceSize", &SIZE_COLUMNS[..])] {
-        match src.remove(field) {
-            Some(Value::Object(nested)) => {
-                let (columns, left) = flatten(&APPS, nested, pairs);
-                derived.extend(columns);
-                if !left.is_empty() {
-                    rest.insert(field.to_string(), Value::Object(left));
-                }
-            }
-            Some(other) => {
-                rest.insert(field.to_string(), other);
-            }
-            None => {}
-        }
-    }
-    let mut record = APPS.record(src, &derived);
-    if let Value::Object(extra) = &mut record[EXTRA] {
-        extra.extend(rest);
-    }
-    record
+pub fn record(src: Map<String, Value>) -> Value {
+    record_spreading(&APPS, src, &[("itemViews", &VIEW_COLUMNS), ("resourceSize", &SIZE_COLUMNS)])
 }
 
 /// Lists every app and QlikView document.

@@ -18,6 +18,7 @@ pub mod license_consumption;
 pub mod license_overview;
 pub mod license_settings;
 pub mod oauth_clients;
+pub mod quotas;
 pub mod roles;
 pub mod spaces;
 pub mod tenant;
@@ -227,6 +228,38 @@ pub fn flatten(
     (columns, object)
 }
 
+/// The record of `src` whose nested objects `nested` (a field and its `flatten` pairs
+/// each) are spread over derived columns of `def`; what is left of a nested object, or a
+/// nested field that is not an object, stays in `_extra` under the field's name.
+pub fn record_spreading(
+    def: &StreamDef,
+    mut src: Map<String, Value>,
+    nested: &[(&str, &[(&str, &'static str)])],
+) -> Value {
+    let mut columns = Vec::new();
+    let mut rest = Map::new();
+    for (field, pairs) in nested {
+        match src.remove(*field) {
+            Some(Value::Object(object)) => {
+                let (values, left) = flatten(def, object, pairs);
+                columns.extend(values);
+                if !left.is_empty() {
+                    rest.insert(field.to_string(), Value::Object(left));
+                }
+            }
+            Some(other) => {
+                rest.insert(field.to_string(), other);
+            }
+            None => {}
+        }
+    }
+    let mut record = def.record(src, &columns);
+    if let Value::Object(extra) = &mut record[EXTRA] {
+        extra.extend(rest);
+    }
+    record
+}
+
 /// Every stream, in catalog order.
 pub const ALL: &[&StreamDef] = &[
     &tenant::TENANT,
@@ -247,6 +280,7 @@ pub const ALL: &[&StreamDef] = &[
     &api_keys::API_KEYS,
     &api_key_policy::API_KEY_POLICY,
     &oauth_clients::OAUTH_CLIENTS,
+    &quotas::QUOTAS,
 ];
 
 /// Every stream name, in catalog order.
@@ -269,6 +303,7 @@ pub const NAMES: &[&str] = &[
     "api_keys",
     "api_key_policy",
     "oauth_clients",
+    "quotas",
 ];
 
 /// The fixed catalog.

@@ -9,7 +9,7 @@ use crate::digest::{KeyDigest, key_digest};
 
 use super::keys::KeyKind;
 use super::synth::rfc3339_ms;
-use super::tenant::{AssignmentRec, Tenant};
+use super::tenant::{AssignmentRec, QUOTA_IDS, Tenant};
 
 /// The `type` a correct sync lands for an assignment row Qlik sends without one (Qlik's
 /// own examples show such rows): the connector's documented stand-in, which keeps the
@@ -110,6 +110,7 @@ pub(crate) fn compute(t: &Tenant, late_listed: bool) -> GroundTruth {
         last.insert(t.user_id(t.audit_user(i)), rfc3339_ms(t.audit_time_ms(i)));
     }
     put("user_last_session", key_digest(last.into_iter().map(|(user, at)| [user, at])));
+    put("quotas", key_digest(QUOTA_IDS.map(|id| [id])));
     put("oauth_clients", key_digest((0..t.oauth_clients).map(|i| [t.oauth_client_id(i)])));
 
     // What the non-admin key's user can see of the streams it may read.

@@ -96,6 +96,10 @@ pub(crate) fn route(t: &Tenant, ctx: &Ctx, who: Principal, keys_enabled: bool) -
                 _ => Err(not_found(ctx)),
             }
         }
+        ["api", "v1", "quotas"] => {
+            let usage = crate::qlik_sim::paging::bool_param(ctx, "reportUsage")?;
+            Ok(Reply::ok(t.quotas_json(usage)))
+        }
         ["api", "v1", "oauth-clients"] => {
             who.require_admin("the tenant's OAuth clients")?;
             oauth_clients::list(t, ctx)

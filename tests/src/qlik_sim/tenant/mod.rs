@@ -8,10 +8,12 @@ mod content;
 mod identity;
 mod licenses;
 mod oauth_clients;
+mod quotas;
 
 pub(crate) use audits::{AUDIT_RETENTION_S, AUDIT_TYPES};
 pub(crate) use identity::{DEFAULT_ROLES, SortKey, UserOrder, UserRec, UserStatus};
 pub(crate) use licenses::AssignmentRec;
+pub(crate) use quotas::QUOTA_IDS;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
