@@ -82,6 +82,57 @@ async fn sessions_land_per_user_and_a_rerun_resumes_with_the_look_back() {
     assert_eq!(again.states.last().unwrap().0.value, checkpoint.value, "the cursor stays");
 }
 
+/// The manual's idle-seat query, step by step: professional assignments, joined to users on
+/// the subject, whose user has no session row within 90 days of `now`.
+fn idle_professional_seats(
+    assignments: &[Value],
+    users: &[Value],
+    sessions: &[Value],
+    now: &str,
+) -> Vec<Value> {
+    let cutoff = time::OffsetDateTime::parse(now, &time::format_description::well_known::Rfc3339).unwrap()
+        - time::Duration::days(90);
+    let last = last_sessions(sessions);
+    let recent = |user: &str| {
+        last.get(user).is_some_and(|at| {
+            time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).unwrap() >= cutoff
+        })
+    };
+    let by_subject: BTreeMap<&str, &str> =
+        users.iter().map(|u| (u["subject"].as_str().unwrap(), u["id"].as_str().unwrap())).collect();
+    assignments
+        .iter()
+        .filter(|a| a["type"] == "professional")
+        .filter(|a| by_subject.get(a["subject"].as_str().unwrap()).is_some_and(|id| !recent(id)))
+        .map(|a| json!({"subject": a["subject"]}))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_idle_seat_query_lists_the_seats_the_simulator_knows_are_idle() {
+    let sim = Simulator::start(SimConfig::small()).await.unwrap();
+    let streams = ["license_assignments", "users", STREAM];
+    let outcome =
+        read(&config(&sim, &sim.keys().admin, json!({})), Some(&streams), &State::default(), false).await;
+    assert_exact(&sim, &outcome, &streams, "seats, users, sessions");
+    let now = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap();
+    let idle = idle_professional_seats(
+        outcome.stream("license_assignments"),
+        outcome.stream("users"),
+        outcome.stream(STREAM),
+        &now,
+    );
+    let keys = key_digest(idle.iter().map(|a| [a["subject"].as_str().unwrap()]));
+    assert_eq!(keys, *sim.ground_truth().stream("idle_professional_seats"));
+    let professional =
+        outcome.stream("license_assignments").iter().filter(|a| a["type"] == "professional").count();
+    assert!(
+        !idle.is_empty() && idle.len() < professional,
+        "{} of {professional} professional seats idle",
+        idle.len()
+    );
+}
+
 #[tokio::test]
 async fn days_past_the_online_retention_come_from_the_archive() {
     let sim = Simulator::start(SimConfig::small()).await.unwrap();

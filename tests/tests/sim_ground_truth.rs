@@ -92,7 +92,7 @@ async fn ground_truth_equals_a_paging_clients_harvest() {
         *truth.stream("license_allotments")
     );
     assert_eq!(key_digest([[sim.tenant_id()]]), *truth.stream("tenant"));
-    assert_eq!(truth.streams.len(), 27);
+    assert_eq!(truth.streams.len(), 28);
 }
 
 #[tokio::test]

@@ -25,7 +25,9 @@ pub struct GroundTruth {
     /// what a first sync can land; `license_consumption` is what is listed now),
     /// `user_sessions_with_archive` (the session events online and in the archive: what a
     /// sync from before the archived days lands), `user_last_session` (per user with a
-    /// session online, the user id and the time of the last session event), and `spaces`,
+    /// session online, the user id and the time of the last session event),
+    /// `idle_professional_seats` (the subjects of professional seats whose user had no
+    /// session in the online 90 days: what the manual's idle-seat query lists), and `spaces`,
     /// `space_assignments`, `apps` and `api_keys` as the non-admin key sees them (see
     /// [`non_admin`]).
     pub streams: BTreeMap<String, KeyDigest>,
@@ -110,6 +112,12 @@ pub(crate) fn compute(t: &Tenant, late_listed: bool) -> GroundTruth {
         last.insert(t.user_id(t.audit_user(i)), rfc3339_ms(t.audit_time_ms(i)));
     }
     put("user_last_session", key_digest(last.into_iter().map(|(user, at)| [user, at])));
+    let active: std::collections::HashSet<u64> =
+        sessions(t.first_online_audit()).map(|i| t.audit_user(i)).collect();
+    let idle = (0..t.assignments)
+        .map(|j| t.assignment(j))
+        .filter(|a| a.kind == "professional" && !a.untyped && a.user.is_some_and(|u| !active.contains(&u)));
+    put("idle_professional_seats", key_digest(idle.map(|a| [a.subject])));
     put("quotas", key_digest(QUOTA_IDS.map(|id| [id])));
     put("oauth_clients", key_digest((0..t.oauth_clients).map(|i| [t.oauth_client_id(i)])));
 
