@@ -11,7 +11,8 @@ SCHEMAS = ["Users", "User", "Groups", "ListRolesResult", "Spaces", "Assignments"
            "ItemsListItemsResponseBody", "Tenant", "licenseOverview", "licenseStatus",
            "assignmentsResponse", "consumptionEventsResponse", "api-key-page", "ApiKeysConfig",
            "Errors", "ErrorResponseBody", "settingsBody", "OAuthClientAdminListResponse",
-           "GetResult", "GetObjectsResult", "GetSettingsResult", "GetArchiveResult", "GetQuotasResult"]
+           "GetResult", "GetObjectsResult", "GetSettingsResult", "GetArchiveResult", "GetQuotasResult",
+           "oauth-token-response"]
 PATHS = ["/v1/users", "/v1/users/{userId}", "/v1/users/me", "/v1/tenants/{tenantId}", "/v1/tenants/me",
          "/v1/groups", "/v1/roles", "/v1/licenses/overview", "/v1/licenses/status",
          "/v1/licenses/assignments", "/v1/licenses/consumption", "/v1/spaces",

@@ -283,3 +283,39 @@ async fn error_bodies_match_the_services_error_schemas() {
         assert!(lic.body.get(field).is_some(), "{field}: {}", lic.body);
     }
 }
+
+#[tokio::test]
+async fn the_token_endpoint_answers_as_the_definitions_say() {
+    let mut contract = Contract::load();
+    let sim = Simulator::start(SimConfig::small()).await.unwrap();
+    let (id, secret) = sim.oauth_client();
+    let url = format!("{}/oauth/token", sim.base_url());
+    let c = client();
+    let json_body = json!({"client_id": id, "client_secret": secret, "grant_type": "client_credentials"});
+    let form = [
+        ("client_id", id.as_str()),
+        ("client_secret", secret.as_str()),
+        ("grant_type", "client_credentials"),
+    ];
+    let answers =
+        [c.post(&url).json(&json_body).send().await.unwrap(), c.post(&url).form(&form).send().await.unwrap()];
+    let mut tokens = Vec::new();
+    for answer in answers {
+        assert_eq!(answer.status(), 200);
+        let body: Value = answer.json().await.unwrap();
+        contract.check("oauth-token-response", &body, "POST /oauth/token");
+        assert_eq!(body["expires_in"], 6 * 3600, "Qlik's default lifetime");
+        tokens.push(s(&body, "access_token"));
+    }
+    assert_ne!(tokens[0], tokens[1], "every exchange issues a new token");
+    let users = format!("{}/api/v1/users", sim.base_url());
+    assert_eq!(get(&c, &users, Some(&tokens[0])).await.status, 200);
+    sim.expire_tokens();
+    let expired = get(&c, &users, Some(&tokens[0])).await;
+    assert_eq!(expired.status, 401);
+    contract.check("Errors", &expired.body, "an expired token");
+    let wrong = json!({"client_id": id, "client_secret": "wrong", "grant_type": "client_credentials"});
+    let refused = c.post(&url).json(&wrong).send().await.unwrap();
+    assert_eq!(refused.status(), 401);
+    contract.check("Errors", &refused.json().await.unwrap(), "wrong client credentials");
+}
