@@ -1,8 +1,9 @@
 //! `check`: named steps from the config to every stream's endpoint.
 //!
 //! Steps stop at the first failure (later ones are reported as skipped) so the operator
-//! sees the one thing to fix: URL, then key expiry (read from the key itself, before
-//! anything is sent), then reachability (without the key), then the key, the tenant,
+//! sees the one thing to fix: URL, then the sign-in method (API key or OAuth client),
+//! key expiry (read from the key itself, before anything is sent), then reachability
+//! (without the key), then the key (or the OAuth client's first token), the tenant,
 //! and finally a `limit=1` probe of every endpoint the selected streams read. A probe
 //! that is forbidden is a warning naming the streams lost and the fix, since the other
 //! streams still work.

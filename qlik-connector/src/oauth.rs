@@ -142,14 +142,13 @@ fn interpret(fetched: Fetched) -> Verdict<TokenAnswer> {
     match fetched.status.as_u16() {
         200..=299 => json_body::parse(&fetched, PATH),
         status @ (400 | 401 | 403) => {
-            let said = error::from_response(status, &fetched.body, PATH);
+            let said = error::Envelope::parse(&fetched.body)
+                .map(|e| format!(": {}", e.summary()))
+                .unwrap_or_default();
             Verdict::Fail(
                 Error::new(
                     ErrorKind::Auth,
-                    format!(
-                        "Qlik Cloud refused the OAuth client's credentials (HTTP {status}): {}",
-                        said.message()
-                    ),
+                    format!("Qlik Cloud refused the OAuth client's credentials (HTTP {status}{said})"),
                 )
                 .with_context("field", "client_secret")
                 .with_hint(remediation::OAUTH_CLIENT_REJECTED),

@@ -96,6 +96,12 @@ async fn wrong_client_credentials_fail_as_auth_without_showing_them() {
     let report = QlikConnector.check(&c).await.unwrap();
     let key = report.steps.iter().find(|s| s.name == check::STEP_KEY).unwrap();
     assert_eq!(key.status, CheckStatus::Failed);
-    assert!(key.message.contains("refused the OAuth client's credentials (HTTP 401"), "{}", key.message);
+    assert!(
+        key.message.starts_with(
+            "Qlik Cloud refused the OAuth client's credentials (HTTP 401: Unauthorized (HTTP-401): Invalid client credentials.)"
+        ),
+        "{}",
+        key.message
+    );
     assert!(!format!("{report:?}").contains(wrong));
 }
