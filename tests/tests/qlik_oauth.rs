@@ -105,3 +105,23 @@ async fn wrong_client_credentials_fail_as_auth_without_showing_them() {
     );
     assert!(!format!("{report:?}").contains(wrong));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connector_signed_in_as_an_oauth_client_conforms() {
+    let sim = Simulator::start(SimConfig::small()).await.unwrap();
+    let (_, secret) = sim.oauth_client();
+    let good = oauth_config(&sim, &secret, json!({"requests_per_minute": 100000}));
+    let bad = oauth_config(&sim, "not-the-client-secret", json!({}));
+    let report = connector_api::testkit::run_conformance(
+        std::sync::Arc::new(QlikConnector),
+        good,
+        bad,
+        &["client_secret"],
+    )
+    .await;
+    report.assert_passed();
+    assert_eq!(
+        report.records.get("user_sessions").copied(),
+        Some(sim.ground_truth().stream("user_sessions").count)
+    );
+}
