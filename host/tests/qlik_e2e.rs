@@ -697,3 +697,40 @@ async fn licence_usage_lists_the_idle_professional_seats() {
     let got: std::collections::BTreeSet<(String, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     assert_eq!(got, expected, "PostgreSQL");
 }
+
+/// An OAuth machine-to-machine client, its secret from the environment, syncs every
+/// stream an admin key syncs through the binary, and neither the secret nor a token
+/// shows in the output or the hub.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oauth_client_syncs_every_stream_through_the_binary() {
+    let sim = Simulator::start(SimConfig::small()).await.unwrap();
+    let (client_id, secret) = sim.oauth_client();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("m2m.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "connector = \"qlik-sense\"\n[config]\ntenant_url = \"{}\"\nclient_id = \"{client_id}\"\nclient_secret = {{ env = \"QLIK_M2M_SECRET\" }}\nrequests_per_minute = 1000000\n",
+            sim.base_url()
+        ),
+    )
+    .unwrap();
+    let db = dir.path().join("hub.db");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_connector-host"))
+        .args([
+            "run",
+            "--config",
+            &config.display().to_string(),
+            "--dest",
+            &format!("sqlite:{}", db.display()),
+        ])
+        .env("QLIK_M2M_SECRET", &secret)
+        .output()
+        .unwrap();
+    let shown = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    assert_sqlite_matches(&db, &sim);
+    assert!(!shown.contains(&secret), "the client secret never shows");
+    let stored = std::fs::read(&db).unwrap();
+    assert!(!String::from_utf8_lossy(&stored).contains(&secret), "nor is it stored");
+}
