@@ -192,6 +192,28 @@ async fn records_a_table_cannot_hold_fail_their_stream(dir: &Path, db: &Db) {
         "{summary}"
     );
     assert_eq!(db.count("items").await, 10);
+    let (code, summary, err) = run(dir, db, "items = 12\nevents = 10\nbad_time_at = 2\n", &[]).await;
+    assert_eq!(code, 5, "{err}");
+    assert!(
+        summary.to_string().contains("record 3, field `created_at`: not an RFC 3339 timestamp"),
+        "{summary}"
+    );
+    assert_eq!(db.count("items").await, 10);
+    // A value of another type than its column's fails the stream where the destination
+    // converts it; the rows around it do not poison the load.
+    let (code, summary, err) = run(dir, db, "items = 12\nevents = 11\nbad_rank_at = 6\n", &[]).await;
+    assert_eq!(code, 5, "{err}");
+    assert!(summary.to_string().contains("field rank: expected integer, got string"), "{summary}");
+    assert_eq!(db.count("items").await, 10);
+    assert_eq!(db.count("events").await, 11, "the other stream was committed");
+    // NUL, which PostgreSQL refuses in text, lands as U+FFFD on every destination.
+    let (code, _, err) = run(dir, db, "items = 12\nevents = 11\nnul_in_names = true\n", &[]).await;
+    assert_eq!(code, 0, "{err}");
+    let items = db.table("items");
+    assert_eq!(
+        db.scalar(&format!("SELECT name FROM {items} WHERE id = 'item-00004'")).await,
+        "Item\u{FFFD}4"
+    );
 }
 
 /// Runs each scenario on SQLite and on PostgreSQL (which returns early, saying why,

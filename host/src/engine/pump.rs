@@ -177,7 +177,17 @@ impl Batch {
             run.fail(&self.stream, e);
             return Ok(());
         }
-        dest.write(&self.stream, records).await
+        match dest.write(&self.stream, records).await {
+            // A value the destination cannot store fails its stream, not the run.
+            Err(e)
+                if e.kind() == ErrorKind::Source
+                    && e.context_value("stream") == Some(self.stream.as_str()) =>
+            {
+                run.fail(&self.stream, e);
+                Ok(())
+            }
+            written => written,
+        }
     }
 }
 

@@ -690,10 +690,18 @@ impl Destination for PostgresDestination {
         };
         let buf = &mut target.buf;
         for record in &records {
+            let row_start = buf.len();
             push_escaped(buf, &run.info.instance);
             buf.push(b'\t');
             for col in &target.plan.columns {
-                push_cell(buf, &col.cell_of(stream, record)?);
+                match col.cell_of(stream, record) {
+                    Ok(cell) => push_cell(buf, &cell),
+                    Err(e) => {
+                        // Never leave half a row for COPY: the rows before it stay.
+                        buf.truncate(row_start);
+                        return Err(e);
+                    }
+                }
                 buf.push(b'\t');
             }
             push_escaped(buf, &run.extracted_at);

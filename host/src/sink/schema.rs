@@ -227,9 +227,10 @@ impl StreamPlan {
     /// Fails on the first of `records` (the stream's records after the first `before`)
     /// that cannot be stored, naming the field, the value (shortened) and the record's
     /// position in the stream: a row without its primary key cannot be told apart from
-    /// another or replaced later, and a value of the wrong type or an unreadable
-    /// timestamp would be refused by one destination and kept by another. Every
-    /// destination checks the same way, before anything is written.
+    /// another or replaced later, and an unreadable timestamp would be refused by one
+    /// destination and kept by another. Every destination checks the same way, before
+    /// anything is written; a value of another type than its column's is refused by the
+    /// destination's own conversion ([`Column::cell_of`]), which fails the stream too.
     pub fn check_records(&self, records: &[Value], before: u64) -> connector_api::Result<()> {
         for (i, record) in records.iter().enumerate() {
             let position = before + i as u64 + 1;
@@ -249,16 +250,8 @@ impl StreamPlan {
                     Some(other) => return Err(bad(key, format!("the primary key is {}", shown(other)))),
                 }
             }
-            for col in &self.columns {
-                let value = record.get(&col.name);
-                if let Err(reason) = cell(col.ty, value) {
-                    return Err(bad(
-                        &col.name,
-                        format!("{reason} ({})", shown(value.unwrap_or(&Value::Null))),
-                    ));
-                }
-                if col.ty == ColumnType::Timestamp
-                    && let Some(Value::String(text)) = value
+            for col in self.columns.iter().filter(|c| c.ty == ColumnType::Timestamp) {
+                if let Some(Value::String(text)) = record.get(&col.name)
                     && !is_timestamp(text)
                 {
                     return Err(bad(

@@ -72,6 +72,9 @@ pub struct TestConfig {
     /// Give item number `bad_time_at` (from 0) a `created_at` that is not a timestamp.
     #[serde(default)]
     pub bad_time_at: Option<u64>,
+    /// Give item number `bad_rank_at` (from 0) a `rank` that is text, not an integer.
+    #[serde(default)]
+    pub bad_rank_at: Option<u64>,
 }
 
 fn default_tenant() -> String {
@@ -264,6 +267,9 @@ impl Connector for TestConnector {
                     }
                     if name == "items" && c.bad_time_at == Some(i) {
                         record["created_at"] = json!("31/02/2026 25:61");
+                    }
+                    if name == "items" && c.bad_rank_at == Some(i) {
+                        record["rank"] = json!("first");
                     }
                     if name == "items" && c.repeat_item == Some(i) {
                         out.push(Ok(Message::record(name, record.clone())));
