@@ -562,3 +562,35 @@ async fn state_commands_need_no_key() {
     assert_eq!(out.code, 2, "a run still needs the key: {}", out.stderr);
     assert!(out.stderr.contains("DATAHUB_TEST_KEY_NOBODY_SETS"), "{}", out.stderr);
 }
+
+/// A corrupt `_state.json` stops a run with a message naming it and the way out, and
+/// `state reset` (the way out) sets it aside instead of failing on it too.
+#[tokio::test]
+async fn a_corrupt_state_file_can_be_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("export");
+    let dest = format!("jsonl:{}", root.display());
+    let c = config_file(dir.path(), "s.toml", "items = 2\nevents = 5\n").display().to_string();
+    assert_eq!(cli(&["run", "--config", &c, "--dest", &dest, "--quiet"]).await.code, 0);
+    let state = root.join("test-source_tenant-a").join("_state.json");
+    std::fs::write(&state, "{ not json").unwrap();
+    let out = cli(&["run", "--config", &c, "--dest", &dest, "--quiet"]).await;
+    assert_eq!(out.code, 6, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("corrupt state file") && out.stderr.contains("state reset"),
+        "{}",
+        out.stderr
+    );
+    let out = cli(&["state", "reset", "--config", &c, "--dest", &dest]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let folder = state.parent().unwrap();
+    let aside = std::fs::read_dir(folder)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("_state.json.corrupt-"))
+        .count();
+    assert_eq!(aside, 1, "the corrupt file is kept aside for a look");
+    let out = cli(&["run", "--config", &c, "--dest", &dest, "--quiet"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(lines(&folder.join("events.jsonl")), 5, "read again from the start, each key once");
+    assert_eq!(lines(&folder.join("items.jsonl")), 2);
+}

@@ -327,6 +327,25 @@ impl Destination for FileDestination {
                 std::fs::rename(self.state_path(instance), &aside)
                     .map_err(io_err(format!("cannot set aside {}", self.state_path(instance).display())))?;
                 tracing::warn!(file = %aside.display(), error = %e.message(), "Set a corrupt state file aside");
+                // The stream files in the instance's folder are still ours: list them,
+                // whole and without a checkpoint, so the next run reads them again.
+                let dir = instance_dir(&self.root, instance);
+                let mut doc = StateDoc::new();
+                let entries = doc.entry(instance.to_string()).or_default();
+                for entry in std::fs::read_dir(&dir)
+                    .map_err(io_err(format!("cannot list {}", dir.display())))?
+                    .flatten()
+                {
+                    let path = entry.path();
+                    if path.is_file()
+                        && path.extension().is_some_and(|x| x == self.format.ext())
+                        && let Some(stream) = path.file_stem().map(|s| s.to_string_lossy().into_owned())
+                    {
+                        let offset = std::fs::metadata(&path).map(|m| m.len()).ok();
+                        entries.insert(stream, StreamState { value: None, offset });
+                    }
+                }
+                self.write_doc(instance, &doc)?;
                 return Ok(1);
             }
             Err(e) => return Err(e),
