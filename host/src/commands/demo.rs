@@ -60,6 +60,13 @@ pub async fn demo(dest: &str, quiet: bool, json_out: bool, out: &mut (dyn Write 
             "\nNext: `connector-host runs --dest {dest}` lists runs; `connector-host docs {DEMO_CONNECTOR}` documents every table."
         )
         .map_err(write_err)?;
+        if let Some(path) = dest.strip_prefix("sqlite:") {
+            writeln!(
+                out,
+                "Seats idle for 90 days:  sqlite3 {path} \"select user_id, name, licence_type, days_idle from qlik_sense__licence_usage where days_idle >= 90 order by days_idle desc\""
+            )
+            .map_err(write_err)?;
+        }
     }
     Ok(exit)
 }
