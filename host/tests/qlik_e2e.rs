@@ -145,6 +145,17 @@ async fn check_and_discover_through_the_cli() {
     assert!(!out.stderr.contains(&sim.keys().revoked));
 }
 
+/// The key digest of the CSV file at `path` by the columns `pk`.
+fn csv_digest(path: &Path, pk: &[String]) -> KeyDigest {
+    let mut reader = csv::Reader::from_path(path).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    let idx: Vec<usize> = pk.iter().map(|k| headers.iter().position(|h| h == k).unwrap()).collect();
+    key_digest(reader.records().map(|r| {
+        let r = r.unwrap();
+        idx.iter().map(|i| r[*i].to_string()).collect::<Vec<_>>()
+    }))
+}
+
 fn lines_digest(path: &Path, pk: &[String]) -> KeyDigest {
     let text = std::fs::read_to_string(path).unwrap();
     key_digest(text.lines().map(|l| {
@@ -181,17 +192,11 @@ async fn jsonl_and_csv_match_ground_truth() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     let csv_dir = instance_folder(&csv_dir);
     for (stream, pk) in streams() {
-        let mut reader = csv::Reader::from_path(csv_dir.join(format!("{stream}.csv"))).unwrap();
-        let headers = reader.headers().unwrap().clone();
-        let idx: Vec<usize> = pk.iter().map(|k| headers.iter().position(|h| h == k).unwrap()).collect();
-        let keys: Vec<Vec<String>> = reader
-            .records()
-            .map(|r| {
-                let r = r.unwrap();
-                idx.iter().map(|i| r[*i].to_string()).collect()
-            })
-            .collect();
-        assert_eq!(key_digest(keys), *sim.ground_truth().stream(&stream), "{stream}");
+        assert_eq!(
+            csv_digest(&csv_dir.join(format!("{stream}.csv")), &pk),
+            *sim.ground_truth().stream(&stream),
+            "{stream}"
+        );
     }
 }
 
@@ -615,14 +620,11 @@ async fn a_20000_user_tenant_syncs_exactly_twice_on_every_destination() {
         assert_eq!(out.code, 0, "CSV, sync {round}: {}", out.stderr);
         let folder = instance_folder(&export);
         for (stream, pk) in streams() {
-            let mut reader = csv::Reader::from_path(folder.join(format!("{stream}.csv"))).unwrap();
-            let headers = reader.headers().unwrap().clone();
-            let idx: Vec<usize> = pk.iter().map(|k| headers.iter().position(|h| h == k).unwrap()).collect();
-            let keys: Vec<Vec<String>> = reader
-                .records()
-                .map(|r| idx.iter().map(|i| r.as_ref().unwrap()[*i].to_string()).collect())
-                .collect();
-            assert_eq!(key_digest(keys), *sim.ground_truth().stream(&stream), "CSV, sync {round}, {stream}");
+            assert_eq!(
+                csv_digest(&folder.join(format!("{stream}.csv")), &pk),
+                *sim.ground_truth().stream(&stream),
+                "CSV, sync {round}, {stream}"
+            );
         }
     }
 
