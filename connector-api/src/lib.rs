@@ -12,6 +12,10 @@
 //! - [`Connector::read`]: a stream of [`Message`]s (records, state checkpoints,
 //!   logs, per-stream status) for the streams the caller selected.
 //!
+//! A connector declares its streams once ([`StreamDef`]: schema and record mapping) and
+//! how each is read ([`read::Source`]: endpoint, paging, checkpoints, fan-out); the
+//! [`read`] engine runs them, so no connector writes a read loop of its own.
+//!
 //! Connectors register at link time with [`register_connector!`]; a host finds them
 //! through [`registry`] without naming any of them in its code.
 #![deny(missing_docs)]
@@ -20,12 +24,15 @@ pub mod catalog;
 pub mod check;
 pub mod config;
 pub mod connector;
+pub mod cursor;
 pub mod error;
 pub mod http;
 pub mod message;
+pub mod read;
 pub mod registry;
 pub mod secret;
 pub mod state;
+pub mod stream_def;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod view;
@@ -37,6 +44,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use message::{Checkpoint, LogLevel, LogMessage, Message, Record, StreamEvent, StreamStatus};
 pub use registry::Registration;
 pub use state::State;
+pub use stream_def::{Field, StreamDef, Ty};
 pub use view::ViewDescriptor;
 
 #[doc(hidden)]

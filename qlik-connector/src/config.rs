@@ -328,9 +328,9 @@ fn is_loopback(host: &Host<&str>) -> bool {
 }
 
 fn select_streams(selection: Option<&[String]>) -> Result<Vec<&'static str>> {
-    let known = streams::NAMES;
+    let known = streams::names();
     let Some(selection) = selection else {
-        return Ok(known.to_vec());
+        return Ok(known);
     };
     if selection.is_empty() {
         return Err(Error::config("streams", "is empty; omit it to read every stream")
@@ -437,7 +437,7 @@ mod tests {
         let s = Settings::from_json(&json!({"tenant_url": "https://a.eu.qlikcloud.com", "api_key": "k"}))
             .unwrap();
         assert_eq!(s.requests_per_minute, 1000);
-        assert_eq!(s.streams, streams::NAMES.to_vec());
+        assert_eq!(s.streams, streams::names());
         assert_eq!(s.limit(100), 100);
         let s = Settings::from_json(
             &json!({"tenant_url": "https://a.eu.qlikcloud.com", "api_key": "k", "page_size": 150}),

@@ -14,7 +14,6 @@ pub mod remediation;
 pub mod streams;
 pub mod views;
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -93,11 +92,17 @@ impl Connector for QlikConnector {
         let settings = Settings::from_json(config)?;
         let sign_in = client::SignIn::from_settings(&settings)?;
         auth::ensure_not_expired(sign_in.key_claims(), OffsetDateTime::now_utc())?;
-        let selected: HashSet<&'static str> =
-            settings.streams.iter().copied().filter(|s| catalog.is_selected(s)).collect();
-        let checkpoints = read::checkpoints(catalog, state);
+        let mut catalog = catalog.clone();
+        catalog.streams.retain(|s| settings.streams.contains(&s.stream.name.as_str()));
         let client = Arc::new(client::QlikClient::new(&settings, sign_in)?);
-        Ok(read::start(client, Arc::new(settings), selected, checkpoints))
+        let options = connector_api::read::Options { max_concurrency: settings.max_concurrency };
+        connector_api::read::read(
+            Arc::new(read::Tenant { client, settings }),
+            streams::SOURCES,
+            &catalog,
+            state,
+            options,
+        )
     }
 }
 
@@ -114,6 +119,7 @@ mod tests {
             spec["required"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
         assert_eq!(required, ["tenant_url"], "api_key or an OAuth client, checked by Settings");
         assert_eq!(spec["properties"]["requests_per_minute"]["default"], 1000);
+        assert_eq!(spec["properties"]["rate_window_seconds"]["default"], 300);
     }
 
     #[test]

@@ -2,11 +2,8 @@
 //! how long a key may live and how many one user may hold. Keys outliving their owners'
 //! need are a security and a licence-hygiene fact.
 
-use connector_api::Result;
-use serde_json::Value;
-
 use super::{StreamDef, Ty, col, derived};
-use crate::read::{Ctx, get_object, single};
+use crate::read::TenantDocument;
 
 /// The `api_key_policy` stream.
 pub const API_KEY_POLICY: StreamDef = StreamDef {
@@ -40,10 +37,7 @@ pub const API_KEY_POLICY: StreamDef = StreamDef {
 };
 
 /// Reads the tenant's id, then its key policy.
-pub async fn run(ctx: &Ctx) -> Result<()> {
-    let tenant_id = super::tenant::tenant_id(ctx, API_KEY_POLICY.name).await?;
-    let path = format!("/api/v1/api-keys/configs/{tenant_id}");
-    let policy = get_object(ctx, API_KEY_POLICY.name, ctx.url(&path, &[])).await?;
-    let record = API_KEY_POLICY.record(policy, &[("tenant_id", Value::String(tenant_id))]);
-    single(ctx, &API_KEY_POLICY, record).await
-}
+pub const SOURCE: TenantDocument = TenantDocument {
+    stream: &[&API_KEY_POLICY],
+    path: |tenant_id| format!("/api/v1/api-keys/configs/{tenant_id}"),
+};

@@ -1,10 +1,8 @@
 //! `api_keys`: the tenant's API keys (`/v1/api-keys`); a key's expiry is a SAM and a
 //! security fact. Only metadata: Qlik never returns a key's value after creation.
 
-use connector_api::Result;
-
 use super::{StreamDef, Ty, col};
-use crate::read::{Ctx, list};
+use crate::read::Listing;
 
 /// Largest `limit` the endpoint accepts.
 pub const MAX_LIMIT: u32 = 100;
@@ -30,8 +28,11 @@ pub const API_KEYS: StreamDef = StreamDef {
     consumed: &["links"],
 };
 
-/// Lists every API key.
-pub async fn run(ctx: &Ctx) -> Result<()> {
-    let limit = ctx.settings.limit(MAX_LIMIT).to_string();
-    list(ctx, &API_KEYS, ctx.url("/api/v1/api-keys", &[("limit", limit)]), &[]).await
-}
+/// Lists every API key the key may see.
+pub const SOURCE: Listing = Listing {
+    stream: &[&API_KEYS],
+    path: "/api/v1/api-keys",
+    max_limit: Some(MAX_LIMIT),
+    query: &[],
+    record: None,
+};

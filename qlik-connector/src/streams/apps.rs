@@ -6,11 +6,10 @@
 //! columns here, and any field of them the connector does not know stays in
 //! `_extra.itemViews` or `_extra.resourceSize`.
 
-use connector_api::Result;
 use serde_json::{Map, Value};
 
 use super::{StreamDef, Ty, col, derived, record_spreading};
-use crate::read::{Ctx, list_with};
+use crate::read::Listing;
 
 /// Largest `limit` the endpoint accepts.
 pub const MAX_LIMIT: u32 = 100;
@@ -88,11 +87,13 @@ pub fn record(src: Map<String, Value>) -> Value {
 }
 
 /// Lists every app and QlikView document.
-pub async fn run(ctx: &Ctx) -> Result<()> {
-    let limit = ctx.settings.limit(MAX_LIMIT).to_string();
-    let url = ctx.url("/api/v1/items", &[("resourceType", RESOURCE_TYPES.into()), ("limit", limit)]);
-    list_with(ctx, &APPS, url, record).await
-}
+pub const SOURCE: Listing = Listing {
+    stream: &[&APPS],
+    path: "/api/v1/items",
+    max_limit: Some(MAX_LIMIT),
+    query: &[("resourceType", RESOURCE_TYPES)],
+    record: Some(record),
+};
 
 #[cfg(test)]
 mod tests {

@@ -1,9 +1,7 @@
 //! `groups`: the tenant's groups (`/v1/groups`).
 
-use connector_api::Result;
-
 use super::{StreamDef, Ty, col};
-use crate::read::{Ctx, list};
+use crate::read::Listing;
 
 /// Largest `limit` the endpoint accepts.
 pub const MAX_LIMIT: u32 = 100;
@@ -33,7 +31,10 @@ pub const GROUPS: StreamDef = StreamDef {
 };
 
 /// Lists every group.
-pub async fn run(ctx: &Ctx) -> Result<()> {
-    let limit = ctx.settings.limit(MAX_LIMIT).to_string();
-    list(ctx, &GROUPS, ctx.url("/api/v1/groups", &[("limit", limit)]), &[]).await
-}
+pub const SOURCE: Listing = Listing {
+    stream: &[&GROUPS],
+    path: "/api/v1/groups",
+    max_limit: Some(MAX_LIMIT),
+    query: &[],
+    record: None,
+};

@@ -18,13 +18,14 @@
 
 use std::collections::HashSet;
 
-use connector_api::{Result, StreamEvent};
+use async_trait::async_trait;
+use connector_api::Result;
+use connector_api::read::{Chain, Plan, Source};
 use futures::TryStreamExt;
 use serde_json::{Map, Value};
 
 use super::{StreamDef, Ty, col, derived};
-use crate::pagination::pages;
-use crate::read::Ctx;
+use crate::read::{Ctx, Tenant};
 
 /// Largest `limit` the endpoint accepts.
 pub const MAX_LIMIT: u32 = 100;
@@ -82,13 +83,15 @@ fn record(src: Map<String, Value>, orphan: Value) -> Value {
 const PATH: &str = "/api/v1/licenses/assignments";
 
 /// The keys of the orphans (`orphans=true`).
-async fn orphan_keys(ctx: &Ctx, limit: &str) -> Result<HashSet<(String, String)>> {
-    let url = ctx.url(PATH, &[("limit", limit.to_string()), ("orphans", "true".into())]);
-    let mut pages = std::pin::pin!(pages(ctx.client.clone(), url));
+async fn orphan_keys(ctx: &Ctx) -> Result<HashSet<(String, String)>> {
+    let tenant = &ctx.source;
+    let url = tenant.url(PATH, &[("limit", tenant.limit(MAX_LIMIT)), ("orphans", "true".into())]);
+    let mut pages = tenant.pages(url);
     let mut keys = HashSet::new();
     while let Some(page) = pages.try_next().await? {
-        ctx.out.http_events(LICENSE_ASSIGNMENTS.name, &page.events).await?;
-        for src in page.records() {
+        let (items, events) = page.into_parts();
+        ctx.http_events(&events).await?;
+        for src in items {
             keys.insert(key(&record(src?, Value::Null)));
         }
     }
@@ -96,27 +99,30 @@ async fn orphan_keys(ctx: &Ctx, limit: &str) -> Result<HashSet<(String, String)>
 }
 
 /// Lists every assignment once, marking orphans when configured.
-pub async fn run(ctx: &Ctx) -> Result<()> {
-    let limit = ctx.settings.limit(MAX_LIMIT).to_string();
-    let orphans = match ctx.settings.include_orphans {
-        true => Some(orphan_keys(ctx, &limit).await?),
-        false => None,
-    };
-    let mut pages = std::pin::pin!(pages(ctx.client.clone(), ctx.url(PATH, &[("limit", limit)])));
-    while let Some(page) = pages.try_next().await? {
-        ctx.out.http_events(LICENSE_ASSIGNMENTS.name, &page.events).await?;
-        let records = page.records();
-        let n = records.len() as u64;
-        for src in records {
-            let mut row = record(src?, Value::Null);
+pub struct LicenseAssignments;
+
+#[async_trait]
+impl Source<Tenant> for LicenseAssignments {
+    fn streams(&self) -> &'static [&'static StreamDef] {
+        &[&LICENSE_ASSIGNMENTS]
+    }
+
+    async fn plan(&self, ctx: &Ctx) -> Result<Plan> {
+        let orphans = match ctx.source.settings.include_orphans {
+            true => Some(orphan_keys(ctx).await?),
+            false => None,
+        };
+        let tenant = &ctx.source;
+        let pages = tenant.pages(tenant.url(PATH, &[("limit", tenant.limit(MAX_LIMIT))]));
+        Ok(Plan::chain(Chain::new(pages, move |src, out| {
+            let mut row = record(src, Value::Null);
             if let Some(orphans) = &orphans {
                 row["orphan"] = Value::Bool(orphans.contains(&key(&row)));
             }
-            ctx.out.record(LICENSE_ASSIGNMENTS.name, row).await?;
-        }
-        ctx.out.status(LICENSE_ASSIGNMENTS.name, StreamEvent::PageFetched { records: n }).await?;
+            out.push(&LICENSE_ASSIGNMENTS, row);
+            Ok(())
+        })))
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -11,16 +11,16 @@
 //! stream's primary key), so nothing is lost and nothing duplicated. The first run starts
 //! at `consumption_start`, or at the beginning of the tenant's history.
 
-use connector_api::{Result, StreamEvent};
-use futures::TryStreamExt;
+use async_trait::async_trait;
+use connector_api::Result;
+use connector_api::cursor::Cursor;
+use connector_api::read::{Chain, Plan, Records, Source};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use time::format_description::well_known::Rfc3339;
 
-use super::cursor::Cursor;
 use super::{StreamDef, Ty, col};
-use crate::pagination::pages;
-use crate::read::Ctx;
+use crate::read::{Ctx, Tenant};
 
 /// Largest `limit` the endpoint accepts.
 pub const MAX_LIMIT: u32 = 200;
@@ -51,9 +51,6 @@ pub const LICENSE_CONSUMPTION: StreamDef = StreamDef {
     consumed: &["links"],
 };
 
-/// The checkpoint's field.
-const CURSOR_FIELD: &str = "end_time";
-
 /// The filter of a sync: from the saved cursor less the look-back, else from
 /// `consumption_start`, else none (all history).
 fn start_filter(saved: Option<&Cursor>, settings: &crate::config::Settings) -> Option<String> {
@@ -69,38 +66,33 @@ fn start_filter(saved: Option<&Cursor>, settings: &crate::config::Settings) -> O
 }
 
 /// Reads events from the saved cursor less the look-back (or from `consumption_start`),
-/// checkpointing after every page. The checkpoint never moves backwards.
-pub async fn run(ctx: &Ctx) -> Result<()> {
-    let saved = ctx.checkpoint(LICENSE_CONSUMPTION.name).and_then(|v| Cursor::from_state(v, CURSOR_FIELD));
-    let mut query =
-        vec![("limit", ctx.settings.limit(MAX_LIMIT).to_string()), ("sort", "+endTime".to_string())];
-    if let Some(filter) = start_filter(saved.as_ref(), &ctx.settings) {
-        query.push(("filter", filter));
+/// in ascending `endTime`, so the engine checkpoints after every page.
+pub struct LicenseConsumption;
+
+#[async_trait]
+impl Source<Tenant> for LicenseConsumption {
+    fn streams(&self) -> &'static [&'static StreamDef] {
+        &[&LICENSE_CONSUMPTION]
     }
-    let mut latest = saved;
-    let mut pages =
-        std::pin::pin!(pages(ctx.client.clone(), ctx.url("/api/v1/licenses/consumption", &query)));
-    while let Some(page) = pages.try_next().await? {
-        ctx.out.http_events(LICENSE_CONSUMPTION.name, &page.events).await?;
-        let mut n = 0;
-        for event in page.records() {
-            let mut event = event?;
-            let end = event.get("endTime").and_then(Value::as_str).and_then(Cursor::parse);
-            if event.get("id").and_then(Value::as_str).is_none_or(str::is_empty) {
-                let id = fallback_id(&event);
-                event.insert("id".into(), Value::String(id));
-            }
-            if let Some(end) = end {
-                Cursor::advance(&mut latest, end);
-            }
-            ctx.out.record(LICENSE_CONSUMPTION.name, LICENSE_CONSUMPTION.record(event, &[])).await?;
-            n += 1;
+
+    async fn plan(&self, ctx: &Ctx) -> Result<Plan> {
+        let tenant = &ctx.source;
+        let mut query = vec![("limit", tenant.limit(MAX_LIMIT)), ("sort", "+endTime".to_string())];
+        if let Some(filter) = start_filter(ctx.resume.as_ref(), &tenant.settings) {
+            query.push(("filter", filter));
         }
-        ctx.out.status(LICENSE_CONSUMPTION.name, StreamEvent::PageFetched { records: n }).await?;
-        if let Some(latest) = &latest {
-            ctx.out.state(LICENSE_CONSUMPTION.name, latest.to_state(CURSOR_FIELD)).await?;
-        }
+        let pages = tenant.pages(tenant.url("/api/v1/licenses/consumption", &query));
+        Ok(Plan::chain(Chain::new(pages, event_record).ascending()))
     }
+}
+
+/// The record of `event`, keyed by its id, or by a hash of its fields when Qlik sent none.
+fn event_record(mut event: Map<String, Value>, out: &mut Records) -> Result<()> {
+    if event.get("id").and_then(Value::as_str).is_none_or(str::is_empty) {
+        let id = fallback_id(&event);
+        event.insert("id".into(), Value::String(id));
+    }
+    out.push(&LICENSE_CONSUMPTION, LICENSE_CONSUMPTION.record(event, &[]));
     Ok(())
 }
 

@@ -3,11 +3,13 @@
 //! The overview carries `licenseKey`, the tenant's signed licence token. It is a
 //! secret and is never emitted, logged or kept in `_extra`.
 
-use connector_api::{Result, StreamEvent};
-use serde_json::Value;
+use async_trait::async_trait;
+use connector_api::Result;
+use connector_api::read::{Chain, Plan, Records, Source, once};
+use serde_json::{Map, Value};
 
 use super::{StreamDef, Ty, col, derived};
-use crate::read::{Ctx, get_object, single};
+use crate::read::{Ctx, Tenant, get_object};
 
 /// The `license_overview` stream.
 pub const LICENSE_OVERVIEW: StreamDef = StreamDef {
@@ -35,7 +37,7 @@ pub const LICENSE_OVERVIEW: StreamDef = StreamDef {
         col("latest_valid_time", "latestValidTime", Ty::String, "Latest time the licence was seen valid."),
         col("parameters", "parameters", Ty::Array, "Licence parameters (name, valid, values, access)."),
     ],
-    consumed: &["allotments"],
+    consumed: &["allotments", "licenseKey"],
 };
 
 /// The `license_allotments` stream.
@@ -60,29 +62,39 @@ pub const LICENSE_ALLOTMENTS: StreamDef = StreamDef {
     consumed: &[],
 };
 
-/// Reads the overview and its allotments.
-pub async fn run(ctx: &Ctx) -> Result<()> {
-    let mut overview =
-        get_object(ctx, LICENSE_OVERVIEW.name, ctx.url("/api/v1/licenses/overview", &[])).await?;
-    if let Some(Value::String(key)) = overview.get("licenseKey") {
-        connector_api::secret::register(key);
+/// Reads the overview and its allotments, registering the licence key as a secret first.
+pub struct LicenseOverview;
+
+#[async_trait]
+impl Source<Tenant> for LicenseOverview {
+    fn streams(&self) -> &'static [&'static StreamDef] {
+        &[&LICENSE_OVERVIEW, &LICENSE_ALLOTMENTS]
     }
+
+    async fn plan(&self, ctx: &Ctx) -> Result<Plan> {
+        let overview = get_object(ctx, ctx.source.url("/api/v1/licenses/overview", &[])).await?;
+        if let Some(Value::String(key)) = overview.get("licenseKey") {
+            connector_api::secret::register(key);
+        }
+        Ok(Plan::chain(Chain::new(once(overview), split)))
+    }
+}
+
+/// The overview's record and one record per allotment.
+fn split(mut overview: Map<String, Value>, out: &mut Records) -> Result<()> {
     let number = overview.get("licenseNumber").cloned().unwrap_or(Value::Null);
     let allotments = match overview.remove("allotments") {
         Some(Value::Array(items)) => items,
         _ => Vec::new(),
     };
-    single(ctx, &LICENSE_OVERVIEW, LICENSE_OVERVIEW.record(overview, &[])).await?;
-    let n = allotments.len() as u64;
-    for item in allotments {
-        if let Value::Object(a) = item {
-            ctx.out
-                .record(
-                    LICENSE_ALLOTMENTS.name,
-                    LICENSE_ALLOTMENTS.record(a, &[("license_number", number.clone())]),
-                )
-                .await?;
+    out.push(&LICENSE_OVERVIEW, LICENSE_OVERVIEW.record(overview, &[]));
+    for allotment in allotments {
+        if let Value::Object(a) = allotment {
+            out.push(
+                &LICENSE_ALLOTMENTS,
+                LICENSE_ALLOTMENTS.record(a, &[("license_number", number.clone())]),
+            );
         }
     }
-    ctx.out.status(LICENSE_ALLOTMENTS.name, StreamEvent::PageFetched { records: n }).await
+    Ok(())
 }

@@ -3,11 +3,8 @@
 //! opens an app, a common cause of licence creep, so a hub reclaiming seats needs to know
 //! it is on.
 
-use connector_api::Result;
-use serde_json::Value;
-
 use super::{StreamDef, Ty, col, derived};
-use crate::read::{Ctx, get_object, single};
+use crate::read::TenantDocument;
 
 /// The `license_settings` stream.
 pub const LICENSE_SETTINGS: StreamDef = StreamDef {
@@ -34,9 +31,5 @@ pub const LICENSE_SETTINGS: StreamDef = StreamDef {
 };
 
 /// Reads the tenant's id, then its licence settings.
-pub async fn run(ctx: &Ctx) -> Result<()> {
-    let tenant_id = super::tenant::tenant_id(ctx, LICENSE_SETTINGS.name).await?;
-    let settings = get_object(ctx, LICENSE_SETTINGS.name, ctx.url("/api/v1/licenses/settings", &[])).await?;
-    let record = LICENSE_SETTINGS.record(settings, &[("tenant_id", Value::String(tenant_id))]);
-    single(ctx, &LICENSE_SETTINGS, record).await
-}
+pub const SOURCE: TenantDocument =
+    TenantDocument { stream: &[&LICENSE_SETTINGS], path: |_| "/api/v1/licenses/settings".to_string() };

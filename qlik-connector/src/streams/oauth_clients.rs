@@ -2,10 +2,8 @@
 //! belong to no person: machine-to-machine integrations, embedded and web apps. Only
 //! metadata; Qlik never returns a client secret after creation.
 
-use connector_api::Result;
-
 use super::{StreamDef, Ty, col};
-use crate::read::{Ctx, list};
+use crate::read::Listing;
 
 /// Largest `limit` the endpoint accepts.
 pub const MAX_LIMIT: u32 = 100;
@@ -59,7 +57,10 @@ pub const OAUTH_CLIENTS: StreamDef = StreamDef {
 };
 
 /// Lists every OAuth client.
-pub async fn run(ctx: &Ctx) -> Result<()> {
-    let limit = ctx.settings.limit(MAX_LIMIT).to_string();
-    list(ctx, &OAUTH_CLIENTS, ctx.url("/api/v1/oauth-clients", &[("limit", limit)]), &[]).await
-}
+pub const SOURCE: Listing = Listing {
+    stream: &[&OAUTH_CLIENTS],
+    path: "/api/v1/oauth-clients",
+    max_limit: Some(MAX_LIMIT),
+    query: &[],
+    record: None,
+};

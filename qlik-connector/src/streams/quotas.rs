@@ -3,11 +3,10 @@
 //! size, shared spaces … On a capacity subscription, metered on volume rather than seats,
 //! these limits are what is bought.
 
-use connector_api::Result;
 use serde_json::{Map, Value};
 
 use super::{StreamDef, Ty, col, derived, record_spreading};
-use crate::read::{Ctx, list_with};
+use crate::read::Listing;
 
 /// The `quotas` stream.
 pub const QUOTAS: StreamDef = StreamDef {
@@ -50,6 +49,10 @@ pub fn record(src: Map<String, Value>) -> Value {
 }
 
 /// Reads every quota with its use.
-pub async fn run(ctx: &Ctx) -> Result<()> {
-    list_with(ctx, &QUOTAS, ctx.url("/api/v1/quotas", &[("reportUsage", "true".into())]), record).await
-}
+pub const SOURCE: Listing = Listing {
+    stream: &[&QUOTAS],
+    path: "/api/v1/quotas",
+    max_limit: None,
+    query: &[("reportUsage", "true")],
+    record: Some(record),
+};

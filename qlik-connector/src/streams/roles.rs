@@ -1,9 +1,7 @@
 //! `roles`: default and custom roles (`/v1/roles`).
 
-use connector_api::Result;
-
 use super::{StreamDef, Ty, col};
-use crate::read::{Ctx, list};
+use crate::read::Listing;
 
 /// Largest `limit` the endpoint accepts.
 pub const MAX_LIMIT: u32 = 100;
@@ -41,7 +39,10 @@ pub const ROLES: StreamDef = StreamDef {
 };
 
 /// Lists every role.
-pub async fn run(ctx: &Ctx) -> Result<()> {
-    let limit = ctx.settings.limit(MAX_LIMIT).to_string();
-    list(ctx, &ROLES, ctx.url("/api/v1/roles", &[("limit", limit)]), &[]).await
-}
+pub const SOURCE: Listing = Listing {
+    stream: &[&ROLES],
+    path: "/api/v1/roles",
+    max_limit: Some(MAX_LIMIT),
+    query: &[],
+    record: None,
+};

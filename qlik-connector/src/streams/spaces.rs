@@ -1,7 +1,7 @@
 //! `spaces` and `space_assignments`: `/v1/spaces`, then `/v1/spaces/{id}/assignments`
 //! for every space.
 //!
-//! The fan-out is pipelined: space ids flow from the listing to up to
+//! The engine's fan-out pipelines the two: space ids flow from the listing to up to
 //! `max_concurrency` assignment requests while the listing continues, so the read takes
 //! about as long as the space listing plus one space's assignments, not their sum.
 //!
@@ -9,14 +9,12 @@
 //! found or access denied", https://qlik.dev/apis/rest/spaces): its members are skipped
 //! with a warning naming it, and the other spaces' members still land.
 
-use connector_api::{ErrorKind, LogLevel, Result, StreamEvent};
-use futures::{FutureExt, StreamExt, TryStreamExt};
-use serde_json::Value;
-use tokio::sync::mpsc;
+use async_trait::async_trait;
+use connector_api::Result;
+use connector_api::read::{Chain, FanOut, Plan, Source};
 
 use super::{StreamDef, Ty, col};
-use crate::pagination::pages;
-use crate::read::Ctx;
+use crate::read::{Ctx, Tenant};
 
 /// Largest `limit` the endpoints accept.
 pub const MAX_LIMIT: u32 = 100;
@@ -67,74 +65,25 @@ pub const SPACE_ASSIGNMENTS: StreamDef = StreamDef {
     consumed: &["links"],
 };
 
-/// Space ids waiting for their assignments to be fetched.
-const PENDING_SPACES: usize = 1024;
+/// Lists spaces and, when selected, every space's assignments, pipelined by the engine's
+/// fan-out.
+pub struct Spaces;
 
-/// Lists spaces and, when selected, every space's assignments.
-pub async fn run(ctx: &Ctx) -> Result<()> {
-    let limit = ctx.settings.limit(MAX_LIMIT).to_string();
-    let fan_out = ctx.out.wants(SPACE_ASSIGNMENTS.name);
-    let (ids_tx, ids_rx) = mpsc::channel::<String>(PENDING_SPACES);
-    let listing = async move {
-        let url = ctx.url("/api/v1/spaces", &[("limit", limit.clone())]);
-        let mut pages = std::pin::pin!(pages(ctx.client.clone(), url));
-        while let Some(page) = pages.try_next().await? {
-            ctx.out.http_events(SPACES.name, &page.events).await?;
-            let spaces = page.records();
-            let n = spaces.len() as u64;
-            for space in spaces {
-                let space = space?;
-                let id = space.get("id").and_then(Value::as_str).map(str::to_string);
-                ctx.out.record(SPACES.name, SPACES.record(space, &[])).await?;
-                if let (true, Some(id)) = (fan_out, id) {
-                    ids_tx
-                        .send(id)
-                        .await
-                        .map_err(|_| connector_api::Error::internal("space fan-out stopped"))?;
-                }
-            }
-            ctx.out.status(SPACES.name, StreamEvent::PageFetched { records: n }).await?;
-        }
-        Ok(())
-    };
-    let assignments = async {
-        if !fan_out {
-            return Ok(());
-        }
-        let limit = ctx.settings.limit(MAX_LIMIT).to_string();
-        let ids = futures::stream::unfold(ids_rx, |mut rx| async move { rx.recv().await.map(|id| (id, rx)) });
-        let mut fetched = std::pin::pin!(
-            ids.map(|id| {
-                let mut url = ctx.url("/api/v1/spaces", &[("limit", limit.clone())]);
-                url.path_segments_mut().expect("http URLs have paths").push(&id).push("assignments");
-                pages(ctx.client.clone(), url).try_collect::<Vec<_>>().map(|pages| (id, pages))
-            })
-            .buffer_unordered(ctx.settings.max_concurrency)
-        );
-        while let Some((id, space_pages)) = fetched.next().await {
-            let space_pages = match space_pages {
-                Err(err) if err.kind() == ErrorKind::NotFound => {
-                    let warning = format!(
-                        "Space {id} was deleted (or hidden from this key) after the spaces listing; its members are skipped: {}",
-                        err.message()
-                    );
-                    tracing::warn!(space = %id, "Space vanished during the read");
-                    ctx.out.log(LogLevel::Warn, warning).await?;
-                    continue;
-                }
-                other => other?,
-            };
-            for page in space_pages {
-                ctx.out.http_events(SPACE_ASSIGNMENTS.name, &page.events).await?;
-                let items = page.records();
-                let n = items.len() as u64;
-                for a in items {
-                    ctx.out.record(SPACE_ASSIGNMENTS.name, SPACE_ASSIGNMENTS.record(a?, &[])).await?;
-                }
-                ctx.out.status(SPACE_ASSIGNMENTS.name, StreamEvent::PageFetched { records: n }).await?;
-            }
-        }
-        Ok(())
-    };
-    futures::try_join!(listing, assignments).map(|_| ())
+#[async_trait]
+impl Source<Tenant> for Spaces {
+    fn streams(&self) -> &'static [&'static StreamDef] {
+        &[&SPACES, &SPACE_ASSIGNMENTS]
+    }
+
+    async fn plan(&self, ctx: &Ctx) -> Result<Plan> {
+        let tenant = ctx.source.clone();
+        let query = [("limit", tenant.limit(MAX_LIMIT))];
+        let spaces = Chain::of(&SPACES, tenant.pages(tenant.url("/api/v1/spaces", &query)));
+        let members = FanOut::new(&SPACE_ASSIGNMENTS, "id", move |space_id| {
+            let mut url = tenant.url("/api/v1/spaces", &[("limit", tenant.limit(MAX_LIMIT))]);
+            url.path_segments_mut().expect("http URLs have paths").push(space_id).push("assignments");
+            Chain::of(&SPACE_ASSIGNMENTS, tenant.pages(url))
+        });
+        Ok(Plan::chain(spaces).with_fan_out(members))
+    }
 }

@@ -1,11 +1,13 @@
 //! `tenant`: the tenant itself (`/v1/tenants/me`, which redirects to
 //! `/v1/tenants/{id}`), with its licence status from `/v1/licenses/status`.
 
-use connector_api::{ErrorKind, LogLevel, Result, StreamEvent};
+use async_trait::async_trait;
+use connector_api::read::{Chain, Plan, Records, Source, once};
+use connector_api::{ErrorKind, LogLevel, Result};
 use serde_json::{Map, Value};
 
 use super::{EXTRA, StreamDef, Ty, col, derived, flatten};
-use crate::read::Ctx;
+use crate::read::{Ctx, Tenant, get, get_object};
 
 /// The `tenant` stream.
 pub const TENANT: StreamDef = StreamDef {
@@ -61,9 +63,9 @@ const LICENCE_STATUS_COLUMNS: [(&str, &str); 8] = [
 ];
 
 /// The tenant's id, from `tenants/me`, for the streams whose endpoint names it or whose one
-/// record is keyed by it; retries and throttling count under `stream`.
-pub async fn tenant_id(ctx: &Ctx, stream: &'static str) -> Result<String> {
-    let tenant = crate::read::get_object(ctx, stream, ctx.url("/api/v1/tenants/me", &[])).await?;
+/// record is keyed by it.
+pub async fn tenant_id(ctx: &Ctx) -> Result<String> {
+    let tenant = get_object(ctx, ctx.source.url("/api/v1/tenants/me", &[])).await?;
     match tenant.get("id").and_then(Value::as_str) {
         Some(id) if !id.is_empty() => Ok(id.to_string()),
         _ => Err(connector_api::Error::new(ErrorKind::Source, "/api/v1/tenants/me answered without an id")
@@ -71,39 +73,40 @@ pub async fn tenant_id(ctx: &Ctx, stream: &'static str) -> Result<String> {
     }
 }
 
-/// Reads the tenant and its licence status.
-pub async fn run(ctx: &Ctx) -> Result<()> {
-    let mut events = Vec::new();
-    let (_, tenant) = ctx.client.get_json(&ctx.url("/api/v1/tenants/me", &[]), &mut events).await?;
-    let status = match ctx.client.get_json(&ctx.url("/api/v1/licenses/status", &[]), &mut events).await {
-        Ok((_, Value::Object(status))) => status,
-        Ok(_) => Map::new(),
-        Err(err) if err.kind() == ErrorKind::Permission => {
-            ctx.out
-                .log(
-                    LogLevel::Warn,
-                    "The API key may not read licenses/status; the tenant's licence columns are null",
-                )
-                .await?;
-            Map::new()
-        }
-        Err(err) => return Err(err),
-    };
-    ctx.out.http_events(TENANT.name, &events).await?;
-    let Value::Object(tenant) = tenant else {
-        return Err(connector_api::Error::new(
-            ErrorKind::Source,
-            "/api/v1/tenants/me did not return a JSON object",
-        )
-        .with_hint(crate::remediation::SOURCE_PROTOCOL));
-    };
-    let (columns, rest) = flatten(&TENANT, status, &LICENCE_STATUS_COLUMNS);
-    let mut record = TENANT.record(tenant, &columns);
-    if !rest.is_empty() {
-        record[EXTRA]["licenseStatus"] = Value::Object(rest);
+/// Reads the tenant and its licence status; a key that may not read the status still
+/// reads the tenant, with a warning.
+pub struct TenantSource;
+
+#[async_trait]
+impl Source<Tenant> for TenantSource {
+    fn streams(&self) -> &'static [&'static StreamDef] {
+        &[&TENANT]
     }
-    ctx.out.record(TENANT.name, record).await?;
-    ctx.out.status(TENANT.name, StreamEvent::PageFetched { records: 1 }).await
+
+    async fn plan(&self, ctx: &Ctx) -> Result<Plan> {
+        let tenant = get_object(ctx, ctx.source.url("/api/v1/tenants/me", &[])).await?;
+        let status = match get(ctx, &ctx.source.url("/api/v1/licenses/status", &[])).await {
+            Ok(Value::Object(status)) => status,
+            Ok(_) => Map::new(),
+            Err(err) if err.kind() == ErrorKind::Permission => {
+                let warning =
+                    "The API key may not read licenses/status; the tenant's licence columns are null";
+                ctx.log(LogLevel::Warn, warning).await?;
+                Map::new()
+            }
+            Err(err) => return Err(err),
+        };
+        let (columns, rest) = flatten(&TENANT, status, &LICENCE_STATUS_COLUMNS);
+        let record = move |tenant, out: &mut Records| {
+            let mut record = TENANT.record(tenant, &columns);
+            if !rest.is_empty() {
+                record[EXTRA]["licenseStatus"] = Value::Object(rest.clone());
+            }
+            out.push(&TENANT, record);
+            Ok(())
+        };
+        Ok(Plan::chain(Chain::new(once(tenant), record)))
+    }
 }
 
 #[cfg(test)]

@@ -13,28 +13,29 @@
 //! archive, one request per day, with a checkpoint after each; the online events follow,
 //! per type in ascending `eventTime`, with a checkpoint once every type is read (the
 //! types are listed one after the other, so an earlier checkpoint could pass events of a
-//! type not yet read). Rows are keyed by `eventId`, which the archive and the online
+//! type not yet read). A session event type not listed by `/v1/audits/types` is skipped
+//! in the archive too. Rows are keyed by `eventId`, which the archive and the online
 //! listing share, so a day read from both, or read again by the look-back, is upserted.
 
-use connector_api::{LogLevel, Result, StreamEvent};
-use futures::TryStreamExt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use connector_api::cursor::Cursor;
+use connector_api::read::{Chain, Page, Pages, Plan, Source};
+use connector_api::{LogLevel, Result};
+use futures::StreamExt;
 use serde_json::{Map, Value};
 use time::{Date, Duration, OffsetDateTime, Time};
 
-use super::cursor::Cursor;
 use super::license_consumption::fallback_id;
 use super::{StreamDef, Ty, col, derived};
-use crate::pagination::pages;
-use crate::read::{Ctx, get_object};
+use crate::read::{Ctx, Tenant, expect_object, get_object};
 
 /// Largest `limit` the endpoint accepts.
 pub const MAX_LIMIT: u32 = 100;
 
 /// How long Qlik keeps audit events online when `/v1/audits/settings` does not say: 90 days.
 pub const DEFAULT_RETENTION: Duration = Duration::days(90);
-
-/// The checkpoint's field.
-const CURSOR_FIELD: &str = "event_time";
 
 /// The `user_sessions` stream.
 pub const USER_SESSIONS: StreamDef = StreamDef {
@@ -68,71 +69,81 @@ pub const USER_SESSIONS: StreamDef = StreamDef {
     consumed: &["links", "contentType"],
 };
 
-/// Reads session events from where the last sync stopped.
-pub async fn run(ctx: &Ctx) -> Result<()> {
-    let name = USER_SESSIONS.name;
-    let saved = ctx.checkpoint(name).and_then(|v| Cursor::from_state(v, CURSOR_FIELD));
-    let from = match (&saved, &ctx.settings.sessions_start) {
-        (Some(cursor), _) => Some(cursor.at - ctx.settings.sessions_lookback),
-        (None, Some(start)) => Cursor::parse(start).map(|c| c.at),
-        (None, None) => None,
-    };
-    let types = session_types(ctx).await?;
-    if types.is_empty() {
-        return ctx
-            .out
-            .log(LogLevel::Warn, "The tenant lists no user-session audit event types; user_sessions is empty")
-            .await;
+/// Reads session events from where the last sync stopped: the archived days first (in
+/// ascending order, so the engine checkpoints after each), then the online events of every
+/// session type (checkpointed once all are read).
+pub struct UserSessions;
+
+#[async_trait]
+impl Source<Tenant> for UserSessions {
+    fn streams(&self) -> &'static [&'static StreamDef] {
+        &[&USER_SESSIONS]
     }
-    let now = OffsetDateTime::now_utc();
-    let mut latest = saved;
-    if let Some(from) = from {
-        backfill(ctx, &types, from, now, &mut latest).await?;
-    }
-    for event_type in &types {
-        let mut query = vec![
-            ("eventType", event_type.clone()),
-            ("sort", "+eventTime".to_string()),
-            ("limit", ctx.settings.limit(MAX_LIMIT).to_string()),
-        ];
-        if let Some(from) = from {
-            query.push(("eventTime", format!("{}/{}", Cursor::at(from).raw(), Cursor::at(now).raw())));
+
+    async fn plan(&self, ctx: &Ctx) -> Result<Plan> {
+        let tenant = ctx.source.clone();
+        let settings = &tenant.settings;
+        let from = match (&ctx.resume, &settings.sessions_start) {
+            (Some(cursor), _) => Some(cursor.at - settings.sessions_lookback),
+            (None, Some(start)) => Cursor::parse(start).map(|c| c.at),
+            (None, None) => None,
+        };
+        let types = Arc::new(session_types(ctx).await?);
+        if types.is_empty() {
+            let warning = "The tenant lists no user-session audit event types; user_sessions is empty";
+            ctx.log(LogLevel::Warn, warning).await?;
+            return Ok(Plan::nothing());
         }
-        let mut pages = std::pin::pin!(pages(ctx.client.clone(), ctx.url("/api/v1/audits", &query)));
-        while let Some(page) = pages.try_next().await? {
-            ctx.out.http_events(name, &page.events).await?;
-            let mut n = 0;
-            for event in page.records() {
-                emit(ctx, event?, false, &mut latest).await?;
-                n += 1;
+        let now = OffsetDateTime::now_utc();
+        let mut chains = Vec::new();
+        if let Some(from) = from
+            && let Some(days) = archived_days(ctx, from, now).await?
+        {
+            let types = types.clone();
+            let archive = Chain::new(archive_pages(tenant.clone(), days), move |event, out| {
+                let wanted = event
+                    .get("eventType")
+                    .and_then(Value::as_str)
+                    .is_some_and(|t| types.iter().any(|s| s == t));
+                if wanted {
+                    out.push(&USER_SESSIONS, record(event, true));
+                }
+                Ok(())
+            });
+            chains.push(archive.ascending());
+        }
+        let online = types.iter().map(|event_type| {
+            let mut query = vec![
+                ("eventType", event_type.clone()),
+                ("sort", "+eventTime".to_string()),
+                ("limit", tenant.limit(MAX_LIMIT)),
+            ];
+            if let Some(from) = from {
+                query.push(("eventTime", format!("{}/{}", Cursor::at(from).raw(), Cursor::at(now).raw())));
             }
-            ctx.out.status(name, StreamEvent::PageFetched { records: n }).await?;
-        }
-    }
-    match &latest {
-        Some(latest) => ctx.out.state(name, latest.to_state(CURSOR_FIELD)).await,
-        None => Ok(()),
+            tenant.pages(tenant.url("/api/v1/audits", &query))
+        });
+        let online: Vec<_> = online.collect();
+        chains.push(Chain::new(futures::stream::iter(online).flatten().boxed(), |event, out| {
+            out.push(&USER_SESSIONS, record(event, false));
+            Ok(())
+        }));
+        Ok(Plan::chains(chains))
     }
 }
 
 /// The session event types among those `/v1/audits/types` lists.
 async fn session_types(ctx: &Ctx) -> Result<Vec<String>> {
-    let listed = get_object(ctx, USER_SESSIONS.name, ctx.url("/api/v1/audits/types", &[])).await?;
+    let listed = get_object(ctx, ctx.source.url("/api/v1/audits/types", &[])).await?;
     let types = listed.get("data").and_then(Value::as_array).into_iter().flatten();
     Ok(types.filter_map(Value::as_str).filter(|t| t.contains("user-session")).map(str::to_string).collect())
 }
 
-/// Reads the archived days from `from` to the first day of the online window, when
-/// `from` is older than the window, checkpointing the end of each day.
-async fn backfill(
-    ctx: &Ctx,
-    types: &[String],
-    from: OffsetDateTime,
-    now: OffsetDateTime,
-    latest: &mut Option<Cursor>,
-) -> Result<()> {
-    let name = USER_SESSIONS.name;
-    let settings = get_object(ctx, name, ctx.url("/api/v1/audits/settings", &[])).await?;
+/// The days from `from` to the first day of the online window to read from the archive,
+/// when `from` is older than the window; `None` when there are none, or the tenant keeps
+/// no archive (with a warning).
+async fn archived_days(ctx: &Ctx, from: OffsetDateTime, now: OffsetDateTime) -> Result<Option<Vec<Date>>> {
+    let settings = get_object(ctx, ctx.source.url("/api/v1/audits/settings", &[])).await?;
     let data = settings.get("data");
     let retention = data
         .and_then(|d| d.get("EventTTL"))
@@ -140,40 +151,41 @@ async fn backfill(
         .map_or(DEFAULT_RETENTION, Duration::seconds);
     let online_from = now - retention;
     if from >= online_from {
-        return Ok(());
+        return Ok(None);
     }
     if data.and_then(|d| d.get("ArchiveEnabled")).and_then(Value::as_bool) != Some(true) {
         let message = format!(
             "Session events before {} are past Qlik's online retention and the tenant keeps no audit archive; user_sessions starts there",
             Cursor::at(online_from).raw()
         );
-        return ctx.out.log(LogLevel::Warn, message).await;
+        ctx.log(LogLevel::Warn, message).await?;
+        return Ok(None);
     }
-    let mut day = from.date();
-    while day <= online_from.date() {
-        let date = day.to_string();
-        let archived = get_object(ctx, name, ctx.url("/api/v1/audits/archive", &[("date", date)])).await?;
-        let events = match archived.get("data") {
-            Some(Value::Array(events)) => events.clone(),
-            _ => Vec::new(),
-        };
-        let mut n = 0;
-        for event in events {
-            let Value::Object(event) = event else { continue };
-            if event.get("eventType").and_then(Value::as_str).is_some_and(|t| types.iter().any(|s| s == t)) {
-                emit(ctx, event, true, latest).await?;
-                n += 1;
+    let days = std::iter::successors(Some(from.date()), |day| day.next_day());
+    Ok(Some(days.take_while(|day| *day <= online_from.date()).collect()))
+}
+
+/// One page per archived day: `/v1/audits/archive?date=` answers a day's events at once.
+fn archive_pages(tenant: Arc<Tenant>, days: Vec<Date>) -> Pages {
+    futures::stream::iter(days)
+        .then(move |day| {
+            let tenant = tenant.clone();
+            async move {
+                let mut events = Vec::new();
+                let url = tenant.url("/api/v1/audits/archive", &[("date", day.to_string())]);
+                let (_, archived) = tenant.client.get_json(&url, &mut events).await?;
+                let items = match expect_object(&url, archived)?.remove("data") {
+                    Some(Value::Array(items)) => items,
+                    _ => Vec::new(),
+                };
+                let events_of_day = items.into_iter().filter_map(|item| match item {
+                    Value::Object(event) => Some(Ok(event)),
+                    _ => None,
+                });
+                Ok(Page::new(events_of_day.collect::<Vec<_>>(), events).through(Cursor::at(end_of(day))))
             }
-        }
-        ctx.out.status(name, StreamEvent::PageFetched { records: n }).await?;
-        let Some(next) = day.next_day() else { break };
-        Cursor::advance(latest, Cursor::at(end_of(day)));
-        if let Some(latest) = latest.as_ref() {
-            ctx.out.state(name, latest.to_state(CURSOR_FIELD)).await?;
-        }
-        day = next;
-    }
-    Ok(())
+        })
+        .boxed()
 }
 
 /// The first instant after `day`, UTC.
@@ -181,13 +193,9 @@ fn end_of(day: Date) -> OffsetDateTime {
     day.next_day().unwrap_or(day).with_time(Time::MIDNIGHT).assume_utc()
 }
 
-/// Emits one event, keyed by its `eventId` (else its audit `id`, else a hash of its fields).
-async fn emit(
-    ctx: &Ctx,
-    mut event: Map<String, Value>,
-    from_archive: bool,
-    latest: &mut Option<Cursor>,
-) -> Result<()> {
+/// The record of one event, keyed by its `eventId` (else its audit `id`, else a hash of its
+/// fields).
+fn record(mut event: Map<String, Value>, from_archive: bool) -> Value {
     if event.get("eventId").and_then(Value::as_str).is_none_or(str::is_empty) {
         let id = match event.get("id").and_then(Value::as_str) {
             Some(id) if !id.is_empty() => id.to_string(),
@@ -195,11 +203,7 @@ async fn emit(
         };
         event.insert("eventId".into(), Value::String(id));
     }
-    if let Some(at) = event.get("eventTime").and_then(Value::as_str).and_then(Cursor::parse) {
-        Cursor::advance(latest, at);
-    }
-    let record = USER_SESSIONS.record(event, &[("from_archive", Value::Bool(from_archive))]);
-    ctx.out.record(USER_SESSIONS.name, record).await
+    USER_SESSIONS.record(event, &[("from_archive", Value::Bool(from_archive))])
 }
 
 #[cfg(test)]

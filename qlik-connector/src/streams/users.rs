@@ -7,13 +7,13 @@
 //! user renamed while the listing pages moves across its cursor, read twice or not at
 //! all; an id never changes (https://qlik.dev/apis/rest/users).
 
-use connector_api::{Result, StreamEvent};
-use futures::TryStreamExt;
+use async_trait::async_trait;
+use connector_api::Result;
+use connector_api::read::{Chain, Plan, Records, Source};
 use serde_json::{Map, Value};
 
 use super::{StreamDef, Ty, col, derived};
-use crate::pagination::pages;
-use crate::read::Ctx;
+use crate::read::{Ctx, Tenant};
 
 /// Largest `limit` the endpoint accepts.
 pub const MAX_LIMIT: u32 = 100;
@@ -101,40 +101,35 @@ pub const USER_GROUPS: StreamDef = StreamDef {
 };
 
 /// Lists users of every status and emits them with their roles and groups.
-pub async fn run(ctx: &Ctx) -> Result<()> {
-    let limit = ctx.settings.limit(MAX_LIMIT).to_string();
-    let url = ctx.url(
-        "/api/v1/users",
-        &[("limit", limit), ("filter", all_statuses_filter()), ("sort", STABLE_ORDER.to_string())],
-    );
-    let mut pages = std::pin::pin!(pages(ctx.client.clone(), url));
-    while let Some(page) = pages.try_next().await? {
-        ctx.out.http_events(USERS.name, &page.events).await?;
-        let (mut n_users, mut n_roles, mut n_groups) = (0, 0, 0);
-        for user in page.records() {
-            let mut user = user?;
-            let user_id = user.get("id").cloned().unwrap_or(Value::Null);
-            let roles = take_objects(&mut user, "assignedRoles");
-            let groups = take_objects(&mut user, "assignedGroups");
-            for role in roles {
-                ctx.out
-                    .record(USER_ROLES.name, USER_ROLES.record(role, &[("user_id", user_id.clone())]))
-                    .await?;
-                n_roles += 1;
-            }
-            for group in groups {
-                ctx.out
-                    .record(USER_GROUPS.name, USER_GROUPS.record(group, &[("user_id", user_id.clone())]))
-                    .await?;
-                n_groups += 1;
-            }
-            ctx.out.record(USERS.name, USERS.record(user, &[])).await?;
-            n_users += 1;
-        }
-        ctx.out.status(USERS.name, StreamEvent::PageFetched { records: n_users }).await?;
-        ctx.out.status(USER_ROLES.name, StreamEvent::PageFetched { records: n_roles }).await?;
-        ctx.out.status(USER_GROUPS.name, StreamEvent::PageFetched { records: n_groups }).await?;
+pub struct Users;
+
+#[async_trait]
+impl Source<Tenant> for Users {
+    fn streams(&self) -> &'static [&'static StreamDef] {
+        &[&USERS, &USER_ROLES, &USER_GROUPS]
     }
+
+    async fn plan(&self, ctx: &Ctx) -> Result<Plan> {
+        let tenant = &ctx.source;
+        let query = [
+            ("limit", tenant.limit(MAX_LIMIT)),
+            ("filter", all_statuses_filter()),
+            ("sort", STABLE_ORDER.into()),
+        ];
+        Ok(Plan::chain(Chain::new(tenant.pages(tenant.url("/api/v1/users", &query)), split)))
+    }
+}
+
+/// A user's record, and one record per role and group assigned to them.
+fn split(mut user: Map<String, Value>, out: &mut Records) -> Result<()> {
+    let user_id = user.get("id").cloned().unwrap_or(Value::Null);
+    for role in take_objects(&mut user, "assignedRoles") {
+        out.push(&USER_ROLES, USER_ROLES.record(role, &[("user_id", user_id.clone())]));
+    }
+    for group in take_objects(&mut user, "assignedGroups") {
+        out.push(&USER_GROUPS, USER_GROUPS.record(group, &[("user_id", user_id.clone())]));
+    }
+    out.push(&USERS, USERS.record(user, &[]));
     Ok(())
 }
 

@@ -1,6 +1,9 @@
-//! The saved cursor of an incremental stream: the latest timestamp delivered, kept as Qlik
+//! The cursor of an incremental stream: the latest timestamp delivered, kept as the source
 //! wrote it (so a checkpoint never changes its text) and parsed (so it can be compared and
 //! moved back by a look-back).
+//!
+//! A checkpoint is `{"<cursor column>": "<RFC 3339 timestamp>"}`; the read engine writes
+//! and reads it, so every incremental stream of every connector saves the same shape.
 
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -42,7 +45,7 @@ impl Cursor {
         json!({ field: self.raw })
     }
 
-    /// Keeps the later of `self` and `other`.
+    /// Keeps the later of `latest` and `other`.
     pub fn advance(latest: &mut Option<Cursor>, other: Cursor) {
         if latest.as_ref().is_none_or(|l| other.at > l.at) {
             *latest = Some(other);

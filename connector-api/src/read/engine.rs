@@ -1,0 +1,308 @@
+//! Running a read: every selected source as a task, its chains behind the shared permits,
+//! all feeding one bounded channel that becomes the [`MessageStream`].
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use futures::{FutureExt, StreamExt, TryStreamExt};
+use serde_json::Value;
+use tokio::sync::{Mutex, Semaphore, mpsc};
+use tokio::task::JoinSet;
+
+use super::chain::{Chain, FanOut, Page, Plan, Records};
+use super::emitter::Emitter;
+use super::progress::Progress;
+use super::{Source, StreamCtx};
+use crate::cursor::Cursor;
+use crate::stream_def::StreamDef;
+use crate::{
+    ConfiguredCatalog, Error, ErrorKind, LogLevel, MessageStream, Result, State, StreamEvent, SyncMode,
+};
+
+/// Messages buffered between the sources and the host.
+const CHANNEL_CAPACITY: usize = 512;
+
+/// Parent keys waiting for their children to be read.
+const PENDING_PARENTS: usize = 1024;
+
+/// How a read runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Chains (and plans) in flight at once, across every source; also the number of a
+    /// fan-out's child listings in flight. 1 reads one source after another, in order.
+    pub max_concurrency: usize,
+}
+
+/// Starts reading the streams `catalog` selects from `sources`, resuming incremental
+/// streams from `state`, and returns the message stream.
+///
+/// A selected stream no source feeds is a [`ErrorKind::Config`] error listing the known
+/// streams. A saved checkpoint that is not this engine's (`{"<cursor>": "<RFC 3339>"}`)
+/// fails its stream with a hint to start it over; the other streams are read.
+pub fn read<C: Send + Sync + 'static>(
+    ctx: Arc<C>,
+    sources: &'static [&'static dyn Source<C>],
+    catalog: &ConfiguredCatalog,
+    state: &State,
+    options: Options,
+) -> Result<MessageStream> {
+    let known: Vec<&str> = sources.iter().flat_map(|s| s.streams()).map(|d| d.name).collect();
+    let mut selected = HashSet::new();
+    for configured in &catalog.streams {
+        let name = configured.stream.name.as_str();
+        if !known.contains(&name) {
+            return Err(Error::new(ErrorKind::Config, format!("unknown stream `{name}`"))
+                .with_context("field", "streams")
+                .with_hint(format!("Known streams: {}", known.join(", "))));
+        }
+        selected.insert(name.to_string());
+    }
+    let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+    let out = Emitter::new(tx, selected);
+    let permits = Arc::new(Semaphore::new(options.max_concurrency.max(1)));
+    let mut tasks = JoinSet::new();
+    for source in sources.iter().copied() {
+        let streams: Vec<&'static str> =
+            source.streams().iter().map(|d| d.name).filter(|s| out.wants(s)).collect();
+        if streams.is_empty() {
+            continue;
+        }
+        let primary = source.streams()[0];
+        let incremental = catalog.stream(primary.name).is_some_and(|s| s.sync_mode == SyncMode::Incremental);
+        let resume = match (incremental, primary.cursor) {
+            (true, Some(cursor)) => saved_cursor(primary.name, cursor, state.get(primary.name)),
+            _ => Ok(None),
+        };
+        let run = SourceRun { source, out: out.clone(), permits: permits.clone(), options };
+        let ctx = ctx.clone();
+        tasks.spawn(async move {
+            for s in &streams {
+                if run.out.status(s, StreamEvent::Started).await.is_err() {
+                    return;
+                }
+            }
+            let result = match resume {
+                Ok(resume) => run.run(ctx, resume).await,
+                Err(err) => Err(err),
+            }
+            .map_err(|err| err.with_context("stream", streams.join(", ")));
+            for s in &streams {
+                let event = match &result {
+                    Ok(()) => StreamEvent::Completed { records: run.out.count(s) },
+                    Err(err) => StreamEvent::failed(err),
+                };
+                if run.out.status(s, event).await.is_err() {
+                    return;
+                }
+            }
+            if let Err(err) = result {
+                tracing::warn!(streams = %streams.join(","), kind = %err.kind(), error = %err.message(), "Stream failed");
+            }
+        });
+    }
+    drop(out);
+    let stream = futures::stream::unfold((rx, tasks), |(mut rx, tasks)| async move {
+        let item = rx.recv().await?;
+        Some((item, (rx, tasks)))
+    });
+    Ok(Box::pin(stream))
+}
+
+/// The cursor a saved checkpoint of `stream` holds.
+fn saved_cursor(stream: &str, cursor: &str, saved: Option<&Value>) -> Result<Option<Cursor>> {
+    let Some(saved) = saved.filter(|v| !v.is_null()) else { return Ok(None) };
+    match Cursor::from_state(saved, cursor) {
+        Some(at) => Ok(Some(at)),
+        None => Err(Error::new(
+            ErrorKind::Config,
+            format!("the saved state of stream `{stream}` is not a checkpoint of its cursor `{cursor}`"),
+        )
+        .with_context("stream", stream)
+        .with_hint("Run the stream once with --full-refresh to start it over")),
+    }
+}
+
+/// Where a listing with a fan-out sends its parents' keys.
+struct Fanning {
+    /// The parent column holding the key.
+    key: &'static str,
+    /// The child stream, whose pages the children's side reports.
+    child: &'static str,
+    keys: mpsc::Sender<String>,
+}
+
+/// One source's read.
+struct SourceRun<C: 'static> {
+    source: &'static dyn Source<C>,
+    out: Emitter,
+    permits: Arc<Semaphore>,
+    options: Options,
+}
+
+impl<C: Send + Sync + 'static> SourceRun<C> {
+    fn streams(&self) -> &'static [&'static StreamDef] {
+        self.source.streams()
+    }
+
+    fn primary(&self) -> &'static StreamDef {
+        self.streams()[0]
+    }
+
+    async fn permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>> {
+        self.permits.acquire().await.map_err(|_| Error::internal("the read was stopped"))
+    }
+
+    async fn run(&self, ctx: Arc<C>, resume: Option<Cursor>) -> Result<()> {
+        let plan = {
+            let _permit = self.permit().await?;
+            let ctx = StreamCtx {
+                source: ctx,
+                resume: resume.clone(),
+                stream: self.primary().name,
+                out: self.out.clone(),
+            };
+            self.source.plan(&ctx).await?
+        };
+        let Plan { chains, fan_out } = plan;
+        let fan_out = fan_out.filter(|f| self.out.wants(f.child.name));
+        let progress = Mutex::new(Progress::new(chains.iter().map(|c| c.order), resume));
+        let (keys_tx, keys_rx) = mpsc::channel::<String>(PENDING_PARENTS);
+        let fanning =
+            fan_out.as_ref().map(|f| Fanning { key: f.parent_key, child: f.child.name, keys: keys_tx });
+        let parents = async {
+            // Owned here, so the children's side sees the keys end when the parents do.
+            let fanning = fanning;
+            let reads = chains
+                .into_iter()
+                .enumerate()
+                .map(|(i, chain)| self.chain(i, chain, &progress, fanning.as_ref()).boxed());
+            futures::future::try_join_all(reads).await.map(drop)
+        };
+        let children = async {
+            match &fan_out {
+                Some(fan_out) => self.children(fan_out, keys_rx).await,
+                None => Ok(()),
+            }
+        };
+        futures::try_join!(parents, children)?;
+        match progress.into_inner().unreported() {
+            Some(at) => self.checkpoint(&at).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Reads chain `i` to its end under a permit.
+    async fn chain(
+        &self,
+        i: usize,
+        chain: Chain,
+        progress: &Mutex<Progress>,
+        fanning: Option<&Fanning>,
+    ) -> Result<()> {
+        let _permit = self.permit().await?;
+        let Chain { mut pages, map, .. } = chain;
+        let primary = self.primary();
+        let mut records = Records::default();
+        let mut newest: Option<Cursor> = None;
+        while let Some(Page { items, events, through }) = pages.try_next().await? {
+            self.out.http_events(primary.name, &events).await?;
+            if let Some(through) = through {
+                Cursor::advance(&mut newest, through);
+            }
+            let mut counts = vec![0u64; self.streams().len()];
+            for item in items {
+                map(item?, &mut records)?;
+                for (stream, record) in records.drain() {
+                    if stream == primary.name {
+                        if let Some(at) =
+                            primary.cursor.and_then(|c| record.get(c)?.as_str()).and_then(Cursor::parse)
+                        {
+                            Cursor::advance(&mut newest, at);
+                        }
+                        if let Some(fanning) = fanning
+                            && let Some(key) = record.get(fanning.key).and_then(Value::as_str)
+                        {
+                            let sent = fanning.keys.send(key.to_string()).await;
+                            sent.map_err(|_| Error::internal("the fan-out stopped"))?;
+                        }
+                    }
+                    if let Some(n) = self.streams().iter().position(|d| d.name == stream) {
+                        counts[n] += 1;
+                    }
+                    self.out.record(stream, record).await?;
+                }
+            }
+            for (def, n) in self.streams().iter().zip(counts) {
+                if fanning.is_none_or(|f| f.child != def.name) {
+                    self.out.status(def.name, StreamEvent::PageFetched { records: n }).await?;
+                }
+            }
+            if primary.cursor.is_some() {
+                let mut progress = progress.lock().await;
+                if let Some(at) = progress.page(i, newest.as_ref()) {
+                    self.checkpoint(&at).await?;
+                }
+            }
+        }
+        if primary.cursor.is_some() {
+            let mut progress = progress.lock().await;
+            if let Some(at) = progress.done(i) {
+                self.checkpoint(&at).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn checkpoint(&self, at: &Cursor) -> Result<()> {
+        let primary = self.primary();
+        match primary.cursor {
+            Some(cursor) => self.out.state(primary.name, at.to_state(cursor)).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Reads every parent's children as the parents' keys arrive.
+    async fn children(&self, fan_out: &FanOut, keys: mpsc::Receiver<String>) -> Result<()> {
+        let keys =
+            futures::stream::unfold(keys, |mut rx| async move { rx.recv().await.map(|key| (key, rx)) });
+        let mut fetched = std::pin::pin!(
+            keys.map(|key| {
+                let Chain { pages, map, .. } = (fan_out.open)(&key);
+                pages.try_collect::<Vec<Page>>().map(move |pages| (key, pages, map))
+            })
+            .buffer_unordered(self.options.max_concurrency.max(1))
+        );
+        let child = fan_out.child;
+        let mut records = Records::default();
+        while let Some((key, pages, map)) = fetched.next().await {
+            let pages = match pages {
+                Err(err) if err.kind() == ErrorKind::NotFound => {
+                    let parent = self.primary().name;
+                    tracing::warn!(parent, key = %key, "Parent vanished during the read");
+                    let warning = format!(
+                        "{parent} {key} was deleted (or hidden from this key) after its listing; its {} are skipped: {}",
+                        child.name,
+                        err.message()
+                    );
+                    self.out.log(LogLevel::Warn, warning).await?;
+                    continue;
+                }
+                other => other?,
+            };
+            for page in pages {
+                let (items, events) = page.into_parts();
+                self.out.http_events(child.name, &events).await?;
+                let mut n = 0;
+                for item in items {
+                    map(item?, &mut records)?;
+                    for (stream, record) in records.drain() {
+                        n += u64::from(stream == child.name);
+                        self.out.record(stream, record).await?;
+                    }
+                }
+                self.out.status(child.name, StreamEvent::PageFetched { records: n }).await?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,132 @@
+//! When a stream read in several chains may be checkpointed, and at which cursor.
+//!
+//! A checkpoint promises that every record up to its cursor has been delivered. With
+//! chains in cursor order (each chain's items come after the previous chain's), that holds
+//! for the newest cursor of the chains already read to the end, plus the progress of the
+//! first unfinished chain when its pages ascend; a later chain's progress counts only once
+//! every chain before it is done. The checkpoint never moves backwards.
+
+use crate::cursor::Cursor;
+
+use super::chain::Order;
+
+struct ChainProgress {
+    order: Order,
+    done: bool,
+    newest: Option<Cursor>,
+}
+
+/// The cursor progress of one stream's chains.
+pub(crate) struct Progress {
+    chains: Vec<ChainProgress>,
+    /// The newest cursor already checkpointed (initially the saved one).
+    checkpointed: Option<Cursor>,
+    saved: Option<Cursor>,
+    /// Whether this read emitted a checkpoint.
+    emitted: bool,
+}
+
+impl Progress {
+    /// Progress of chains in `orders`, resuming from `saved`.
+    pub(crate) fn new(orders: impl IntoIterator<Item = Order>, saved: Option<Cursor>) -> Progress {
+        let chains =
+            orders.into_iter().map(|order| ChainProgress { order, done: false, newest: None }).collect();
+        Progress { chains, checkpointed: saved.clone(), saved, emitted: false }
+    }
+
+    /// Chain `i` delivered records up to `newest`; returns the checkpoint to emit, if any.
+    pub(crate) fn page(&mut self, i: usize, newest: Option<&Cursor>) -> Option<Cursor> {
+        if let Some(newest) = newest {
+            Cursor::advance(&mut self.chains[i].newest, newest.clone());
+        }
+        self.next_checkpoint()
+    }
+
+    /// Chain `i` was read to its end; returns the checkpoint to emit, if any.
+    pub(crate) fn done(&mut self, i: usize) -> Option<Cursor> {
+        self.chains[i].done = true;
+        self.next_checkpoint()
+    }
+
+    /// The newest cursor every record up to which is delivered, if newer than the last
+    /// checkpoint (the saved one to begin with).
+    fn next_checkpoint(&mut self) -> Option<Cursor> {
+        let mut covered = self.saved.clone();
+        for chain in &self.chains {
+            if (chain.done || chain.order == Order::Ascending)
+                && let Some(newest) = &chain.newest
+            {
+                Cursor::advance(&mut covered, newest.clone());
+            }
+            if !chain.done {
+                break;
+            }
+        }
+        let covered = covered?;
+        let newer = self.checkpointed.as_ref().is_none_or(|c| covered.at > c.at);
+        newer.then(|| {
+            self.checkpointed = Some(covered.clone());
+            self.emitted = true;
+            covered
+        })
+    }
+
+    /// After the last chain: the saved cursor when nothing newer came, so every read of an
+    /// incremental stream ends with its checkpoint (a protocol consumer that keeps only
+    /// this read's states, such as an Airbyte platform, keeps the cursor).
+    pub(crate) fn unreported(&self) -> Option<Cursor> {
+        if self.emitted { None } else { self.checkpointed.clone() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> Cursor {
+        Cursor::parse(&format!("2026-01-01T00:00:{s}Z")).unwrap()
+    }
+
+    fn raw(c: Option<Cursor>) -> Option<String> {
+        c.map(|c| c.raw().to_string())
+    }
+
+    #[test]
+    fn an_ascending_chain_checkpoints_each_page() {
+        let mut p = Progress::new([Order::Ascending], None);
+        assert_eq!(raw(p.page(0, Some(&at("01")))), Some("2026-01-01T00:00:01Z".into()));
+        assert_eq!(p.page(0, Some(&at("01"))), None, "no repeat of the same checkpoint");
+        assert_eq!(raw(p.page(0, Some(&at("05")))), Some("2026-01-01T00:00:05Z".into()));
+        assert_eq!(p.done(0), None);
+    }
+
+    #[test]
+    fn an_unordered_chain_checkpoints_only_at_its_end() {
+        let mut p = Progress::new([Order::Unordered], Some(at("00")));
+        assert_eq!(p.page(0, Some(&at("09"))), None);
+        assert_eq!(p.page(0, Some(&at("03"))), None);
+        assert_eq!(raw(p.done(0)), Some("2026-01-01T00:00:09Z".into()));
+    }
+
+    #[test]
+    fn a_later_slice_counts_only_once_the_earlier_ones_are_done() {
+        let mut p = Progress::new([Order::Ascending, Order::Ascending, Order::Ascending], None);
+        assert_eq!(p.page(1, Some(&at("20"))), None, "slice 1 is ahead of slice 0");
+        assert_eq!(p.page(2, Some(&at("40"))), None);
+        assert_eq!(raw(p.page(0, Some(&at("05")))), Some("2026-01-01T00:00:05Z".into()));
+        assert_eq!(p.done(2), None);
+        assert_eq!(raw(p.done(0)), Some("2026-01-01T00:00:20Z".into()), "slice 1's progress now counts");
+        assert_eq!(raw(p.done(1)), Some("2026-01-01T00:00:40Z".into()), "and slice 2, done, entirely");
+    }
+
+    #[test]
+    fn the_checkpoint_never_moves_back_from_the_saved_cursor() {
+        let mut p = Progress::new([Order::Ascending], Some(at("30")));
+        assert_eq!(p.page(0, Some(&at("10"))), None);
+        assert_eq!(p.done(0), None);
+        assert_eq!(raw(p.unreported()), Some("2026-01-01T00:00:30Z".into()), "the saved cursor, once");
+        let mut p = Progress::new([Order::Ascending], Some(at("30")));
+        assert_eq!(raw(p.page(0, Some(&at("31")))), Some("2026-01-01T00:00:31Z".into()));
+        assert_eq!(p.unreported(), None);
+    }
+}
