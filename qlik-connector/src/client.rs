@@ -87,9 +87,10 @@ pub enum Reply<T = Value> {
 }
 
 impl QlikClient {
-    /// Builds the client for `settings`, with its own rate limiter.
+    /// Builds the client for `settings`, with its own rate limiter: the run's budget in
+    /// any window of the configured length, shared by every clone of the client.
     pub fn new(settings: &Settings, sign_in: SignIn) -> Result<Self> {
-        let limiter = Arc::new(RateLimiter::per_minute(settings.requests_per_minute));
+        let limiter = Arc::new(RateLimiter::new(settings.rate_budget(), settings.rate_window));
         Self::with_limiter(settings, sign_in, limiter, RetryPolicy::default())
     }
 

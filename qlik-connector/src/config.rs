@@ -15,8 +15,16 @@ use url::{Host, Url};
 
 use crate::streams;
 
-/// Default requests per minute: Qlik's Tier 1 budget, which every endpoint read uses.
+/// Default requests per minute: Qlik's Tier 1 limit, which every endpoint read uses.
 pub const DEFAULT_REQUESTS_PER_MINUTE: u32 = 1000;
+/// Default window, in seconds, the limit is evaluated over: Qlik evaluates Tier 1 "over a
+/// 5-minute window to support bursts of requests" (<https://qlik.dev/apis/rest/rate-limiting>).
+pub const DEFAULT_RATE_WINDOW_SECONDS: u32 = 300;
+/// The share of the user's limit, in percent, one run spends. Qlik counts the limit per
+/// user, across every key and integration of the key's owner; the rest is left to them
+/// (500 of Tier 1's 5,000 requests in 5 minutes), and absorbs the difference between when
+/// a request leaves this host and when Qlik counts it.
+pub const RATE_BUDGET_PERCENT: u64 = 90;
 /// Default number of streams read at once.
 pub const DEFAULT_MAX_CONCURRENCY: usize = 8;
 /// Default per-request timeout, in seconds.
@@ -64,12 +72,21 @@ pub struct QlikConfig {
     #[serde(default = "default_max_concurrency")]
     #[schemars(range(min = 1, max = 64))]
     pub max_concurrency: usize,
-    /// Requests per minute for all streams together; the connector paces itself below
-    /// this so Qlik does not have to throttle it. Qlik's Tier 1 limit is 1000 per minute
-    /// per user, per tenant, over 5 minutes, shared by every key of the key's owner.
+    /// The key's user's request limit per minute, evaluated over `rate_window_seconds`.
+    /// Qlik's Tier 1 limit is 1000 per minute per user, per tenant, over 5 minutes, shared
+    /// by every key of the key's owner. All streams of a run together send at most 90% of
+    /// `requests_per_minute` × `rate_window_seconds` / 60 requests in any window of
+    /// `rate_window_seconds` (4,500 in any 5 minutes by default), leaving the rest to the
+    /// user's other integrations: a run that needs fewer is never slowed down, a larger one
+    /// waits only for its oldest requests to leave the window.
     #[serde(default = "default_requests_per_minute")]
     #[schemars(range(min = 1))]
     pub requests_per_minute: u32,
+    /// Seconds of the window `requests_per_minute` is evaluated over: 300, as Qlik evaluates
+    /// Tier 1 over 5 minutes to support bursts. 60 makes the budget a per-minute one.
+    #[serde(default = "default_rate_window_seconds")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub rate_window_seconds: u32,
     /// Seconds one request may take before it is abandoned and retried.
     #[serde(default = "default_request_timeout")]
     #[schemars(range(min = 1, max = 600))]
@@ -113,6 +130,10 @@ fn default_requests_per_minute() -> u32 {
     DEFAULT_REQUESTS_PER_MINUTE
 }
 
+fn default_rate_window_seconds() -> u32 {
+    DEFAULT_RATE_WINDOW_SECONDS
+}
+
 fn default_request_timeout() -> u64 {
     DEFAULT_REQUEST_TIMEOUT
 }
@@ -134,8 +155,10 @@ pub struct Settings {
     pub page_size: Option<u32>,
     /// Concurrent streams and fan-out requests.
     pub max_concurrency: usize,
-    /// Client-side request budget per minute.
+    /// The user's request limit per minute, as configured.
     pub requests_per_minute: u32,
+    /// The window the limit is evaluated over.
+    pub rate_window: Duration,
     /// Per-request timeout.
     pub request_timeout: Duration,
     /// Lower bound of the first consumption sync, RFC 3339.
@@ -231,6 +254,9 @@ impl Settings {
         if raw.requests_per_minute == 0 {
             return Err(Error::config("requests_per_minute", "must be at least 1"));
         }
+        if !(1..=3600).contains(&raw.rate_window_seconds) {
+            return Err(Error::config("rate_window_seconds", "must be between 1 and 3600"));
+        }
         if !(1..=600).contains(&raw.request_timeout) {
             return Err(Error::config("request_timeout", "must be between 1 and 600 seconds"));
         }
@@ -246,6 +272,7 @@ impl Settings {
             page_size: raw.page_size,
             max_concurrency: raw.max_concurrency,
             requests_per_minute: raw.requests_per_minute,
+            rate_window: Duration::from_secs(raw.rate_window_seconds.into()),
             request_timeout: Duration::from_secs(raw.request_timeout),
             consumption_start,
             consumption_lookback,
@@ -253,6 +280,13 @@ impl Settings {
             sessions_lookback,
             include_orphans: raw.include_orphans,
         })
+    }
+
+    /// The most requests a run sends in any window of [`Settings::rate_window`]: its
+    /// [`RATE_BUDGET_PERCENT`] share of the user's limit over that window, at least 1.
+    pub fn rate_budget(&self) -> u64 {
+        let limit = u64::from(self.requests_per_minute) * self.rate_window.as_secs();
+        (limit * RATE_BUDGET_PERCENT / (60 * 100)).max(1)
     }
 
     /// The page size for an endpoint whose maximum `limit` is `max`.
@@ -437,6 +471,8 @@ mod tests {
         let s = Settings::from_json(&json!({"tenant_url": "https://a.eu.qlikcloud.com", "api_key": "k"}))
             .unwrap();
         assert_eq!(s.requests_per_minute, 1000);
+        assert_eq!(s.rate_window, Duration::from_secs(300));
+        assert_eq!(s.rate_budget(), 4_500, "90% of Tier 1's 5,000 requests in 5 minutes");
         assert_eq!(s.streams, streams::names());
         assert_eq!(s.limit(100), 100);
         let s = Settings::from_json(
@@ -444,6 +480,25 @@ mod tests {
         )
         .unwrap();
         assert_eq!((s.limit(100), s.limit(200)), (100, 150));
+    }
+
+    #[test]
+    fn the_rate_budget_is_a_share_of_the_limit_over_the_window() {
+        let settings = |extra: Value| {
+            let mut config = json!({"tenant_url": "https://a.eu.qlikcloud.com", "api_key": "k"});
+            config.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            Settings::from_json(&config)
+        };
+        let per_minute = settings(json!({"requests_per_minute": 100, "rate_window_seconds": 60})).unwrap();
+        assert_eq!((per_minute.rate_budget(), per_minute.rate_window), (90, Duration::from_secs(60)));
+        let tiny = settings(json!({"requests_per_minute": 1, "rate_window_seconds": 1})).unwrap();
+        assert_eq!(tiny.rate_budget(), 1, "never a budget of nothing");
+        let huge = settings(json!({"requests_per_minute": u32::MAX, "rate_window_seconds": 3600})).unwrap();
+        assert_eq!(huge.rate_budget(), u64::from(u32::MAX) * 60 * 9 / 10);
+        for bad in [0, 3601] {
+            let err = settings(json!({"rate_window_seconds": bad})).unwrap_err();
+            assert_eq!(err.context_value("field"), Some("rate_window_seconds"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -282,19 +282,27 @@ async fn a_corrupt_checkpoint_is_a_config_error() {
 }
 
 #[tokio::test]
-async fn requests_per_minute_paces_requests_through_the_shared_limiter() {
+async fn requests_per_minute_holds_back_the_request_past_the_budget() {
     let server = ScimServer::start(ScimServerConfig::small()).await.unwrap();
-    // 6000 per minute is one request every 10 ms: 14 pages of 10 users take 130 ms at least.
+    // 10 requests in any minute: the first 10 of 14 pages go at once, the 11th waits for
+    // the first to be a minute old.
     let config = json!({
-        "base_url": server.base_url(), "token": server.token(), "page_size": 10, "requests_per_minute": 6000
+        "base_url": server.base_url(), "token": server.token(), "page_size": 10, "requests_per_minute": 10
     });
-    let started = std::time::Instant::now();
-    let run = read(&ScimConnector::default(), &config, Some(&["users"]), true, &State::default()).await;
-    assert!(run.error.is_none());
-    assert_eq!(run.records("users").len(), 137);
-    assert_eq!(server.requests("/Users"), 14);
-    assert!(started.elapsed() >= Duration::from_millis(130), "{:?}", started.elapsed());
-    let throttled = run.events("users").iter().filter(|e| matches!(e, StreamEvent::Throttled { .. })).count();
-    // How many requests had to wait depends on how fast the others ran; some did.
-    assert!(throttled >= 1, "the limiter held requests back and said so");
+    let connector = ScimConnector::default();
+    let catalog =
+        connector.discover(&config).await.unwrap().configure(Some(&["users".into()]), true).unwrap();
+    let mut stream = connector.read(&config, &catalog, &State::default()).await.unwrap();
+    let mut records = 0;
+    let held = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Some(message) = stream.next().await {
+            if let Message::Record(_) = message.unwrap() {
+                records += 1;
+            }
+        }
+    })
+    .await;
+    assert!(held.is_err(), "the read waits for the window");
+    assert_eq!(server.requests("/Users"), 10, "the budget was spent at once, and not exceeded");
+    assert_eq!(records, 100);
 }

@@ -11,7 +11,8 @@
 //!   retries 429s (honouring `Retry-After`), 5xx, timeouts, resets and truncated bodies
 //!   with exponential backoff and full jitter, bounded in attempts and total time;
 //! - [`rate_limit`]: a [`RateLimiter`] shared by every stream of a read, so all of them
-//!   together stay under the source's requests-per-minute budget;
+//!   together stay under the source's budget of requests in any window (a sliding
+//!   window, exact: a run that fits it never waits);
 //! - [`origin`]: an [`OriginGuard`] that decides whether a link or redirect may carry
 //!   credentials, and rebases foreign links onto the configured origin;
 //! - [`json_body`]: a successful body read as JSON, retried only when it breaks off, and
