@@ -124,6 +124,19 @@ pub enum Command {
         /// Connector id, as shown by `list`.
         id: String,
     },
+    /// Run a connector as an Airbyte source: Airbyte protocol messages on stdout.
+    ///
+    /// Airbyte (or PyAirbyte) calls `spec`, `check --config`, `discover --config` and
+    /// `read --config --catalog [--state]` with a JSON config holding the connector's
+    /// `config` object, secrets inline. Errors are TRACE messages; `check` exits 0 once it
+    /// printed its CONNECTION_STATUS, the other commands with connector-host's exit codes.
+    Airbyte(crate::commands::airbyte::AirbyteArgs),
+    /// Run a connector as a Singer tap: SCHEMA, RECORD and STATE messages on stdout.
+    ///
+    /// `--discover` prints the Singer catalog; a catalog passed back with `--catalog`
+    /// selects streams (`selected`), their replication method and fields; `--state`
+    /// resumes incremental streams from the bookmarks of the last STATE message.
+    Singer(crate::commands::singer::SingerArgs),
     /// Run a full Qlik Sense sync from a built-in simulated tenant: no account needed.
     #[cfg(feature = "demo")]
     Demo {

@@ -37,7 +37,7 @@ use toml_edit::{Document, Item, TableLike};
 const TOP_LEVEL_KEYS: [&str; 4] = ["connector", "name", "destination", "config"];
 
 /// The largest config file read: far beyond any real config, far below trouble.
-const CONFIG_FILE_LIMIT: u64 = 1024 * 1024;
+pub(crate) const CONFIG_FILE_LIMIT: u64 = 1024 * 1024;
 
 /// The largest `{ file = … }` secret read: API keys and passwords are a few KiB at most.
 const SECRET_FILE_LIMIT: u64 = 64 * 1024;
@@ -334,7 +334,7 @@ impl SecretRef {
 /// Reads `path` as UTF-8 text if it is a regular file of at most `limit` bytes. A FIFO,
 /// a device or a directory is refused before it is opened, since reading one could block
 /// forever or never end.
-fn read_text_file(path: &Path, limit: u64) -> std::result::Result<String, String> {
+pub(crate) fn read_text_file(path: &Path, limit: u64) -> std::result::Result<String, String> {
     let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
     if !meta.is_file() {
         let what = if meta.is_dir() { "a directory" } else { "a device, FIFO or socket" };

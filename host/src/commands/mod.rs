@@ -1,5 +1,6 @@
 //! One module per subcommand; [`dispatch`] routes a parsed command line to them.
 
+pub mod airbyte;
 pub mod check;
 #[cfg(feature = "demo")]
 pub mod demo;
@@ -8,6 +9,8 @@ pub mod docs;
 pub mod list;
 pub mod run;
 pub mod runs;
+pub mod singer;
+mod source;
 pub mod spec;
 pub mod state;
 
@@ -32,6 +35,8 @@ pub async fn dispatch(command: Command, out: &mut (dyn Write + Send)) -> Result<
         Command::Run(args) => run::run(&registry, args, out).await,
         Command::Runs { dest, limit, json } => runs::runs(&dest, limit, json, out).await,
         Command::State { action } => state::state(&registry, action, out).await,
+        Command::Airbyte(args) => airbyte::airbyte(&registry, args, out).await,
+        Command::Singer(args) => singer::singer(&registry, args, out).await,
         Command::Docs { id } => {
             let connector = registry.find(&id)?;
             out.write_all(docs::render(connector.as_ref()).as_bytes()).map_err(write_err)?;
