@@ -61,6 +61,11 @@ impl Records {
         self.0.push((def.name, record));
     }
 
+    /// The records, by stream name, for a test of a mapping.
+    pub fn into_vec(self) -> Vec<(&'static str, Value)> {
+        self.0
+    }
+
     pub(crate) fn drain(&mut self) -> std::vec::Drain<'_, (&'static str, Value)> {
         self.0.drain(..)
     }

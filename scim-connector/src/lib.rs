@@ -19,7 +19,6 @@ use std::time::Duration;
 
 pub use client::ScimClient;
 pub use config::ScimConfig;
-pub use streams::ScimStream;
 
 /// The SCIM 2.0 connector (id `scim`).
 #[derive(Debug, Clone, Default)]
@@ -71,7 +70,7 @@ impl Connector for ScimConnector {
             name: "SCIM 2.0",
             version: env!("CARGO_PKG_VERSION"),
             description: "Users, groups and group memberships from any SCIM 2.0 service provider.",
-            documentation: "host/connectors/scim/docs.md",
+            documentation: "scim-connector/docs.md",
         }
     }
 
@@ -129,7 +128,7 @@ impl Connector for ScimConnector {
 
     async fn discover(&self, config: &Value) -> Result<Catalog> {
         ScimConfig::from_json(config)?;
-        Ok(catalog())
+        Ok(streams::catalog())
     }
 
     fn source_identity(&self, config: &Value) -> Result<String> {
@@ -138,7 +137,7 @@ impl Connector for ScimConnector {
     }
 
     fn static_catalog(&self) -> Option<Catalog> {
-        Some(catalog())
+        Some(streams::catalog())
     }
 
     async fn read(
@@ -150,10 +149,6 @@ impl Connector for ScimConnector {
         let config = ScimConfig::from_json(config)?;
         read::read(self.client(&config)?, config.page_size, catalog, state)
     }
-}
-
-fn catalog() -> Catalog {
-    Catalog { streams: ScimStream::ALL.iter().map(|s| s.descriptor()).collect() }
 }
 
 #[cfg(test)]
