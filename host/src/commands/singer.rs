@@ -86,7 +86,7 @@ pub async fn singer(registry: &Registry, args: SingerArgs, out: &mut (dyn Write 
             }),
         )?;
     }
-    source::read(&config, &selection.catalog, &state, |message| match message {
+    let exit = source::read(&config, &selection.catalog, &state, |message| match message {
         Message::Record(mut record) => {
             if let (Some(dropped), Some(data)) = (selection.dropped.get(&record.stream), record.data.as_object_mut()) {
                 data.retain(|name, _| !dropped.contains(name));
@@ -99,7 +99,7 @@ pub async fn singer(registry: &Registry, args: SingerArgs, out: &mut (dyn Write 
         }
         Message::State(checkpoint) => {
             bookmarks.insert(checkpoint.stream, checkpoint.value);
-            emit(out, &json!({"type": "STATE", "value": {"bookmarks": bookmarks}}))
+            emit(out, &state_message(&bookmarks))
         }
         // Singer keeps stdout for messages; everything else is a log line on stderr.
         Message::Log(log) => {
@@ -115,7 +115,18 @@ pub async fn singer(registry: &Registry, args: SingerArgs, out: &mut (dyn Write 
             Ok(())
         }
     })
-    .await
+    .await?;
+    // The sync's last word is its state: targets such as target-jsonl keep a STATE only
+    // when no record follows it, and records of concurrent streams follow most.
+    if !bookmarks.is_empty() {
+        emit(out, &state_message(&bookmarks))?;
+    }
+    Ok(exit)
+}
+
+/// A STATE message holding every stream's bookmark: Singer state is whole, not per stream.
+fn state_message(bookmarks: &Map<String, Value>) -> Value {
+    json!({"type": "STATE", "value": {"bookmarks": bookmarks}})
 }
 
 /// Singer's name of `mode`.
