@@ -4,6 +4,7 @@
 //! reads the simulated Qlik tenant into its cache exactly (key digests equal the simulator's
 //! ground truth), and the Dockerfile's entrypoint is a command the binary has.
 
+mod common;
 mod engines;
 
 use std::collections::BTreeMap;
@@ -34,18 +35,68 @@ impl Run {
     }
 }
 
+impl Run {
+    /// Saves `stdout` in `dir` as `{name}.jsonl` and parses it, one message per line.
+    fn new(dir: &Path, name: &str, code: i32, stdout: &[u8]) -> Run {
+        std::fs::write(dir.join(format!("{name}.jsonl")), stdout).unwrap();
+        let messages = std::str::from_utf8(stdout)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("{name}: not one JSON per line ({e}): {l}"))
+            })
+            .collect();
+        Run { code, messages }
+    }
+
+    /// The stream statuses of `stream`, in order.
+    fn statuses(&self, stream: &str) -> Vec<&str> {
+        self.traces("STREAM_STATUS")
+            .filter(|t| t["trace"]["stream_status"]["stream_descriptor"]["name"] == stream)
+            .map(|t| t["trace"]["stream_status"]["status"].as_str().unwrap())
+            .collect()
+    }
+}
+
 fn airbyte(dir: &Path, name: &str, args: &[&str]) -> Run {
     let out =
         Command::new(BINARY).args(["airbyte", "--connector", "qlik-sense"]).args(args).output().unwrap();
-    std::fs::write(dir.join(format!("{name}.jsonl")), &out.stdout).unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let messages = stdout
-        .lines()
-        .map(|l| {
-            serde_json::from_str(l).unwrap_or_else(|e| panic!("{name}: not one JSON per line ({e}): {l}"))
-        })
+    Run::new(dir, name, out.status.code().unwrap(), &out.stdout)
+}
+
+/// The `*.jsonl` files in `dir`: what the runs printed.
+fn printed(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
         .collect();
-    Run { code: out.status.code().unwrap(), messages }
+    files.sort();
+    files
+}
+
+/// Asserts that no run in `dir` printed any of `secrets`.
+fn assert_no_secret(dir: &Path, secrets: &[&str]) {
+    for file in printed(dir) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (i, secret) in secrets.iter().enumerate() {
+            assert!(!text.contains(secret), "{} shows secret #{i}", file.display());
+        }
+    }
+}
+
+/// Validates every `*.jsonl` file in `dir` with `airbyte-protocol-models`; returns the
+/// count of each message type.
+fn validate(models: &engines::Venv, dir: &Path) -> BTreeMap<String, u64> {
+    let out = Command::new(models.bin("python"))
+        .arg(engines::dir().join("validate_airbyte.py"))
+        .args(printed(dir))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let counts = serde_json::from_slice(&out.stdout).unwrap();
+    println!("airbyte-protocol-models validated: {counts:?}");
+    counts
 }
 
 /// The configured catalog Airbyte would pass: every discovered stream, in its first mode.
@@ -104,12 +155,7 @@ async fn every_message_is_an_airbyte_protocol_message() {
     assert_exact(&sim, &landed, "airbyte read");
     // Every stream ran its course, and each incremental stream left a state to resume from.
     for (stream, _) in qlik_streams() {
-        let statuses: Vec<&Value> = read
-            .traces("STREAM_STATUS")
-            .filter(|t| t["trace"]["stream_status"]["stream_descriptor"]["name"] == stream.as_str())
-            .map(|t| &t["trace"]["stream_status"]["status"])
-            .collect();
-        assert_eq!(statuses, [&json!("STARTED"), &json!("RUNNING"), &json!("COMPLETE")], "{stream}");
+        assert_eq!(read.statuses(&stream), ["STARTED", "RUNNING", "COMPLETE"], "{stream}");
     }
     let states: BTreeMap<&str, &Value> = read
         .of_type("STATE")
@@ -156,35 +202,74 @@ async fn every_message_is_an_airbyte_protocol_message() {
     assert_eq!(discover.code, 2);
     assert_eq!(discover.traces("ERROR").next().unwrap()["trace"]["error"]["failure_type"], "config_error");
     let out = Command::new(BINARY).args(["airbyte", "--connector", "nope", "spec"]).output().unwrap();
-    std::fs::write(d.join("unknown.jsonl"), &out.stdout).unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    let unknown = Run::new(d, "unknown", out.status.code().unwrap(), &out.stdout);
+    assert_eq!(unknown.code, 2);
+    assert_eq!(unknown.traces("ERROR").count(), 1);
 
     // No secret in anything printed: the keys, the inline config secret.
-    let files: Vec<std::path::PathBuf> = std::fs::read_dir(d)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
-        .collect();
-    for file in &files {
-        let text = std::fs::read_to_string(file).unwrap();
-        for secret in [&sim.keys().admin, &sim.keys().revoked, &"k-5e3a91".to_string()] {
-            assert!(!text.contains(secret.as_str()), "{} shows a secret", file.display());
-        }
-    }
+    assert_no_secret(d, &[&sim.keys().admin, &sim.keys().revoked, "k-5e3a91"]);
 
     // And Airbyte's models accept every line of every file.
-    let out = Command::new(models.bin("python"))
-        .arg(engines::dir().join("validate_airbyte.py"))
-        .args(&files)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let counts: BTreeMap<String, u64> = serde_json::from_slice(&out.stdout).unwrap();
-    println!("airbyte-protocol-models validated: {counts:?}");
+    let counts = validate(&models, d);
     let records: u64 = qlik_streams().iter().map(|(s, _)| sim.ground_truth().stream(s).count).sum();
     assert!(counts["RECORD"] >= records, "{counts:?}");
     for kind in ["SPEC", "CONNECTION_STATUS", "CATALOG", "STATE", "TRACE.STREAM_STATUS", "TRACE.ERROR"] {
         assert!(counts.get(kind).is_some_and(|n| *n > 0), "no {kind} validated: {counts:?}");
+    }
+}
+
+/// Reads `test-source` (see `common`) in-process with `[config]` extras: `items` in full,
+/// `events` incrementally.
+async fn test_source_read(dir: &Path, name: &str, extras: Value) -> Run {
+    let mut config = json!({"api_key": common::GOOD_KEY, "items": 60, "events": 40});
+    config.as_object_mut().unwrap().extend(extras.as_object().unwrap().clone());
+    let config_path = dir.join(format!("{name}-config.json"));
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    let catalog = dir.join("test-catalog.json");
+    let stream = |name: &str, mode: &str| json!({"stream": {"name": name}, "sync_mode": mode});
+    let streams = json!({"streams": [stream("items", "full_refresh"), stream("events", "incremental")]});
+    std::fs::write(&catalog, streams.to_string()).unwrap();
+    let (config_path, catalog) = (config_path.display().to_string(), catalog.display().to_string());
+    let args =
+        ["airbyte", "--connector", "test-source", "read", "--config", &config_path, "--catalog", &catalog];
+    let out = common::cli(&args).await;
+    Run::new(dir, name, out.code.into(), out.stdout.as_bytes())
+}
+
+#[tokio::test]
+async fn a_failed_stream_ends_incomplete_with_a_trace_error_and_the_others_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+
+    let partial = test_source_read(d, "partial", json!({"fail_stream": "items", "fail_after": 30})).await;
+    assert_eq!(partial.code, 5, "some streams failed, the others completed");
+    assert_eq!(partial.statuses("items"), ["STARTED", "RUNNING", "INCOMPLETE"]);
+    assert_eq!(partial.statuses("events"), ["STARTED", "RUNNING", "COMPLETE"]);
+    let error = &partial.traces("ERROR").next().unwrap()["trace"]["error"];
+    assert_eq!(
+        (&error["stream_descriptor"]["name"], &error["failure_type"]),
+        (&json!("items"), &json!("transient_error"))
+    );
+    // Checkpoints count the records they cover, for Airbyte's checks.
+    let covered: f64 =
+        partial.of_type("STATE").map(|m| m["state"]["sourceStats"]["recordCount"].as_f64().unwrap()).sum();
+    assert_eq!(covered, 40.0);
+
+    // A failure that ends the whole read: every stream that started ends, then the error.
+    let ended =
+        test_source_read(d, "ended", json!({"fail_stream": "items", "fail_after": 30, "fail_hard": true}))
+            .await;
+    assert_eq!(ended.code, 4);
+    assert_eq!(ended.statuses("items"), ["STARTED", "RUNNING", "INCOMPLETE"]);
+    assert_eq!(ended.messages.last().unwrap()["trace"]["error"]["failure_type"], "transient_error");
+
+    let rejected = test_source_read(d, "rejected", json!({"api_key": "wrong-key-0c41"})).await;
+    assert_eq!(rejected.code, 3);
+    assert_eq!(rejected.traces("ERROR").next().unwrap()["trace"]["error"]["failure_type"], "config_error");
+
+    assert_no_secret(d, &[common::GOOD_KEY, "wrong-key-0c41"]);
+    if let Some(models) = engines::venv("airbyte-protocol") {
+        validate(&models, d);
     }
 }
 
