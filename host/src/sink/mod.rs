@@ -295,7 +295,7 @@ pub async fn open(spec: &str) -> Result<Box<dyn Destination>> {
         if path.is_empty() {
             return Err(Error::config("dest", "sqlite: needs a file, e.g. sqlite:./datahub.db"));
         }
-        return Ok(Box::new(sqlite::SqliteDestination::open(path)?));
+        return Ok(Box::new(sqlite::may_wait(|| sqlite::SqliteDestination::open(path))?));
     }
     if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
         return Ok(Box::new(postgres::PostgresDestination::connect(spec).await?));

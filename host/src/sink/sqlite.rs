@@ -122,6 +122,18 @@ fn sqlite_err(what: &str) -> impl Fn(rusqlite::Error) -> Error + '_ {
     move |e| dest_error(format!("SQLite: {what}"), e)
 }
 
+/// Runs `f`, which may wait for another connection's write lock in SQLite's busy handler:
+/// a blocking sleep of up to [`BUSY_TIMEOUT_MS`]. Many tenants of one `run` share a few
+/// runtime threads, and the run holding the lock needs one of them to commit it; on a
+/// multi-threaded runtime this thread is handed over first (`block_in_place`), so a
+/// waiting tenant never starves the tenant it waits for.
+pub(crate) fn may_wait<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 /// Opens a write transaction unless one is open. Transactions open only when there is
 /// something to write, so runs of other instances get their turn in between.
 fn begin_if_idle(conn: &Connection) -> Result<()> {
@@ -401,321 +413,343 @@ impl Destination for SqliteDestination {
     }
 
     async fn load_state(&mut self, instance: &str) -> Result<State> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT stream, value FROM _state WHERE instance = ?1")
-            .map_err(sqlite_err("reading state"))?;
-        let rows = stmt
-            .query_map([instance], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-            .map_err(sqlite_err("reading state"))?;
-        let mut state = State::default();
-        for row in rows {
-            let (stream, value) = row.map_err(sqlite_err("reading state"))?;
-            let value =
-                serde_json::from_str(&value).map_err(|e| dest_error("SQLite: corrupt _state value", e))?;
-            state.set(stream, value);
-        }
-        Ok(state)
+        may_wait(|| {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT stream, value FROM _state WHERE instance = ?1")
+                .map_err(sqlite_err("reading state"))?;
+            let rows = stmt
+                .query_map([instance], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .map_err(sqlite_err("reading state"))?;
+            let mut state = State::default();
+            for row in rows {
+                let (stream, value) = row.map_err(sqlite_err("reading state"))?;
+                let value = serde_json::from_str(&value)
+                    .map_err(|e| dest_error("SQLite: corrupt _state value", e))?;
+                state.set(stream, value);
+            }
+            Ok(state)
+        })
     }
 
     async fn reset_state(&mut self, instance: &str, streams: Option<&[String]>) -> Result<u64> {
-        let n = match streams {
-            None => self.conn.execute("DELETE FROM _state WHERE instance = ?1", [instance]),
-            Some(streams) => {
-                let mut n = 0;
-                for s in streams {
-                    n += self
-                        .conn
-                        .execute(
-                            "DELETE FROM _state WHERE instance = ?1 AND stream = ?2",
-                            [instance, s.as_str()],
-                        )
-                        .map_err(sqlite_err("resetting state"))?;
+        may_wait(|| {
+            let n = match streams {
+                None => self.conn.execute("DELETE FROM _state WHERE instance = ?1", [instance]),
+                Some(streams) => {
+                    let mut n = 0;
+                    for s in streams {
+                        n += self
+                            .conn
+                            .execute(
+                                "DELETE FROM _state WHERE instance = ?1 AND stream = ?2",
+                                [instance, s.as_str()],
+                            )
+                            .map_err(sqlite_err("resetting state"))?;
+                    }
+                    Ok(n)
                 }
-                Ok(n)
             }
-        }
-        .map_err(sqlite_err("resetting state"))?;
-        Ok(n as u64)
+            .map_err(sqlite_err("resetting state"))?;
+            Ok(n as u64)
+        })
     }
 
     async fn recent_runs(&mut self, limit: usize) -> Result<Vec<RunRecord>> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT run_id, connector, instance, config_fingerprint, started_at, finished_at, status, records, error, failed
-                 FROM _runs ORDER BY started_at DESC, run_id DESC LIMIT ?1",
-            )
-            .map_err(sqlite_err("reading runs"))?;
-        let rows = stmt
-            .query_map([limit as i64], |r| {
-                Ok(RunRecord {
-                    run_id: r.get(0)?,
-                    connector: r.get(1)?,
-                    instance: r.get(2)?,
-                    config_fingerprint: r.get(3)?,
-                    started_at: r.get(4)?,
-                    finished_at: r.get(5)?,
-                    status: r.get(6)?,
-                    records: serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or_default(),
-                    error: r.get(8)?,
-                    failed: serde_json::from_str(&r.get::<_, String>(9)?).unwrap_or_default(),
+        may_wait(|| {
+            let mut stmt = self
+                .conn
+                .prepare(
+                    "SELECT run_id, connector, instance, config_fingerprint, started_at, finished_at, status, records, error, failed
+                     FROM _runs ORDER BY started_at DESC, run_id DESC LIMIT ?1",
+                )
+                .map_err(sqlite_err("reading runs"))?;
+            let rows = stmt
+                .query_map([limit as i64], |r| {
+                    Ok(RunRecord {
+                        run_id: r.get(0)?,
+                        connector: r.get(1)?,
+                        instance: r.get(2)?,
+                        config_fingerprint: r.get(3)?,
+                        started_at: r.get(4)?,
+                        finished_at: r.get(5)?,
+                        status: r.get(6)?,
+                        records: serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or_default(),
+                        error: r.get(8)?,
+                        failed: serde_json::from_str(&r.get::<_, String>(9)?).unwrap_or_default(),
+                    })
                 })
-            })
-            .map_err(sqlite_err("reading runs"))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sqlite_err("reading runs"))
+                .map_err(sqlite_err("reading runs"))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sqlite_err("reading runs"))
+        })
     }
 
     async fn lock(&mut self, run: &RunInfo) -> Result<()> {
-        let Some(lock) = InstanceLock::try_acquire(&self.lock_dir(), &run.instance)? else {
-            let other: Option<String> = self
-                .conn
-                .query_row(
-                    "SELECT 'run ' || run_id || ' (started ' || started_at || ')' FROM _runs
-                     WHERE instance = ?1 AND status = 'running' ORDER BY started_at DESC LIMIT 1",
+        may_wait(|| {
+            let Some(lock) = InstanceLock::try_acquire(&self.lock_dir(), &run.instance)? else {
+                let other: Option<String> = self
+                    .conn
+                    .query_row(
+                        "SELECT 'run ' || run_id || ' (started ' || started_at || ')' FROM _runs
+                         WHERE instance = ?1 AND status = 'running' ORDER BY started_at DESC LIMIT 1",
+                        [&run.instance],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(sqlite_err("reading runs"))?;
+                let err = held_by_another_run(&run.instance, &self.describe(), other);
+                self.insert_run(run, RunStatus::Refused, Some(&err.to_string()))?;
+                return Err(err);
+            };
+            self.lock = Some(lock);
+            // Holding the lock, no other run of this instance is alive: whatever it left
+            // `running`, and its staging tables, are a killed run's.
+            self.conn
+                .execute(
+                    "UPDATE _runs SET status = 'interrupted' WHERE instance = ?1 AND status = 'running'",
                     [&run.instance],
-                    |r| r.get(0),
                 )
-                .optional()
-                .map_err(sqlite_err("reading runs"))?;
-            let err = held_by_another_run(&run.instance, &self.describe(), other);
-            self.insert_run(run, RunStatus::Refused, Some(&err.to_string()))?;
-            return Err(err);
-        };
-        self.lock = Some(lock);
-        // Holding the lock, no other run of this instance is alive: whatever it left
-        // `running`, and its staging tables, are a killed run's.
-        self.conn
-            .execute(
-                "UPDATE _runs SET status = 'interrupted' WHERE instance = ?1 AND status = 'running'",
-                [&run.instance],
-            )
-            .map_err(sqlite_err("recording the run"))?;
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND substr(name, 1, length(?1)) = ?1",
-            )
-            .map_err(sqlite_err("finding staging leftovers"))?;
-        let leftovers = stmt
-            .query_map([staging_prefix(&run.instance)], |r| r.get::<_, String>(0))
-            .map_err(sqlite_err("finding staging leftovers"))?
-            .collect::<rusqlite::Result<Vec<String>>>()
-            .map_err(sqlite_err("finding staging leftovers"))?;
-        drop(stmt);
-        self.drop_tables(&leftovers)?;
-        self.insert_run(run, RunStatus::Running, None)
+                .map_err(sqlite_err("recording the run"))?;
+            let mut stmt = self
+                .conn
+                .prepare(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND substr(name, 1, length(?1)) = ?1",
+                )
+                .map_err(sqlite_err("finding staging leftovers"))?;
+            let leftovers = stmt
+                .query_map([staging_prefix(&run.instance)], |r| r.get::<_, String>(0))
+                .map_err(sqlite_err("finding staging leftovers"))?
+                .collect::<rusqlite::Result<Vec<String>>>()
+                .map_err(sqlite_err("finding staging leftovers"))?;
+            drop(stmt);
+            self.drop_tables(&leftovers)?;
+            self.insert_run(run, RunStatus::Running, None)
+        })
     }
 
     async fn begin(&mut self, run: &RunInfo, plans: &[StreamPlan]) -> Result<()> {
-        self.ensure_tx()?;
-        let mut targets = HashMap::new();
-        for plan in plans {
-            match self.prepare_target(run, plan) {
-                Ok(t) => {
-                    targets.insert(plan.stream.clone(), t);
-                }
-                Err(e) => {
-                    self.rollback_if_open();
-                    return Err(e);
+        may_wait(|| {
+            self.ensure_tx()?;
+            let mut targets = HashMap::new();
+            for plan in plans {
+                match self.prepare_target(run, plan) {
+                    Ok(t) => {
+                        targets.insert(plan.stream.clone(), t);
+                    }
+                    Err(e) => {
+                        self.rollback_if_open();
+                        return Err(e);
+                    }
                 }
             }
-        }
-        self.commit_tx()?;
-        self.run = Some(ActiveRun {
-            info: run.clone(),
-            targets,
-            pending_incremental: false,
-            rows_since_commit: 0,
-            policy: CommitPolicy::default(),
-            final_states: BTreeMap::new(),
-            extracted_at: now_rfc3339(),
-        });
-        Ok(())
+            self.commit_tx()?;
+            self.run = Some(ActiveRun {
+                info: run.clone(),
+                targets,
+                pending_incremental: false,
+                rows_since_commit: 0,
+                policy: CommitPolicy::default(),
+                final_states: BTreeMap::new(),
+                extracted_at: now_rfc3339(),
+            });
+            Ok(())
+        })
     }
 
     async fn write(&mut self, stream: &str, records: Vec<Value>) -> Result<()> {
-        let run = self.run.as_mut().ok_or_else(|| Error::internal("write outside a run"))?;
-        let Some(target) = run.targets.get(stream) else {
-            return Err(unselected_stream("record", stream));
-        };
-        begin_if_idle(&self.conn)?;
-        let mut stmt =
-            self.conn.prepare_cached(&target.insert_sql).map_err(sqlite_err("preparing insert"))?;
-        let mut cells = Vec::with_capacity(target.plan.columns.len() + 3);
-        for record in &records {
-            cells.clear();
-            cells.push(Cell::Text(&run.info.instance));
-            for col in &target.plan.columns {
-                cells.push(col.cell_of(stream, record)?);
+        may_wait(|| {
+            let run = self.run.as_mut().ok_or_else(|| Error::internal("write outside a run"))?;
+            let Some(target) = run.targets.get(stream) else {
+                return Err(unselected_stream("record", stream));
+            };
+            begin_if_idle(&self.conn)?;
+            let mut stmt =
+                self.conn.prepare_cached(&target.insert_sql).map_err(sqlite_err("preparing insert"))?;
+            let mut cells = Vec::with_capacity(target.plan.columns.len() + 3);
+            for record in &records {
+                cells.clear();
+                cells.push(Cell::Text(&run.info.instance));
+                for col in &target.plan.columns {
+                    cells.push(col.cell_of(stream, record)?);
+                }
+                cells.push(Cell::Text(&run.extracted_at));
+                cells.push(Cell::Text(&run.info.run_id));
+                if let Err(e) = stmt.execute(rusqlite::params_from_iter(cells.iter())) {
+                    return Err(insert_error(target, stream, record, e));
+                }
             }
-            cells.push(Cell::Text(&run.extracted_at));
-            cells.push(Cell::Text(&run.info.run_id));
-            if let Err(e) = stmt.execute(rusqlite::params_from_iter(cells.iter())) {
-                return Err(insert_error(target, stream, record, e));
+            drop(cells);
+            drop(stmt);
+            if target.staging.is_none() {
+                run.pending_incremental = true;
+                run.policy.rows(records.len());
             }
-        }
-        drop(cells);
-        drop(stmt);
-        if target.staging.is_none() {
-            run.pending_incremental = true;
-            run.policy.rows(records.len());
-        }
-        run.rows_since_commit += records.len();
-        if run.rows_since_commit >= BATCH_ROWS && !run.pending_incremental {
-            run.rows_since_commit = 0;
-            run.extracted_at = now_rfc3339();
-            self.conn.execute_batch("COMMIT").map_err(sqlite_err("committing a batch"))?;
-        }
-        Ok(())
+            run.rows_since_commit += records.len();
+            if run.rows_since_commit >= BATCH_ROWS && !run.pending_incremental {
+                run.rows_since_commit = 0;
+                run.extracted_at = now_rfc3339();
+                self.conn.execute_batch("COMMIT").map_err(sqlite_err("committing a batch"))?;
+            }
+            Ok(())
+        })
     }
 
     async fn idle(&mut self) -> Result<()> {
-        // Every checkpoint in the open transaction follows the rows it covers, so the
-        // transaction may end here.
-        if let Some(run) = self.run.as_mut()
-            && !self.conn.is_autocommit()
-            && run.policy.age() >= IDLE_COMMIT
-        {
-            run.pending_incremental = false;
-            run.rows_since_commit = 0;
-            run.policy.committed();
-            self.conn.execute_batch("COMMIT").map_err(sqlite_err("committing a batch"))?;
-        }
-        Ok(())
+        may_wait(|| {
+            // Every checkpoint in the open transaction follows the rows it covers, so the
+            // transaction may end here.
+            if let Some(run) = self.run.as_mut()
+                && !self.conn.is_autocommit()
+                && run.policy.age() >= IDLE_COMMIT
+            {
+                run.pending_incremental = false;
+                run.rows_since_commit = 0;
+                run.policy.committed();
+                self.conn.execute_batch("COMMIT").map_err(sqlite_err("committing a batch"))?;
+            }
+            Ok(())
+        })
     }
 
     async fn checkpoint(&mut self, stream: &str, value: Value) -> Result<()> {
-        let run = self.run.as_mut().ok_or_else(|| Error::internal("checkpoint outside a run"))?;
-        let Some(target) = run.targets.get(stream) else {
-            return Err(unselected_stream("checkpoint", stream));
-        };
-        if target.staging.is_some() {
-            run.final_states.insert(stream.to_string(), value);
-            return Ok(());
-        }
-        begin_if_idle(&self.conn)?;
-        Self::save_state(&self.conn, &run.info, stream, &value)?;
-        if !run.policy.due() {
-            return Ok(());
-        }
-        run.pending_incremental = false;
-        run.rows_since_commit = 0;
-        run.policy.committed();
-        run.extracted_at = now_rfc3339();
-        self.conn.execute_batch("COMMIT").map_err(sqlite_err("committing a checkpoint"))
+        may_wait(|| {
+            let run = self.run.as_mut().ok_or_else(|| Error::internal("checkpoint outside a run"))?;
+            let Some(target) = run.targets.get(stream) else {
+                return Err(unselected_stream("checkpoint", stream));
+            };
+            if target.staging.is_some() {
+                run.final_states.insert(stream.to_string(), value);
+                return Ok(());
+            }
+            begin_if_idle(&self.conn)?;
+            Self::save_state(&self.conn, &run.info, stream, &value)?;
+            if !run.policy.due() {
+                return Ok(());
+            }
+            run.pending_incremental = false;
+            run.rows_since_commit = 0;
+            run.policy.committed();
+            run.extracted_at = now_rfc3339();
+            self.conn.execute_batch("COMMIT").map_err(sqlite_err("committing a checkpoint"))
+        })
     }
 
     async fn commit(&mut self, outcome: &RunOutcome) -> Result<BTreeMap<String, LoadStats>> {
-        let run = self.run.take().ok_or_else(|| Error::internal("commit outside a run"))?;
-        let instance = run.info.instance.clone();
-        let result = (|| -> Result<()> {
-            self.ensure_tx()?;
-            for target in run.targets.values() {
-                let Some(staging) = &target.staging else { continue };
-                if outcome.failed.contains_key(&target.plan.stream) {
-                    continue;
+        may_wait(|| {
+            let run = self.run.take().ok_or_else(|| Error::internal("commit outside a run"))?;
+            let instance = run.info.instance.clone();
+            let result = (|| -> Result<()> {
+                self.ensure_tx()?;
+                for target in run.targets.values() {
+                    let Some(staging) = &target.staging else { continue };
+                    if outcome.failed.contains_key(&target.plan.stream) {
+                        continue;
+                    }
+                    let columns = ident_list(&target.plan.load_columns());
+                    self.conn
+                        .execute(
+                            &format!("DELETE FROM {} WHERE {} = ?1", ident(&target.table), ident(INSTANCE)),
+                            [&instance],
+                        )
+                        .map_err(sqlite_err("replacing the instance's rows"))?;
+                    self.conn
+                        .execute_batch(&format!(
+                            "INSERT INTO {t} ({columns}) SELECT {columns} FROM {s};",
+                            t = ident(&target.table),
+                            s = ident(staging)
+                        ))
+                        .map_err(sqlite_err("replacing the instance's rows"))?;
                 }
-                let columns = ident_list(&target.plan.load_columns());
-                self.conn
-                    .execute(
-                        &format!("DELETE FROM {} WHERE {} = ?1", ident(&target.table), ident(INSTANCE)),
-                        [&instance],
-                    )
-                    .map_err(sqlite_err("replacing the instance's rows"))?;
-                self.conn
-                    .execute_batch(&format!(
-                        "INSERT INTO {t} ({columns}) SELECT {columns} FROM {s};",
-                        t = ident(&target.table),
-                        s = ident(staging)
-                    ))
-                    .map_err(sqlite_err("replacing the instance's rows"))?;
-            }
-            for (stream, value) in &run.final_states {
-                if !outcome.failed.contains_key(stream) {
-                    Self::save_state(&self.conn, &run.info, stream, value)?;
+                for (stream, value) in &run.final_states {
+                    if !outcome.failed.contains_key(stream) {
+                        Self::save_state(&self.conn, &run.info, stream, value)?;
+                    }
                 }
+                self.record_outcome(outcome)?;
+                self.conn.execute_batch("COMMIT").map_err(sqlite_err("committing the run"))
+            })();
+            let staging: Vec<String> = run.targets.values().filter_map(|t| t.staging.clone()).collect();
+            if let Err(e) = result {
+                self.rollback_if_open();
+                self.run = Some(run);
+                return Err(e);
             }
-            self.record_outcome(outcome)?;
-            self.conn.execute_batch("COMMIT").map_err(sqlite_err("committing the run"))
-        })();
-        let staging: Vec<String> = run.targets.values().filter_map(|t| t.staging.clone()).collect();
-        if let Err(e) = result {
-            self.rollback_if_open();
-            self.run = Some(run);
-            return Err(e);
-        }
-        if let Err(e) = self.drop_tables(&staging) {
-            tracing::warn!(error = %e, "Could not drop a staging table; the next run of this instance drops it");
-        }
-        self.lock = None;
-        let mut stats = BTreeMap::new();
-        for (stream, target) in &run.targets {
-            let rows = self.count(&target.table, &instance)?;
-            let received = outcome.records.get(stream).copied().unwrap_or(0);
-            stats.insert(
-                stream.clone(),
-                LoadStats::after_commit(rows, target.rows_before, received, target.staging.is_some()),
-            );
-        }
-        Ok(stats)
+            if let Err(e) = self.drop_tables(&staging) {
+                tracing::warn!(error = %e, "Could not drop a staging table; the next run of this instance drops it");
+            }
+            self.lock = None;
+            let mut stats = BTreeMap::new();
+            for (stream, target) in &run.targets {
+                let rows = self.count(&target.table, &instance)?;
+                let received = outcome.records.get(stream).copied().unwrap_or(0);
+                stats.insert(
+                    stream.clone(),
+                    LoadStats::after_commit(rows, target.rows_before, received, target.staging.is_some()),
+                );
+            }
+            Ok(stats)
+        })
     }
 
     async fn ensure_views(&mut self, connector: &str, views: &[ViewDescriptor]) -> Result<()> {
-        let table = |stream: &str| format!("{}__{}", sql_name(connector), sql_name(stream));
-        for view in views {
-            let name = table(view.name);
-            let mut missing = Vec::new();
-            for stream in view.requires {
-                if self.table_status(&table(stream))? != (true, true) {
-                    missing.push(*stream);
-                }
-            }
-            if !missing.is_empty() {
-                tracing::debug!(view = %name, missing = %missing.join(","), "View waits for its streams' tables");
-                continue;
-            }
-            let (exists, ours) = self.table_status(&name)?;
-            if exists && !ours {
-                return Err(foreign_table(&name, &self.describe()));
-            }
-            let sql = view.render(view.sqlite, |s| ident(&table(s)));
-            self.ensure_tx()?;
-            let made = self
-                .conn
-                .execute_batch(&format!("DROP VIEW IF EXISTS {v}; CREATE VIEW {v} AS {sql};", v = ident(&name)))
-                .map_err(sqlite_err("creating a view"))
-                .and_then(|()| {
-                    if ours {
-                        return Ok(());
+        may_wait(|| {
+            let table = |stream: &str| format!("{}__{}", sql_name(connector), sql_name(stream));
+            for view in views {
+                let name = table(view.name);
+                let mut missing = Vec::new();
+                for stream in view.requires {
+                    if self.table_status(&table(stream))? != (true, true) {
+                        missing.push(*stream);
                     }
-                    self.conn
-                        .execute(
-                            "INSERT INTO _tables (table_name, connector, stream, created_at) VALUES (?1, ?2, ?3, ?4)",
-                            params![name, connector, view.name, now_rfc3339()],
-                        )
-                        .map(drop)
-                        .map_err(sqlite_err("registering a view"))
-                });
-            match made {
-                Ok(()) => self.commit_tx()?,
-                Err(e) => {
-                    self.rollback_if_open();
-                    return Err(e);
+                }
+                if !missing.is_empty() {
+                    tracing::debug!(view = %name, missing = %missing.join(","), "View waits for its streams' tables");
+                    continue;
+                }
+                let (exists, ours) = self.table_status(&name)?;
+                if exists && !ours {
+                    return Err(foreign_table(&name, &self.describe()));
+                }
+                let sql = view.render(view.sqlite, |s| ident(&table(s)));
+                self.ensure_tx()?;
+                let made = self
+                    .conn
+                    .execute_batch(&format!("DROP VIEW IF EXISTS {v}; CREATE VIEW {v} AS {sql};", v = ident(&name)))
+                    .map_err(sqlite_err("creating a view"))
+                    .and_then(|()| {
+                        if ours {
+                            return Ok(());
+                        }
+                        self.conn
+                            .execute(
+                                "INSERT INTO _tables (table_name, connector, stream, created_at) VALUES (?1, ?2, ?3, ?4)",
+                                params![name, connector, view.name, now_rfc3339()],
+                            )
+                            .map(drop)
+                            .map_err(sqlite_err("registering a view"))
+                    });
+                match made {
+                    Ok(()) => self.commit_tx()?,
+                    Err(e) => {
+                        self.rollback_if_open();
+                        return Err(e);
+                    }
                 }
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     async fn abort(&mut self, outcome: &RunOutcome) -> Result<()> {
-        self.rollback_if_open();
-        if let Some(run) = self.run.take() {
-            let staging: Vec<String> = run.targets.values().filter_map(|t| t.staging.clone()).collect();
-            self.drop_tables(&staging)?;
-        }
-        let recorded = self.record_outcome(outcome);
-        self.lock = None;
-        recorded
+        may_wait(|| {
+            self.rollback_if_open();
+            if let Some(run) = self.run.take() {
+                let staging: Vec<String> = run.targets.values().filter_map(|t| t.staging.clone()).collect();
+                self.drop_tables(&staging)?;
+            }
+            let recorded = self.record_outcome(outcome);
+            self.lock = None;
+            recorded
+        })
     }
 }
