@@ -3,8 +3,9 @@
 //! Steps stop at the first failure (later ones are reported as skipped) so the operator
 //! sees the one thing to fix: URL, then the sign-in method (API key or OAuth client),
 //! key expiry (read from the key itself, before anything is sent), then reachability
-//! (without the key), then the key (or the OAuth client's first token), the tenant,
-//! and finally a `limit=1` probe of every endpoint the selected streams read. A probe
+//! (without the key), then the key (or the OAuth client's first token), the tenant, the
+//! kind of subscription it runs on, and finally a `limit=1` probe of every endpoint the
+//! selected streams read. A probe
 //! that is forbidden is a warning naming the streams lost and the fix, since the other
 //! streams still work.
 
@@ -37,6 +38,9 @@ pub const STEP_KEY: &str = "key accepted";
 pub const STEP_RIGHTS: &str = "key's rights";
 /// `tenants/me` with the key.
 pub const STEP_TENANT: &str = "tenant identified";
+/// Whether the tenant's subscription is user-based or capacity-based, read from
+/// `licenses/overview`.
+pub const STEP_SUBSCRIPTION: &str = "subscription kind";
 /// Prefix of the per-endpoint probe steps.
 pub const STEP_PROBE: &str = "stream access";
 
@@ -54,7 +58,16 @@ fn quick_policy() -> RetryPolicy {
 pub async fn run(config: &Value) -> Result<CheckReport> {
     let raw: QlikConfig = connector_api::config::parse(config)?;
     let mut report = CheckReport::default();
-    let remaining = [STEP_AUTH, STEP_EXPIRY, STEP_REACH, STEP_KEY, STEP_RIGHTS, STEP_TENANT, STEP_PROBE];
+    let remaining = [
+        STEP_AUTH,
+        STEP_EXPIRY,
+        STEP_REACH,
+        STEP_KEY,
+        STEP_RIGHTS,
+        STEP_TENANT,
+        STEP_SUBSCRIPTION,
+        STEP_PROBE,
+    ];
 
     let settings = match Settings::from_config(raw) {
         Ok(s) => {
@@ -171,10 +184,113 @@ pub async fn run(config: &Value) -> Result<CheckReport> {
         }
     };
 
+    match client.get_json(&client.url("/api/v1/licenses/overview"), &mut events).await {
+        Ok((_, overview)) => {
+            report.push(STEP_SUBSCRIPTION, CheckStatus::Ok, subscription(&overview).describe())
+        }
+        Err(err) if err.kind() == ErrorKind::Permission => report.push(
+            STEP_SUBSCRIPTION,
+            CheckStatus::Warning,
+            format!(
+                "Unknown: the key cannot read licenses/overview, where the kind shows. {err}\nHint: {}",
+                remediation::LICENCE_NEEDS_TENANT_ADMIN
+            ),
+        ),
+        Err(err) => report.fail(STEP_SUBSCRIPTION, &err),
+    }
+
     for probe in probes(&settings, &tenant_id) {
         probe_endpoint(&client, &probe, &mut report).await;
     }
     Ok(report)
+}
+
+/// How Qlik sells the tenant's analytics
+/// (https://help.qlik.com/en-US/cloud-services/Subsystems/Hub/Content/Sense_Hub/Admin/comparing-subscriptions.htm).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscriptionKind {
+    /// Qlik Sense Enterprise SaaS or Business: Professional and Analyzer seats and Analyzer
+    /// capacity minutes, which the licence streams describe.
+    UserBased,
+    /// The Standard, Premium or Enterprise edition of Qlik Cloud Analytics, sold since 2024:
+    /// metered on data capacity, with Full and Basic users.
+    CapacityBased,
+    /// Neither sign was found.
+    Unknown,
+}
+
+/// A tenant's subscription kind and the evidence it was inferred from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    /// The kind.
+    pub kind: SubscriptionKind,
+    /// What in `licenses/overview` shows it.
+    pub evidence: String,
+}
+
+impl Subscription {
+    /// `capacity-based (inferred from …)`: Qlik's API states no subscription kind, so the
+    /// report always says what it was inferred from.
+    pub fn describe(&self) -> String {
+        let kind = match self.kind {
+            SubscriptionKind::UserBased => "user-based",
+            SubscriptionKind::CapacityBased => "capacity-based",
+            SubscriptionKind::Unknown => "not recognised",
+        };
+        format!(
+            "{kind} (inferred from {}; Qlik's API names no subscription kind). The manual says which streams apply to each kind.",
+            self.evidence
+        )
+    }
+}
+
+/// Allotments of a user-based subscription, as Qlik's definitions enumerate them
+/// (https://qlik.dev/apis/rest/licenses, `licenseOverview.allotments[].name`).
+const USER_BASED_ALLOTMENTS: [&str; 3] = ["professional", "analyzer", "analyzer_time"];
+
+/// The kind of subscription a `licenses/overview` answer shows. Qlik's API has no field
+/// for it (neither `licenses/overview`, `licenses/status`, `tenants` nor `quotas`), so this
+/// reads the two signs Qlik's own monitoring-app installers use
+/// (github.com/qlik-oss/qlik-cloud-monitoring-apps): a `fullUser` allotment
+/// (`automations/multipleTenantInstaller.json`) or a `product` containing `QLIK SMT`
+/// (`automations/singleTenantDeployer.json`) mean capacity-based. Without either, the
+/// Professional, Analyzer and Analyzer-capacity allotments mean user-based.
+pub fn subscription(overview: &Value) -> Subscription {
+    let allotments: Vec<&str> = overview
+        .get("allotments")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.get("name").and_then(Value::as_str))
+        .collect();
+    let product = overview.get("product").and_then(Value::as_str).unwrap_or_default();
+    let mut capacity = Vec::new();
+    if allotments.contains(&"fullUser") {
+        capacity.push("the fullUser allotment in licenses/overview".to_string());
+    }
+    if product.to_ascii_uppercase().contains("QLIK SMT") {
+        capacity.push(format!("the product \"{product}\" in licenses/overview"));
+    }
+    if !capacity.is_empty() {
+        return Subscription { kind: SubscriptionKind::CapacityBased, evidence: capacity.join(" and ") };
+    }
+    let seats: Vec<&str> = allotments.iter().copied().filter(|a| USER_BASED_ALLOTMENTS.contains(a)).collect();
+    if !seats.is_empty() {
+        return Subscription {
+            kind: SubscriptionKind::UserBased,
+            evidence: format!(
+                "the {} allotments in licenses/overview, and no fullUser allotment",
+                seats.join(", ")
+            ),
+        };
+    }
+    Subscription {
+        kind: SubscriptionKind::Unknown,
+        evidence: format!(
+            "licenses/overview, whose allotments ({}) and product (\"{product}\") show neither kind",
+            if allotments.is_empty() { "none".to_string() } else { allotments.join(", ") }
+        ),
+    }
 }
 
 /// Streams a key without Tenant Admin rights may not read at all.
@@ -306,5 +422,32 @@ async fn probe_endpoint(client: &QlikClient, probe: &Probe, report: &mut CheckRe
             format!("This key cannot read {streams}; those streams will fail. {err}"),
         ),
         Err(err) => report.fail(name, &err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// The `product` sign alone, as Qlik's single-tenant deployer reads it; the simulator
+    /// signals a capacity tenant by its allotments only (its real product string is not
+    /// published).
+    #[test]
+    fn a_qlik_smt_product_means_capacity_based() {
+        let overview = json!({"product": "Qlik SMT Analytics", "allotments": [{"name": "analyzer_time"}]});
+        let found = subscription(&overview);
+        assert_eq!(found.kind, SubscriptionKind::CapacityBased);
+        assert!(found.evidence.contains("Qlik SMT Analytics"), "{}", found.evidence);
+    }
+
+    #[test]
+    fn no_known_allotment_is_reported_as_not_recognised() {
+        let overview = json!({"product": "Something new", "allotments": [{"name": "tokens"}]});
+        let found = subscription(&overview);
+        assert_eq!(found.kind, SubscriptionKind::Unknown);
+        assert!(found.describe().starts_with("not recognised"), "{}", found.describe());
+        assert!(found.evidence.contains("tokens") && found.evidence.contains("Something new"));
     }
 }

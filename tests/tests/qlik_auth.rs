@@ -20,7 +20,7 @@ async fn admin_key_passes_every_step() {
     assert_eq!(report.worst(), CheckStatus::Ok, "{report:#?}");
     let names: Vec<&str> = report.steps.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(
-        &names[..7],
+        &names[..8],
         [
             check::STEP_URL,
             check::STEP_AUTH,
@@ -28,10 +28,11 @@ async fn admin_key_passes_every_step() {
             check::STEP_REACH,
             check::STEP_KEY,
             check::STEP_RIGHTS,
-            check::STEP_TENANT
+            check::STEP_TENANT,
+            check::STEP_SUBSCRIPTION
         ]
     );
-    assert_eq!(names.len(), 7 + 14, "one probe per endpoint");
+    assert_eq!(names.len(), 8 + 14, "one probe per endpoint");
     assert_eq!(step(&report, check::STEP_AUTH).message, "API key");
     assert!(step(&report, check::STEP_RIGHTS).message.contains("is a Tenant Admin"));
     assert!(step(&report, check::STEP_TENANT).message.contains(sim.tenant_id()));

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use tests::qlik_sim::{Faults, SimConfig, Simulator, Situations};
+use tests::qlik_sim::{Faults, SimConfig, Simulator, Situations, Subscription};
 
 /// The simulator renders every page afresh, allocating a JSON value per field; on a
 /// benchmark machine it shares the cores with the connector it serves, so it uses the
@@ -97,6 +97,10 @@ struct Args {
     /// Situation: licence assignment rows carry userId and name, or lack type.
     #[arg(long)]
     assignment_shape_variants: bool,
+    /// A capacity-based subscription (a `fullUser` allotment) instead of a user-based one
+    /// (Professional, Analyzer and Analyzer-capacity allotments).
+    #[arg(long)]
+    capacity_based: bool,
     /// Write the ground truth (per stream: count and key digest) to this JSON file.
     #[arg(long)]
     ground_truth: Option<PathBuf>,
@@ -140,6 +144,11 @@ impl Args {
                 space_deleted_mid_run: self.space_deleted_mid_run,
                 rename_during_users_listing: self.rename_during_users_listing,
                 assignment_shape_variants: self.assignment_shape_variants,
+            },
+            subscription: if self.capacity_based {
+                Subscription::CapacityBased
+            } else {
+                Subscription::UserBased
             },
         })
     }

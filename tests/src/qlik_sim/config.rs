@@ -36,6 +36,26 @@ pub struct SimConfig {
     pub faults: Faults,
     /// Situations to reproduce (a space deleted mid-run, renames, assignment shapes).
     pub situations: Situations,
+    /// The kind of subscription the tenant runs on, which decides its licence allotments.
+    pub subscription: Subscription,
+}
+
+/// The two ways Qlik sells Qlik Cloud Analytics. User-based subscriptions (Qlik Sense
+/// Enterprise SaaS, Qlik Sense Business) count Professional and Analyzer entitlements and
+/// Analyzer capacity minutes; capacity-based ones (the Standard, Premium and Enterprise
+/// editions of Qlik Cloud Analytics, sold since 2024) meter data capacity and count Full and
+/// Basic users instead
+/// (https://help.qlik.com/en-US/cloud-services/Subsystems/Hub/Content/Sense_Hub/Admin/comparing-subscriptions.htm).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Subscription {
+    /// Professional, Analyzer and Analyzer-capacity allotments: what tenants bought before
+    /// 2024 run on, and what the simulator has always served.
+    #[default]
+    UserBased,
+    /// A `fullUser` allotment in `licenses/overview`, the signal Qlik's own monitoring-app
+    /// installer reads to tell a capacity tenant
+    /// (github.com/qlik-oss/qlik-cloud-monitoring-apps, `automations/multipleTenantInstaller.json`).
+    CapacityBased,
 }
 
 impl SimConfig {
@@ -55,6 +75,7 @@ impl SimConfig {
             api_keys_enabled: true,
             faults: Faults::default(),
             situations: Situations::default(),
+            subscription: Subscription::UserBased,
         }
     }
 

@@ -5,11 +5,21 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
 use super::Tenant;
+use crate::qlik_sim::config::Subscription;
 use crate::qlik_sim::synth::{
     CONSUMPTION_START_MS, DATA_NOW_MS, Kind, h, object_id, pick, rfc3339_ms, spread_ms, uuid,
 };
 
-const PRODUCT: &str = "Qlik Cloud Analytics Premium";
+/// The `product` of a user-based tenant: the example of Qlik's definitions, a user-based
+/// edition (https://qlik.dev/apis/rest/licenses).
+const USER_BASED_PRODUCT: &str = "Qlik Sense Enterprise SaaS";
+/// The `product` of a capacity-based tenant. Qlik publishes no example; this is the edition's
+/// name (https://help.qlik.com/en-US/cloud-services/Subsystems/Hub/Content/Sense_Hub/Admin/comparing-subscriptions.htm).
+/// Qlik's single-tenant monitoring-app deployer looks for `QLIK SMT` in it
+/// (github.com/qlik-oss/qlik-cloud-monitoring-apps, `automations/singleTenantDeployer.json`),
+/// so the real string differs; clients should not rely on it, and the simulator's capacity
+/// tenant signals its kind through its allotments alone.
+const CAPACITY_PRODUCT: &str = "Qlik Cloud Analytics Premium";
 
 /// Consumption events come in runs of this many, some of which end in the same second.
 pub(crate) const TIE_GROUP: u64 = 3;
@@ -59,7 +69,7 @@ pub(crate) fn license_key(t: &Tenant) -> String {
     let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256","typ":"JWT"}"#);
     let payload = json!({
         "licenseNumber": t.license_number,
-        "product": PRODUCT,
+        "product": t.product(),
         "tenantId": t.tenant_id,
         "valid": VALID,
         "nonce": crate::qlik_sim::synth::alnum(t.seed, Kind::License, 0, 2, 64),
@@ -214,20 +224,43 @@ impl Tenant {
         })
     }
 
+    /// The licensed product, as `licenses/overview` and `licenses/status` name it.
+    pub(crate) fn product(&self) -> &'static str {
+        match self.subscription {
+            Subscription::UserBased => USER_BASED_PRODUCT,
+            Subscription::CapacityBased => CAPACITY_PRODUCT,
+        }
+    }
+
     /// The allotments of the overview: `(name, usageClass, units, unitsUsed, overage)`.
+    ///
+    /// A user-based tenant has the three allotments the January 2025 definitions enumerate
+    /// (https://qlik.dev/apis/rest/licenses). A capacity-based one has a `fullUser` allotment
+    /// instead, which the definitions do not enumerate but Qlik's own monitoring-app installer
+    /// checks for to tell a capacity tenant (github.com/qlik-oss/qlik-cloud-monitoring-apps,
+    /// `automations/multipleTenantInstaller.json`, "Determine and set the subscriptionType as
+    /// user or capacity"). Its `usageClass` and counts are not published: the simulator
+    /// serves it like the other per-user allotments, counting every assigned seat.
     pub(crate) fn allotments(&self) -> Vec<(&'static str, &'static str, u64, u64, u64)> {
         let c = &self.counts;
-        vec![
-            (
-                "professional",
-                "assigned",
-                c.professional,
-                c.professional + c.professional_excess,
-                c.professional_excess,
-            ),
-            ("analyzer", "assigned", c.analyzer, c.analyzer + c.analyzer_excess, c.analyzer_excess),
-            ("analyzer_time", "time", 5_000, (self.events / 7).min(5_000), 0),
-        ]
+        match self.subscription {
+            Subscription::UserBased => vec![
+                (
+                    "professional",
+                    "assigned",
+                    c.professional,
+                    c.professional + c.professional_excess,
+                    c.professional_excess,
+                ),
+                ("analyzer", "assigned", c.analyzer, c.analyzer + c.analyzer_excess, c.analyzer_excess),
+                ("analyzer_time", "time", 5_000, (self.events / 7).min(5_000), 0),
+            ],
+            Subscription::CapacityBased => {
+                let seats = c.professional + c.analyzer;
+                let excess = c.professional_excess + c.analyzer_excess;
+                vec![("fullUser", "assigned", seats, seats + excess, excess)]
+            }
+        }
     }
 
     /// The `licenseOverview` JSON (carries the secret `licenseKey`).
@@ -236,7 +269,7 @@ impl Tenant {
             "licenseNumber": self.license_number,
             "licenseKey": self.license_key,
             "secondaryNumber": "0",
-            "product": PRODUCT,
+            "product": self.product(),
             "licenseType": "subscription",
             "origin": "Internal",
             "status": "Ok",
@@ -270,7 +303,7 @@ impl Tenant {
             "valid": VALID,
             "origin": "Internal",
             "status": "Ok",
-            "product": PRODUCT,
+            "product": self.product(),
         })
     }
 

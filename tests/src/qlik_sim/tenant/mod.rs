@@ -17,7 +17,7 @@ pub(crate) use quotas::QUOTA_IDS;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::config::SimConfig;
+use super::config::{SimConfig, Subscription};
 use super::situations::Situations;
 use super::synth::{Kind, alnum, object_id};
 
@@ -71,6 +71,8 @@ pub(crate) struct Tenant {
     /// The space deleted mid-run, with [`Situations::space_deleted_mid_run`].
     pub deleted_space: Option<u64>,
     pub situations: Situations,
+    /// User-based or capacity-based: which allotments `licenses/overview` lists.
+    pub subscription: Subscription,
     pub api_keys: u64,
     pub tenant_id: String,
     pub license_number: String,
@@ -108,6 +110,7 @@ impl Tenant {
             renamed: AtomicBool::new(false),
             deleted_space: None,
             situations: config.situations,
+            subscription: config.subscription,
             api_keys: config.api_keys.max(6) as u64,
             tenant_id: alnum(seed, Kind::Tenant, 0, 1, 32),
             license_number: format!("{:016}", super::synth::h(seed, Kind::License, 0, 1) % 10u64.pow(16)),
