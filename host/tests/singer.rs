@@ -91,10 +91,17 @@ async fn target_jsonl_lands_the_tenant_exactly_and_resumes_from_its_state() {
         assert_eq!(top["metadata"]["table-key-properties"], json!(key), "{stream}");
         assert_eq!(top["metadata"]["selected"], json!(true), "{stream}");
     }
-    // Deselect `apps`, as Meltano's `select` does, and pass the catalog back.
+    // Deselect `apps` and the users' `email`, as Meltano's `select` does, and pass the
+    // catalog back.
     for stream in catalog["streams"].as_array_mut().unwrap() {
-        if stream["tap_stream_id"] == "apps" {
-            stream["metadata"][0]["metadata"]["selected"] = json!(false);
+        let id = stream["tap_stream_id"].clone();
+        for entry in stream["metadata"].as_array_mut().unwrap() {
+            let breadcrumb = &entry["breadcrumb"];
+            if (id == "apps" && *breadcrumb == json!([]))
+                || (id == "users" && *breadcrumb == json!(["properties", "email"]))
+            {
+                entry["metadata"]["selected"] = json!(false);
+            }
         }
     }
     let catalog_path = d.join("catalog.json");
@@ -110,6 +117,9 @@ async fn target_jsonl_lands_the_tenant_exactly_and_resumes_from_its_state() {
     assert!(!landed.contains_key("apps"), "a deselected stream is not read");
     landed.insert("apps".into(), sim.ground_truth().stream("apps").clone());
     assert_exact(&sim, &landed, "target-jsonl");
+    let users = std::fs::read_to_string(first.join("users.jsonl")).unwrap();
+    let user: Value = serde_json::from_str(users.lines().next().unwrap()).unwrap();
+    assert!(user.get("email").is_none() && user.get("name").is_some(), "only `email` is deselected: {user}");
 
     let (state, state_path) = last_state(&out, d);
     let bookmarks: BTreeSet<&String> = state["bookmarks"].as_object().unwrap().keys().collect();

@@ -214,27 +214,29 @@ impl Messages<'_> {
                 }))
             }
             Message::Log(log) => self.log(log.level, &log.message),
-            Message::Status(status) => match status.event {
-                StreamEvent::Started => {
-                    self.streams.entry(status.stream.clone()).or_default();
-                    self.stream_status(&status.stream, "STARTED")
-                }
-                StreamEvent::Completed { .. } => {
+            Message::Status(status) => {
+                if let Some(error) = status.event.error() {
                     self.streams.entry(status.stream.clone()).or_default().ended = true;
-                    self.stream_status(&status.stream, "COMPLETE")
-                }
-                StreamEvent::Retrying { reason, wait } => self.log(
-                    LogLevel::Warn,
-                    &format!("{}: retrying in {:.1}s after {reason}", status.stream, wait.as_secs_f64()),
-                ),
-                event @ StreamEvent::Failed { .. } => {
-                    self.streams.entry(status.stream.clone()).or_default().ended = true;
-                    let error = event.error().unwrap_or_else(|| Error::internal("stream failed"));
                     self.error(&error, Some(&status.stream))?;
-                    self.stream_status(&status.stream, "INCOMPLETE")
+                    return self.stream_status(&status.stream, "INCOMPLETE");
                 }
-                StreamEvent::PageFetched { .. } | StreamEvent::Throttled { .. } => Ok(()),
-            },
+                match status.event {
+                    StreamEvent::Started => {
+                        self.streams.entry(status.stream.clone()).or_default();
+                        self.stream_status(&status.stream, "STARTED")
+                    }
+                    StreamEvent::Completed { .. } => {
+                        self.streams.entry(status.stream.clone()).or_default().ended = true;
+                        self.stream_status(&status.stream, "COMPLETE")
+                    }
+                    StreamEvent::Retrying { reason, wait } => self.log(
+                        LogLevel::Warn,
+                        &format!("{}: retrying in {:.1}s after {reason}", status.stream, wait.as_secs_f64()),
+                    ),
+                    // Paging and throttling are progress-bar detail, not news for Airbyte.
+                    _ => Ok(()),
+                }
+            }
         }
     }
 

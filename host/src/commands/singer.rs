@@ -16,8 +16,8 @@ use std::path::PathBuf;
 
 use connector_api::registry::Registry;
 use connector_api::{
-    Catalog, ConfiguredCatalog, Error, ErrorKind, Message, Result, State, StreamDescriptor, StreamEvent,
-    SyncMode,
+    Catalog, ConfiguredCatalog, Error, ErrorKind, LogLevel, Message, Result, State, StreamDescriptor,
+    StreamEvent, SyncMode,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -65,6 +65,53 @@ pub async fn singer(registry: &Registry, args: SingerArgs, out: &mut (dyn Write 
         None => Map::new(),
     };
     let state = State { streams: bookmarks.iter().map(|(k, v)| (k.clone(), v.clone())).collect() };
+    emit_schemas(out, &selection)?;
+    let exit = source::read(&config, &selection.catalog, &state, |message| match message {
+        Message::Record(mut record) => {
+            if let (Some(dropped), Some(data)) = (selection.dropped.get(&record.stream), record.data.as_object_mut()) {
+                data.retain(|name, _| !dropped.contains(name));
+            }
+            let extracted = time::OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
+            emit(
+                out,
+                &json!({"type": "RECORD", "stream": record.stream, "record": record.data, "time_extracted": extracted}),
+            )
+        }
+        Message::State(checkpoint) => {
+            bookmarks.insert(checkpoint.stream, checkpoint.value);
+            emit(out, &state_message(&bookmarks))
+        }
+        // Singer keeps stdout for messages; everything else is a log line on stderr.
+        Message::Log(log) => {
+            match log.level {
+                LogLevel::Debug => tracing::debug!("{}", log.message),
+                LogLevel::Info => tracing::info!("{}", log.message),
+                LogLevel::Warn => tracing::warn!("{}", log.message),
+                LogLevel::Error => tracing::error!("{}", log.message),
+            }
+            Ok(())
+        }
+        Message::Status(status) => {
+            if let Some(error) = status.event.error() {
+                tracing::error!(stream = %status.stream, "The stream failed: {error}");
+            } else if let StreamEvent::Completed { records } = status.event {
+                tracing::info!(stream = %status.stream, records, "Stream read.");
+            }
+            Ok(())
+        }
+    })
+    .await?;
+    // The sync's last word is its state: targets such as target-jsonl keep a STATE only
+    // when no record follows it, and records of concurrent streams follow most.
+    if !bookmarks.is_empty() {
+        emit(out, &state_message(&bookmarks))?;
+    }
+    Ok(exit)
+}
+
+/// A SCHEMA message per selected stream, before any record: streams are read at once, so
+/// their records interleave. The schema leaves out the fields the catalog deselected.
+fn emit_schemas(out: &mut (dyn Write + Send), selection: &Selection) -> Result<()> {
     for chosen in &selection.catalog.streams {
         let stream = &chosen.stream;
         let mut schema = stream.json_schema.clone();
@@ -86,42 +133,7 @@ pub async fn singer(registry: &Registry, args: SingerArgs, out: &mut (dyn Write 
             }),
         )?;
     }
-    let exit = source::read(&config, &selection.catalog, &state, |message| match message {
-        Message::Record(mut record) => {
-            if let (Some(dropped), Some(data)) = (selection.dropped.get(&record.stream), record.data.as_object_mut()) {
-                data.retain(|name, _| !dropped.contains(name));
-            }
-            let extracted = time::OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
-            emit(
-                out,
-                &json!({"type": "RECORD", "stream": record.stream, "record": record.data, "time_extracted": extracted}),
-            )
-        }
-        Message::State(checkpoint) => {
-            bookmarks.insert(checkpoint.stream, checkpoint.value);
-            emit(out, &state_message(&bookmarks))
-        }
-        // Singer keeps stdout for messages; everything else is a log line on stderr.
-        Message::Log(log) => {
-            tracing::info!(level = ?log.level, "{}", log.message);
-            Ok(())
-        }
-        Message::Status(status) => {
-            if let Some(error) = status.event.error() {
-                tracing::error!(stream = %status.stream, "The stream failed: {error}");
-            } else if let StreamEvent::Completed { records } = status.event {
-                tracing::info!(stream = %status.stream, records, "Stream read.");
-            }
-            Ok(())
-        }
-    })
-    .await?;
-    // The sync's last word is its state: targets such as target-jsonl keep a STATE only
-    // when no record follows it, and records of concurrent streams follow most.
-    if !bookmarks.is_empty() {
-        emit(out, &state_message(&bookmarks))?;
-    }
-    Ok(exit)
+    Ok(())
 }
 
 /// A STATE message holding every stream's bookmark: Singer state is whole, not per stream.
