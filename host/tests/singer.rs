@@ -252,3 +252,47 @@ fn the_meltano_example_runs_this_tap_with_the_connectors_settings() {
     let catalog: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(catalog["streams"].as_array().unwrap().len(), qlik_streams().len());
 }
+
+/// Runs `singer --connector test-source` (see `common`) in-process with `[config]` extras.
+async fn test_source_sync(dir: &Path, extras: Value) -> (u8, Vec<Value>, String) {
+    let mut config = json!({"api_key": common::GOOD_KEY, "items": 60, "events": 40});
+    config.as_object_mut().unwrap().extend(extras.as_object().unwrap().clone());
+    let path = dir.join("test-source.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    let out =
+        common::cli(&["singer", "--connector", "test-source", "--config", path.to_str().unwrap()]).await;
+    let messages = out.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    (out.code, messages, out.stderr)
+}
+
+#[tokio::test]
+async fn a_failed_stream_exits_partial_and_the_others_keep_their_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, messages, _) =
+        test_source_sync(dir.path(), json!({"fail_stream": "items", "fail_after": 30})).await;
+    assert_eq!(code, 5, "some streams failed, the others were read");
+    let count = |kind: &str, stream: &str| {
+        messages.iter().filter(|m| m["type"] == kind && m["stream"] == stream).count()
+    };
+    assert_eq!((count("SCHEMA", "items"), count("SCHEMA", "events")), (1, 1));
+    assert_eq!((count("RECORD", "items"), count("RECORD", "events")), (30, 40));
+    let last = messages.last().unwrap();
+    assert_eq!(last["type"], "STATE");
+    assert_eq!(
+        last["value"]["bookmarks"],
+        json!({"events": {"seq": 40}}),
+        "the sync ends with its whole state"
+    );
+    assert_eq!(
+        messages.iter().find(|m| m["type"] == "SCHEMA" && m["stream"] == "events").unwrap()["bookmark_properties"],
+        json!(["seq"])
+    );
+
+    let (code, messages, stderr) = test_source_sync(dir.path(), json!({"api_key": "wrong-key-5d02"})).await;
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        messages.iter().all(|m| m["type"] == "SCHEMA"),
+        "nothing but the schemas before the key was refused"
+    );
+    assert!(!stderr.contains("wrong-key-5d02"), "{stderr}");
+}
