@@ -7,13 +7,15 @@
 //! 100,000), DATAHUB_BENCH_ASSIGNMENTS (100,000) and DATAHUB_BENCH_EVENTS (1,000,000).
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
 
 use connector_api::SyncMode;
 use host::sink::{self, Column, ColumnType, RunInfo, RunOutcome, StreamPlan};
 use serde_json::{Value, json};
 use tests::qlik_sim::{SimConfig, Simulator};
+
+mod sampled;
 
 /// The in-process simulator shares the machine's cores with `connector-host`; it uses
 /// the same allocator so that its page rendering takes as little of them as it can.
@@ -24,12 +26,6 @@ fn size(var: &str, default: usize) -> usize {
     std::env::var(var).ok().and_then(|v| v.replace('_', "").parse().ok()).unwrap_or(default)
 }
 
-/// Peak resident memory of `pid` in kB, while it is alive.
-fn vm_hwm_kb(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
-}
-
 struct Measured {
     records: u64,
     seconds: f64,
@@ -37,29 +33,19 @@ struct Measured {
 }
 
 async fn load(config: &Path, dest: &str) -> Measured {
-    let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_connector-host"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_connector-host"));
+    command
         .args(["run", "--config", &config.display().to_string(), "--dest", dest, "--json"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn connector-host");
-    let pid = child.id();
-    let mut peak_kb = 0;
-    while child.try_wait().expect("wait").is_none() {
-        if let Some(kb) = vm_hwm_kb(pid) {
-            peak_kb = peak_kb.max(kb);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let out = child.wait_with_output().expect("output");
-    let wall = started.elapsed().as_secs_f64();
-    assert!(out.status.success(), "connector-host run failed: {}", String::from_utf8_lossy(&out.stdout));
-    let summary: Value = serde_json::from_slice(&out.stdout).expect("JSON summary");
+        .env("RUST_LOG", "warn");
+    let run = sampled::run_sampled(command).await;
+    let summary: Value = serde_json::from_slice(&run.stdout).expect("JSON summary");
     // The whole process, start to exit (closing the database included): what a person
     // or a scheduler waits for, not just the run's own clock.
-    Measured { records: summary["records"].as_u64().unwrap_or(0), seconds: wall, peak_kb }
+    Measured {
+        records: summary["records"].as_u64().unwrap_or(0),
+        seconds: run.wall.as_secs_f64(),
+        peak_kb: run.peak_kb,
+    }
 }
 
 fn report(dest: &str, m: &Measured) {

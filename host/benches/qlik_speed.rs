@@ -36,12 +36,14 @@
 //! ```
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use qlik_connector::config::{DEFAULT_RATE_WINDOW_SECONDS, DEFAULT_REQUESTS_PER_MINUTE, RATE_BUDGET_PERCENT};
 use serde_json::Value;
 use tests::qlik_sim::{GroundTruth, SimConfig, Simulator};
+
+mod sampled;
 
 /// The in-process simulator shares the machine's cores with the programs it serves; it
 /// uses the same allocator as `connector-host` so that rendering pages takes as little of
@@ -165,12 +167,6 @@ fn floor(plan: &Plan, latency: Duration) -> (Duration, String) {
     (latency_floor.max(rate_floor), why)
 }
 
-/// Peak resident memory of `pid` in kB, while it is alive.
-fn vm_hwm_kb(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
-}
-
 /// What one program did against one fresh simulator.
 struct Measured {
     wall: Duration,
@@ -178,25 +174,6 @@ struct Measured {
     throttled: usize,
     records: u64,
     peak_kb: u64,
-}
-
-/// Runs `command` to its end, sampling its peak memory, and returns its stdout with the
-/// wall time and the peak.
-async fn run_sampled(mut command: Command) -> (Vec<u8>, Duration, u64) {
-    let started = Instant::now();
-    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn");
-    let pid = child.id();
-    let mut peak_kb = 0;
-    while child.try_wait().expect("wait").is_none() {
-        if let Some(kb) = vm_hwm_kb(pid) {
-            peak_kb = peak_kb.max(kb);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let wall = started.elapsed();
-    let out = child.wait_with_output().expect("output");
-    assert!(out.status.success(), "{command:?} failed: {}", String::from_utf8_lossy(&out.stdout));
-    (out.stdout, wall, peak_kb)
 }
 
 /// Starts a fresh simulator of `config` with `latency` and Qlik's Tier 1 limit.
@@ -207,10 +184,19 @@ async fn simulator(config: &SimConfig, latency: Duration) -> Simulator {
     Simulator::start(config).await.expect("start the simulator")
 }
 
-fn counted(sim: &Simulator, wall: Duration, records: u64, peak_kb: u64) -> Measured {
+/// A run's figures: its own (the `records` of its JSON summary), and the requests the
+/// simulator answered, 429s apart.
+fn counted(sim: &Simulator, run: sampled::Sampled) -> Measured {
+    let summary: Value = serde_json::from_slice(&run.stdout).expect("JSON summary");
     let log = sim.requests();
     let throttled = log.iter().filter(|r| r.status == 429).count();
-    Measured { wall, requests: log.len() - throttled, throttled, records, peak_kb }
+    Measured {
+        wall: run.wall,
+        requests: log.len() - throttled,
+        throttled,
+        records: summary["records"].as_u64().unwrap_or(0),
+        peak_kb: run.peak_kb,
+    }
 }
 
 /// `connector-host run` with the connector's defaults, into a SQLite file in `dir`.
@@ -232,9 +218,7 @@ async fn connector(config: &SimConfig, latency: Duration, dir: &Path) -> Measure
         .args(["run", "--config", &config_file.display().to_string(), "--json"])
         .args(["--dest", &format!("sqlite:{}", db.display())])
         .env("RUST_LOG", "warn");
-    let (stdout, wall, peak_kb) = run_sampled(command).await;
-    let summary: Value = serde_json::from_slice(&stdout).expect("JSON summary");
-    counted(&sim, wall, summary["records"].as_u64().unwrap_or(0), peak_kb)
+    counted(&sim, sampled::run_sampled(command).await)
 }
 
 /// Installs the script's pinned `@qlik/api` into a temporary folder, or says why not.
@@ -276,9 +260,7 @@ async fn script(config: &SimConfig, latency: Duration, dir: &Path) -> Measured {
     let sim = simulator(config, latency).await;
     let mut command = Command::new("node");
     command.arg("pull.mjs").arg(sim.base_url()).arg(&sim.keys().admin).current_dir(dir);
-    let (stdout, wall, peak_kb) = run_sampled(command).await;
-    let summary: Value = serde_json::from_slice(&stdout).expect("JSON summary");
-    counted(&sim, wall, summary["records"].as_u64().unwrap_or(0), peak_kb)
+    counted(&sim, sampled::run_sampled(command).await)
 }
 
 fn row(name: &str, m: &Measured, note: &str) {

@@ -1,0 +1,40 @@
+//! Running a program to its end while sampling its peak memory, for the benchmarks that
+//! time whole processes (`connector-host`, the `@qlik/api` script).
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// What a finished program printed, how long it ran and its peak resident memory.
+pub struct Sampled {
+    /// Its standard output.
+    pub stdout: Vec<u8>,
+    /// Start to exit: what a person or a scheduler waits for.
+    pub wall: Duration,
+    /// The highest `VmHWM` seen, in kB.
+    pub peak_kb: u64,
+}
+
+/// Peak resident memory of `pid` in kB, while it is alive.
+fn vm_hwm_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Runs `command` to its end, its stderr passed through, reading `VmHWM` from /proc every
+/// 20 ms; panics with its output if it fails.
+pub async fn run_sampled(mut command: Command) -> Sampled {
+    let started = Instant::now();
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn");
+    let pid = child.id();
+    let mut peak_kb = 0;
+    while child.try_wait().expect("wait").is_none() {
+        if let Some(kb) = vm_hwm_kb(pid) {
+            peak_kb = peak_kb.max(kb);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let wall = started.elapsed();
+    let out = child.wait_with_output().expect("output");
+    assert!(out.status.success(), "{command:?} failed: {}", String::from_utf8_lossy(&out.stdout));
+    Sampled { stdout: out.stdout, wall, peak_kb }
+}
