@@ -126,6 +126,11 @@ async fn every_message_is_an_airbyte_protocol_message() {
         assert_eq!(schema["properties"][secret]["airbyte_secret"], json!(true), "{secret}");
     }
     assert!(schema["properties"]["tenant_url"].get("airbyte_secret").is_none());
+    // Every connector is a source: the SCIM connector's spec too.
+    let out = Command::new(BINARY).args(["airbyte", "--connector", "scim", "spec"]).output().unwrap();
+    let scim = Run::new(d, "spec-scim", out.status.code().unwrap(), &out.stdout);
+    let scim_schema = &scim.of_type("SPEC").next().unwrap()["spec"]["connectionSpecification"];
+    assert_eq!(scim_schema["properties"]["token"]["airbyte_secret"], json!(true));
 
     let check = airbyte(d, "check", &["check", "--config", config]);
     assert_eq!((check.code, &check.messages[0]["connectionStatus"]["status"]), (0, &json!("SUCCEEDED")));
@@ -297,7 +302,9 @@ async fn pyairbyte_reads_the_tenant_into_its_cache_exactly() {
         .arg(dir.path().join("cache"))
         .arg(&landed_keys)
         .env("AIRBYTE_OFFLINE_MODE", "1")
+        .env("AIRBYTE_LOGGING_ROOT", dir.path().join("logs"))
         .env("HOME", dir.path())
+        .current_dir(dir.path())
         .output()
         .unwrap();
     println!("PyAirbyte check and read: {:.1?}", started.elapsed());
