@@ -1,9 +1,69 @@
-//! Turning the JSON a host hands over into a connector's typed config.
+//! Turning the JSON a host hands over into a connector's typed config, and the rules every
+//! connector applies to the address it sends credentials to.
+
+use std::net::IpAddr;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use url::{Host, Url};
 
 use crate::{Error, ErrorKind, Result};
+
+/// Parses the address of a source from what an operator wrote in `field`, before any
+/// credential is sent to it: a bare host gets `https://`; the URL must name a host, carry
+/// no user name or password (the credential belongs in `credential`, where it is a
+/// secret), and use https, except on a loopback host, where a local simulator or test
+/// server answers plain http. `example` shows a good value in every message.
+pub fn source_url(field: &str, input: &str, credential: &str, example: &str) -> Result<Url> {
+    let trimmed = input.trim();
+    if trimmed.is_empty() {
+        return Err(Error::config(field, format!("is empty; give the address, e.g. {example}")));
+    }
+    if !trimmed.contains("://")
+        && let Some((scheme, rest)) = trimmed.split_once(':')
+        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+        && !rest.split('/').next().is_some_and(|port| port.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(Error::config(
+            field,
+            format!("uses `{scheme}:`, which is not a web address; give the address, e.g. {example}"),
+        ));
+    }
+    let with_scheme =
+        if trimmed.contains("://") { trimmed.to_string() } else { format!("https://{trimmed}") };
+    let url = Url::parse(&with_scheme)
+        .map_err(|e| Error::config(field, format!("is not a URL ({e}); expected e.g. {example}")))?;
+    let Some(host) = url.host() else {
+        return Err(Error::config(field, format!("has no host name; expected e.g. {example}")));
+    };
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Error::config(
+            field,
+            format!("must not contain a user name or password; put the credential in {credential}"),
+        ));
+    }
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if is_loopback(&host) => Ok(url),
+        "http" => Err(Error::config(
+            field,
+            format!(
+                "uses http://, which would send {credential} unencrypted; use https:// (http:// is allowed only for loopback hosts)"
+            ),
+        )),
+        other => Err(Error::config(field, format!("uses `{other}://`; use https://"))),
+    }
+}
+
+/// Whether `host` is this machine.
+fn is_loopback(host: &Host<&str>) -> bool {
+    match host {
+        Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
+        Host::Ipv4(ip) => IpAddr::V4(*ip).is_loopback(),
+        Host::Ipv6(ip) => IpAddr::V6(*ip).is_loopback(),
+    }
+}
 
 /// Parses `config` into `T`, naming the offending field on failure.
 ///
@@ -38,6 +98,26 @@ mod tests {
     use super::*;
     use serde::Deserialize;
     use serde_json::json;
+
+    #[test]
+    fn a_source_url_is_https_unless_loopback_and_carries_no_credentials() {
+        let url = |input: &str| source_url("base_url", input, "token", "https://idp.example/scim/v2");
+        assert_eq!(url("idp.example/scim/v2").unwrap().as_str(), "https://idp.example/scim/v2");
+        assert!(url("http://127.0.0.1:8080/scim").is_ok());
+        assert!(url("http://[::1]/scim").is_ok());
+        assert!(url("http://LOCALHOST/scim").is_ok());
+        for (bad, says) in [
+            ("http://idp.example/scim", "would send token unencrypted"),
+            ("https://user:pw@idp.example/scim", "put the credential in token"),
+            ("javascript:alert(1)", "is not a web address"),
+            ("ftp://idp.example", "use https://"),
+            ("  ", "is empty"),
+        ] {
+            let err = url(bad).unwrap_err();
+            assert_eq!(err.context_value("field"), Some("base_url"), "{bad}");
+            assert!(err.message().contains(says), "{bad}: {err}");
+        }
+    }
 
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]

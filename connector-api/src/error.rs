@@ -79,6 +79,38 @@ impl fmt::Display for ErrorKind {
     }
 }
 
+/// What failed at the HTTP level: set by the HTTP layer on transport failures and by a
+/// connector's classifier of a response, so the retry loop and the connector's advice to
+/// the operator decide on a type, never on a message's words.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpFailure {
+    /// No connection could be made: the name does not resolve, nothing listens, TLS
+    /// failed.
+    Connect,
+    /// The request took longer than its timeout.
+    Timeout,
+    /// The connection broke while the request was sent or answered.
+    Connection,
+    /// The body arrived cut off or mangled (JSON that breaks off).
+    Body,
+    /// The source answered with this status.
+    Status(u16),
+}
+
+impl fmt::Display for HttpFailure {
+    /// The short reason retry events and final errors show (`HTTP 503`, `timed out`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HttpFailure::Connect => f.write_str("could not connect"),
+            HttpFailure::Timeout => f.write_str("timed out"),
+            HttpFailure::Connection => f.write_str("connection failed"),
+            HttpFailure::Body => f.write_str("response body cut off"),
+            HttpFailure::Status(status) => write!(f, "HTTP {status}"),
+        }
+    }
+}
+
 /// A connector failure: kind, message, optional remediation hint, context, retryability.
 pub struct Error {
     kind: ErrorKind,
@@ -86,6 +118,7 @@ pub struct Error {
     hint: Option<String>,
     context: Vec<(Cow<'static, str>, String)>,
     retryable: bool,
+    http: Option<HttpFailure>,
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
@@ -101,6 +134,7 @@ impl Error {
             hint: None,
             context: Vec::new(),
             retryable: kind.is_retryable_by_default(),
+            http: None,
             source: None,
         }
     }
@@ -138,6 +172,12 @@ impl Error {
         self
     }
 
+    /// Records what failed at the HTTP level; the first one recorded stays.
+    pub fn with_http_failure(mut self, failure: HttpFailure) -> Self {
+        self.http.get_or_insert(failure);
+        self
+    }
+
     /// Keeps the underlying error for `source()` chains. Its text is not scrubbed (only
     /// `Debug` shows it, scrubbed), so it must not contain secrets (reqwest errors do not
     /// include headers).
@@ -171,9 +211,15 @@ impl Error {
         self.context.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
-    /// Whether trying the same operation again may succeed.
+    /// Whether trying the same operation again may succeed. The HTTP layer retries a
+    /// request exactly when its error says so.
     pub fn is_retryable(&self) -> bool {
         self.retryable
+    }
+
+    /// What failed at the HTTP level, when the error came from a request.
+    pub fn http_failure(&self) -> Option<HttpFailure> {
+        self.http
     }
 }
 
@@ -207,6 +253,7 @@ impl fmt::Debug for Error {
             .field("hint", &self.hint)
             .field("context", &self.context)
             .field("retryable", &self.retryable)
+            .field("http", &self.http)
             .field("source", &self.source.as_ref().map(|s| scrub_owned(s.to_string())))
             .finish()
     }

@@ -40,7 +40,7 @@ pub mod view;
 pub use catalog::{Catalog, ConfiguredCatalog, ConfiguredStream, StreamDescriptor, SyncMode};
 pub use check::{CheckReport, CheckStatus, CheckStep};
 pub use connector::{Connector, MessageStream, Metadata, Spec};
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, ErrorKind, HttpFailure, Result};
 pub use message::{Checkpoint, LogLevel, LogMessage, Message, Record, StreamEvent, StreamStatus};
 pub use registry::Registration;
 pub use state::State;

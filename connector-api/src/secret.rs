@@ -1,11 +1,11 @@
 //! Secrets in connector configs, and the one registry that keeps them out of every text
 //! the process writes.
 //!
-//! Secret config fields are [`SecretString`]s: their `Debug` prints a redaction, and
-//! their value is reachable only through [`ExposeSecret`], which a connector should
-//! call in exactly one place (the request header). Their JSON Schema, from
-//! [`schema`], carries `"writeOnly": true` and `"x-secret": true` so hosts know which
-//! fields to resolve from the environment or a file and never to print or store.
+//! Secret config fields are [`Secret`]s: their `Debug` prints a redaction, their value is
+//! reachable only through [`ExposeSecret`], which a connector should call in exactly one
+//! place (the request header), and their JSON Schema carries `"writeOnly": true` and
+//! `"x-secret": true` by itself, so hosts know which fields to resolve from the
+//! environment or a file and never to print or store, and no field can forget the mark.
 //!
 //! Types alone cannot stop a server from echoing a secret back (`"token Bearer eyJ… is
 //! expired"`) into an error that is then printed and stored. So every secret value the
@@ -26,15 +26,54 @@ use schemars::{Schema, SchemaGenerator, json_schema};
 pub use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
-/// JSON Schema of a secret string; use with
-/// `#[schemars(schema_with = "connector_api::secret::schema")]`.
-pub fn schema(_: &mut SchemaGenerator) -> Schema {
-    json_schema!({
-        "type": "string",
-        "minLength": 1,
-        "writeOnly": true,
-        "x-secret": true,
-    })
+/// A secret config value: a [`SecretString`] whose JSON Schema marks it secret.
+#[derive(Clone, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Secret(SecretString);
+
+impl Secret {
+    /// The value as a [`SecretString`], for code that keeps it.
+    pub fn into_inner(self) -> SecretString {
+        self.0
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Secret(SecretString::from(value))
+    }
+}
+
+impl ExposeSecret<str> for Secret {
+    fn expose_secret(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl schemars::JsonSchema for Secret {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> Cow<'static, str> {
+        "Secret".into()
+    }
+
+    /// A non-empty string, `"writeOnly": true` and `"x-secret": true`.
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "minLength": 1,
+            "writeOnly": true,
+            "x-secret": true,
+        })
+    }
 }
 
 /// Whether a property schema is marked secret.
@@ -244,6 +283,25 @@ impl<W: std::io::Write> std::io::Write for ScrubbingWriter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_field_marks_itself_in_the_schema_and_hides_in_debug() {
+        #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+        #[allow(dead_code)]
+        struct Config {
+            token: Secret,
+            key: Option<Secret>,
+            name: String,
+        }
+        let schema = schemars::schema_for!(Config).to_value();
+        assert_eq!(secret_fields(&schema), ["key", "token"]);
+        assert_eq!(schema["properties"]["token"]["writeOnly"], true);
+        let config: Config =
+            serde_json::from_value(serde_json::json!({"token": "canary-token-1", "key": null, "name": "n"}))
+                .unwrap();
+        assert!(!format!("{config:?}").contains("canary-token-1"));
+        assert_eq!(config.token.expose_secret(), "canary-token-1");
+    }
     use serde_json::json;
 
     #[test]

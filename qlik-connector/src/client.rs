@@ -10,8 +10,8 @@
 use std::sync::Arc;
 
 use connector_api::http::{
-    ClientOptions, Fetched, HttpEvent, OriginGuard, RateLimiter, RetryPolicy, RetryingClient, Verdict,
-    build_client, json_body,
+    ClientOptions, Fetched, HttpEvent, OriginGuard, RateLimiter, RetryPolicy, RetryingClient, build_client,
+    json_body,
 };
 use connector_api::{Error, ErrorKind, Result};
 use reqwest::header::{AUTHORIZATION, HeaderValue, LOCATION};
@@ -196,12 +196,7 @@ impl QlikClient {
         let url = self.tenant.clone();
         let mut events = Vec::new();
         self.http
-            .execute(
-                "GET /",
-                |client| client.get(url.clone()),
-                |f| Verdict::Done(f.status.as_u16()),
-                &mut events,
-            )
+            .execute("GET /", |client| client.get(url.clone()), |f| Ok(f.status.as_u16()), &mut events)
             .await
             .map_err(error::with_remediation)
     }
@@ -231,22 +226,23 @@ impl QlikClient {
     }
 }
 
-/// Maps a response to a verdict: a JSON body that breaks off is retried; a complete body
-/// that is not JSON (a proxy's login page, an empty 200) or JSON of another shape than `T`
+/// Classifies a response: an error status by [`error::from_response`] (429 and 5xx are
+/// retried, the rest final), a JSON body that breaks off is retried, a complete body that
+/// is not JSON (a proxy's login page, an empty 200) or JSON of another shape than `T`
 /// fails at once, saying what came back ([`json_body::parse`]).
-fn interpret<T: DeserializeOwned>(fetched: Fetched, path: &str) -> Verdict<Reply<T>> {
+fn interpret<T: DeserializeOwned>(fetched: Fetched, path: &str) -> Result<Reply<T>> {
     let status = fetched.status;
     if status.is_redirection() {
         return match fetched.headers.get(LOCATION).and_then(|l| l.to_str().ok()) {
-            Some(location) => Verdict::Done(Reply::Redirect(location.to_string())),
-            None => Verdict::Fail(Error::new(
+            Some(location) => Ok(Reply::Redirect(location.to_string())),
+            None => Err(Error::new(
                 ErrorKind::Source,
                 format!("{path} answered HTTP {} without a Location", status.as_u16()),
             )),
         };
     }
     if !status.is_success() {
-        return Verdict::Fail(error::from_response(status.as_u16(), &fetched.body, path));
+        return Err(error::from_response(status.as_u16(), &fetched.body, path));
     }
     json_body::parse(&fetched, path).map(|value| Reply::Json(fetched.url, value))
 }
@@ -283,19 +279,19 @@ mod tests {
             headers: Default::default(),
             body: body.as_bytes().to_vec(),
         };
-        assert!(
-            matches!(interpret::<Value>(fetched(200, r#"{"data":[{"id":"#), "/p"), Verdict::Retry { reason } if reason == "response body cut off")
-        );
-        assert!(
-            matches!(interpret::<Value>(fetched(200, "<html>"), "/p"), Verdict::Fail(e) if e.hint() == Some(json_body::NOT_JSON_HINT))
-        );
-        assert!(matches!(
-            interpret::<Value>(fetched(200, r#"{"data":[]}"#), "/p"),
-            Verdict::Done(Reply::Json(..))
-        ));
-        assert!(
-            matches!(interpret::<Value>(fetched(403, ""), "/api/v1/licenses/overview"), Verdict::Fail(e) if e.kind() == ErrorKind::Permission)
-        );
+        let cut = interpret::<Value>(fetched(200, r#"{"data":[{"id":"#), "/p").unwrap_err();
+        assert!(cut.is_retryable(), "{cut}");
+        let html = interpret::<Value>(fetched(200, "<html>"), "/p").unwrap_err();
+        assert!(!html.is_retryable() && html.hint() == Some(json_body::NOT_JSON_HINT), "{html}");
+        assert!(matches!(interpret::<Value>(fetched(200, r#"{"data":[]}"#), "/p"), Ok(Reply::Json(..))));
+        let denied = interpret::<Value>(fetched(403, ""), "/api/v1/licenses/overview").unwrap_err();
+        assert!(denied.kind() == ErrorKind::Permission && !denied.is_retryable());
+        for (status, kind) in
+            [(429, ErrorKind::RateLimited), (503, ErrorKind::Transient), (408, ErrorKind::Transient)]
+        {
+            let err = interpret::<Value>(fetched(status, ""), "/p").unwrap_err();
+            assert!(err.kind() == kind && err.is_retryable(), "{status}: {err}");
+        }
     }
 
     #[test]
@@ -306,9 +302,8 @@ mod tests {
             headers: Default::default(),
             body: br#"{"data": 7}"#.to_vec(),
         };
-        let Verdict::Fail(err) = interpret::<Vec<u32>>(fetched, "/api/v1/users") else {
-            panic!("another shape is not retried");
-        };
+        let err = interpret::<Vec<u32>>(fetched, "/api/v1/users").unwrap_err();
+        assert!(!err.is_retryable(), "another shape is not retried");
         assert_eq!(err.kind(), ErrorKind::Source);
         assert_eq!(err.context_value("endpoint"), Some("/api/v1/users"));
     }

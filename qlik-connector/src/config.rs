@@ -1,9 +1,9 @@
 //! The connector's configuration: what an operator writes, and the validated
 //! [`Settings`] the rest of the crate uses.
 
-use std::net::IpAddr;
 use std::time::Duration;
 
+use connector_api::secret::Secret;
 use connector_api::{Error, Result};
 use schemars::JsonSchema;
 use secrecy::SecretString;
@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use url::{Host, Url};
+use url::Url;
 
 use crate::streams;
 
@@ -46,8 +46,7 @@ pub struct QlikConfig {
     /// Tenant Admin. Never logged or stored by the connector. Give either this or an OAuth
     /// client (`client_id` and `client_secret`).
     #[serde(default)]
-    #[schemars(schema_with = "connector_api::secret::schema")]
-    pub api_key: Option<SecretString>,
+    pub api_key: Option<Secret>,
     /// Client id of an OAuth machine-to-machine client (Administration activity center >
     /// OAuth), used instead of `api_key`: the connector exchanges it with `client_secret`
     /// for short-lived access tokens. The client acts as a bot with Tenant Admin rights and
@@ -57,8 +56,7 @@ pub struct QlikConfig {
     /// Client secret of the OAuth client named by `client_id`, shown once when the client
     /// was created. Never logged or stored by the connector.
     #[serde(default)]
-    #[schemars(schema_with = "connector_api::secret::schema")]
-    pub client_secret: Option<SecretString>,
+    pub client_secret: Option<Secret>,
     /// Streams to read; every stream when omitted.
     #[serde(default)]
     pub streams: Option<Vec<String>>,
@@ -243,7 +241,11 @@ impl Settings {
     /// Validates a parsed config.
     pub fn from_config(raw: QlikConfig) -> Result<Self> {
         let tenant = normalize_tenant_url(&raw.tenant_url)?;
-        let auth = Auth::from_fields(raw.api_key, raw.client_id, raw.client_secret)?;
+        let auth = Auth::from_fields(
+            raw.api_key.map(Secret::into_inner),
+            raw.client_id,
+            raw.client_secret.map(Secret::into_inner),
+        )?;
         let streams = select_streams(raw.streams.as_deref())?;
         if raw.page_size == Some(0) {
             return Err(Error::config("page_size", "must be at least 1"));
@@ -301,64 +303,12 @@ impl Settings {
 /// `/api/v1/users`, the hub's `/hub/home`), query and fragment, and refuses plain HTTP
 /// except on loopback hosts, where the simulator runs.
 pub fn normalize_tenant_url(input: &str) -> Result<Url> {
-    const FIELD: &str = "tenant_url";
-    let trimmed = input.trim();
-    if trimmed.is_empty() {
-        return Err(Error::config(
-            FIELD,
-            "is empty; give the tenant address, e.g. https://acme.eu.qlikcloud.com",
-        ));
-    }
-    if !trimmed.contains("://")
-        && let Some((scheme, rest)) = trimmed.split_once(':')
-        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-        && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
-        && !rest.split('/').next().is_some_and(|port| port.bytes().all(|b| b.is_ascii_digit()))
-    {
-        return Err(Error::config(
-            FIELD,
-            format!(
-                "uses `{scheme}:`, which is not a web address; give the tenant address, e.g. https://acme.eu.qlikcloud.com"
-            ),
-        ));
-    }
-    let with_scheme =
-        if trimmed.contains("://") { trimmed.to_string() } else { format!("https://{trimmed}") };
-    let mut url = Url::parse(&with_scheme).map_err(|e| {
-        Error::config(FIELD, format!("is not a URL ({e}); expected e.g. https://acme.eu.qlikcloud.com"))
-    })?;
-    let Some(host) = url.host() else {
-        return Err(Error::config(FIELD, "has no host name; expected e.g. https://acme.eu.qlikcloud.com"));
-    };
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(Error::config(
-            FIELD,
-            "must not contain a user name or password; put the API key in api_key",
-        ));
-    }
-    match url.scheme() {
-        "https" => {}
-        "http" if is_loopback(&host) => {}
-        "http" => {
-            return Err(Error::config(
-                FIELD,
-                "uses http://, which would send the API key unencrypted; use https:// (http:// is allowed only for loopback hosts)",
-            ));
-        }
-        other => return Err(Error::config(FIELD, format!("uses `{other}://`; use https://"))),
-    }
+    let mut url =
+        connector_api::config::source_url("tenant_url", input, "api_key", "https://acme.eu.qlikcloud.com")?;
     url.set_path("/");
     url.set_query(None);
     url.set_fragment(None);
     Ok(url)
-}
-
-fn is_loopback(host: &Host<&str>) -> bool {
-    match host {
-        Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
-        Host::Ipv4(ip) => IpAddr::V4(*ip).is_loopback(),
-        Host::Ipv6(ip) => IpAddr::V6(*ip).is_loopback(),
-    }
 }
 
 fn select_streams(selection: Option<&[String]>) -> Result<Vec<&'static str>> {
@@ -462,7 +412,7 @@ mod tests {
         let err = normalize_tenant_url("javascript:alert(1)").unwrap_err();
         assert_eq!(
             err.message(),
-            "tenant_url: uses `javascript:`, which is not a web address; give the tenant address, e.g. https://acme.eu.qlikcloud.com"
+            "tenant_url: uses `javascript:`, which is not a web address; give the address, e.g. https://acme.eu.qlikcloud.com"
         );
     }
 

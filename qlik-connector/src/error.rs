@@ -6,7 +6,7 @@
 //! leniently; [`from_response`] turns status + envelope into an [`Error`] with the
 //! right kind and the operator's next step.
 
-use connector_api::{Error, ErrorKind};
+use connector_api::{Error, ErrorKind, HttpFailure};
 use serde_json::Value;
 
 use crate::remediation;
@@ -110,7 +110,7 @@ pub fn from_response(status: u16, body: &[u8], path: &str) -> Error {
             format!("Qlik Cloud throttled the request (HTTP 429{said})"),
             remediation::RATE_LIMITED,
         ),
-        500..=599 => (
+        408 | 500..=599 => (
             ErrorKind::Transient,
             format!("Qlik Cloud failed to answer (HTTP {status}{said})"),
             remediation::SOURCE_UNAVAILABLE,
@@ -135,7 +135,7 @@ pub fn with_remediation(err: Error) -> Error {
     }
     let hint = match err.kind() {
         ErrorKind::RateLimited => remediation::RATE_LIMITED,
-        ErrorKind::Transient if err.message().contains("could not connect") => {
+        ErrorKind::Transient if err.http_failure() == Some(HttpFailure::Connect) => {
             remediation::TENANT_UNREACHABLE
         }
         ErrorKind::Transient => remediation::SOURCE_UNAVAILABLE,

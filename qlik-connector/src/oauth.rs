@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use connector_api::http::{Fetched, HttpEvent, RetryingClient, Verdict, json_body};
+use connector_api::http::{Fetched, HttpEvent, RetryingClient, json_body};
 use connector_api::{Error, ErrorKind, Result};
 use reqwest::header::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
@@ -137,7 +137,7 @@ fn lifetime(answer: &TokenAnswer, now: OffsetDateTime) -> Duration {
 
 /// A 2xx JSON token answer, or the error: 400, 401 and 403 mean the client's credentials
 /// or rights were refused.
-fn interpret(fetched: Fetched) -> Verdict<TokenAnswer> {
+fn interpret(fetched: Fetched) -> Result<TokenAnswer> {
     const PATH: &str = "/oauth/token";
     match fetched.status.as_u16() {
         200..=299 => json_body::parse(&fetched, PATH),
@@ -145,16 +145,14 @@ fn interpret(fetched: Fetched) -> Verdict<TokenAnswer> {
             let said = error::Envelope::parse(&fetched.body)
                 .map(|e| format!(": {}", e.summary()))
                 .unwrap_or_default();
-            Verdict::Fail(
-                Error::new(
-                    ErrorKind::Auth,
-                    format!("Qlik Cloud refused the OAuth client's credentials (HTTP {status}{said})"),
-                )
-                .with_context("field", "client_secret")
-                .with_hint(remediation::OAUTH_CLIENT_REJECTED),
+            Err(Error::new(
+                ErrorKind::Auth,
+                format!("Qlik Cloud refused the OAuth client's credentials (HTTP {status}{said})"),
             )
+            .with_context("field", "client_secret")
+            .with_hint(remediation::OAUTH_CLIENT_REJECTED))
         }
-        status => Verdict::Fail(error::from_response(status, &fetched.body, PATH)),
+        status => Err(error::from_response(status, &fetched.body, PATH)),
     }
 }
 

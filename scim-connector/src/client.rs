@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use connector_api::Result;
 use connector_api::http::{
-    ClientOptions, Fetched, HttpEvent, RateLimiter, RetryPolicy, RetryingClient, Verdict, json_body,
+    ClientOptions, Fetched, HttpEvent, RateLimiter, RetryPolicy, RetryingClient, json_body,
 };
 use connector_api::secret::{ExposeSecret, SecretString};
 use reqwest::header::ACCEPT;
@@ -52,7 +52,7 @@ impl ScimClient {
         if let Some(rpm) = config.requests_per_minute {
             http = http.with_limiter(Arc::new(RateLimiter::per_minute(rpm)));
         }
-        Ok(ScimClient { http, base: config.base_url()?, token: config.token.clone() })
+        Ok(ScimClient { http, base: config.base_url()?, token: config.token.clone().into_inner() })
     }
 
     /// The same client with another retry policy (a quick one for `check`, a fast one
@@ -80,16 +80,16 @@ impl ScimClient {
                 },
                 |fetched: Fetched| {
                     if !fetched.status.is_success() {
-                        return Verdict::Fail(parse_error(&endpoint, fetched.status, &fetched.body));
+                        return Err(parse_error(&endpoint, fetched.status, &fetched.body));
                     }
                     // JSON that breaks off is retried; a whole body that is not JSON (a
                     // login page, an empty 200) fails at once, saying what came back.
-                    match json_body::parse(&fetched, &endpoint) {
-                        Verdict::Fail(e) if e.hint().is_none() => Verdict::Fail(
-                            e.with_hint("The server is not answering as a SCIM server; check `base_url`"),
-                        ),
-                        verdict => verdict,
-                    }
+                    json_body::parse(&fetched, &endpoint).map_err(|e| match e.hint() {
+                        None if !e.is_retryable() => {
+                            e.with_hint("The server is not answering as a SCIM server; check `base_url`")
+                        }
+                        _ => e,
+                    })
                 },
                 events,
             )

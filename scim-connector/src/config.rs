@@ -3,7 +3,7 @@
 //! The doc comments on the fields are the user documentation: `schemars` turns them
 //! into the `description`s of the JSON Schema that `connector-host spec scim` prints.
 
-use connector_api::secret::SecretString;
+use connector_api::secret::Secret;
 use connector_api::{Error, Result};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -22,8 +22,7 @@ pub struct ScimConfig {
     pub base_url: String,
 
     /// The Bearer token the service provider issued for SCIM access.
-    #[schemars(schema_with = "connector_api::secret::schema")]
-    pub token: SecretString,
+    pub token: Secret,
 
     /// Resources per page (`count`). The server may return fewer; the connector then
     /// follows the server's page size.
@@ -56,22 +55,15 @@ impl ScimConfig {
         Ok(parsed)
     }
 
-    /// The base URL, parsed. Plain HTTP is refused unless the host is loopback: the
-    /// token would otherwise cross the network in clear text.
+    /// The base URL, parsed: https (plain http only on loopback, where the token would
+    /// not cross the network in clear text), no user name or password.
     pub fn base_url(&self) -> Result<Url> {
-        let url =
-            Url::parse(&self.base_url).map_err(|e| Error::config("base_url", format!("not a URL: {e}")))?;
-        let loopback = match url.host() {
-            Some(url::Host::Domain(d)) => d == "localhost",
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            None => false,
-        };
-        match url.scheme() {
-            "https" => Ok(url),
-            "http" if loopback => Ok(url),
-            _ => Err(Error::config("base_url", "must start with https:// (plain http only on loopback)")),
-        }
+        connector_api::config::source_url(
+            "base_url",
+            &self.base_url,
+            "token",
+            "https://example.okta.com/scim/v2",
+        )
     }
 }
 

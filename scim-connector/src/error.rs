@@ -1,8 +1,8 @@
 //! One mapping from a SCIM error response to [`connector_api::Error`] kinds.
 //!
-//! The shared retry loop has already dealt with 429, 408 and 5xx by the time a
-//! response gets here; what is left is final, and the kind decides what the host
-//! tells the operator (and which exit code it uses).
+//! The kind decides whether the shared retry loop tries again (429 → rate limited, 408
+//! and 5xx → transient, both retried) and, once it gives up or for a final answer, what
+//! the host tells the operator and which exit code it uses.
 
 use connector_api::{Error, ErrorKind};
 use reqwest::StatusCode;
@@ -48,6 +48,16 @@ pub fn parse_error(endpoint: &str, status: StatusCode, body: &[u8]) -> Error {
             ErrorKind::Source,
             format!("the server does not support the incremental filter on meta.lastModified{detail}"),
             "Read the users stream with --full-refresh",
+        ),
+        StatusCode::TOO_MANY_REQUESTS => (
+            ErrorKind::RateLimited,
+            format!("the SCIM server throttled {endpoint}{detail}"),
+            "Lower `requests_per_minute` so the connector paces itself below the server's limit",
+        ),
+        s if s == StatusCode::REQUEST_TIMEOUT || s.is_server_error() => (
+            ErrorKind::Transient,
+            format!("the SCIM server failed to answer {endpoint} (HTTP {}){detail}", s.as_u16()),
+            "The server had a temporary problem; run again later, and tell its operators if it persists",
         ),
         s if s.is_redirection() => (
             ErrorKind::Config,

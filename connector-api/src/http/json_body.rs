@@ -11,8 +11,8 @@
 use reqwest::header::CONTENT_TYPE;
 use serde::de::DeserializeOwned;
 
-use super::{Fetched, Verdict};
-use crate::{Error, ErrorKind, secret};
+use super::Fetched;
+use crate::{Error, ErrorKind, HttpFailure, Result, secret};
 
 /// How deep JSON may nest: `serde_json`'s recursion limit, which guards its parser's
 /// stack. Deeper input is refused with an error naming this limit.
@@ -30,12 +30,13 @@ pub const NOT_JSON_HINT: &str = "Something other than the API answered: check th
 /// What to do about JSON nested past [`NESTING_LIMIT`].
 pub const TOO_DEEP_HINT: &str = "No real answer nests that deep: check that the configured URL is the API's address; if it is, report the response to the source's operators";
 
-/// Parses the body of `fetched` as `T`: [`Verdict::Done`] when it is JSON of that shape,
-/// [`Verdict::Retry`] when it starts as JSON but breaks off, [`Verdict::Fail`] with
-/// [`ErrorKind::Source`] otherwise. `endpoint` names the request in errors.
-pub fn parse<T: DeserializeOwned>(fetched: &Fetched, endpoint: &str) -> Verdict<T> {
+/// Parses the body of `fetched` as `T`: the value when it is JSON of that shape, a
+/// retryable [`ErrorKind::Transient`] error ([`HttpFailure::Body`]) when it starts as JSON
+/// but breaks off, an [`ErrorKind::Source`] error that is not retried otherwise.
+/// `endpoint` names the request in errors.
+pub fn parse<T: DeserializeOwned>(fetched: &Fetched, endpoint: &str) -> Result<T> {
     let error = match serde_json::from_slice(&fetched.body) {
-        Ok(value) => return Verdict::Done(value),
+        Ok(value) => return Ok(value),
         Err(error) => error,
     };
     let content_type = fetched.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
@@ -49,7 +50,7 @@ pub fn parse<T: DeserializeOwned>(fetched: &Fetched, endpoint: &str) -> Verdict<
         if let Some(content_type) = content_type {
             err = err.with_context("content_type", content_type.to_string());
         }
-        Verdict::Fail(err.with_retryable(false))
+        Err(err.with_retryable(false))
     };
     if is_nesting_limit(&error) {
         return fail(too_deep(endpoint), Some(TOO_DEEP_HINT));
@@ -62,8 +63,8 @@ pub fn parse<T: DeserializeOwned>(fetched: &Fetched, endpoint: &str) -> Verdict<
     let starts_as_json =
         fetched.body.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|b| matches!(b, b'{' | b'['));
     if declared_json && starts_as_json {
-        let reason = if error.is_eof() { "response body cut off" } else { "malformed JSON" };
-        return Verdict::Retry { reason: reason.into() };
+        let what = if error.is_eof() { "response body cut off" } else { "malformed JSON" };
+        return Err(Error::new(ErrorKind::Transient, what).with_http_failure(HttpFailure::Body));
     }
     fail(not_json(fetched, endpoint, content_type), Some(NOT_JSON_HINT))
 }
@@ -156,28 +157,26 @@ mod tests {
     }
 
     fn failure(f: &Fetched) -> Error {
-        match parse::<Value>(f, "/api/v1/users") {
-            Verdict::Fail(err) => err,
-            Verdict::Done(_) => panic!("accepted"),
-            Verdict::Retry { reason } => panic!("retried: {reason}"),
-        }
+        let err = parse::<Value>(f, "/api/v1/users").unwrap_err();
+        assert!(!err.is_retryable(), "retried: {err}");
+        err
     }
 
     #[test]
     fn json_is_accepted_whatever_its_content_type() {
-        assert!(matches!(parse::<Value>(&fetched(200, Some("text/plain"), b"{}"), "/p"), Verdict::Done(_)));
+        assert!(parse::<Value>(&fetched(200, Some("text/plain"), b"{}"), "/p").is_ok());
     }
 
     #[test]
     fn json_that_breaks_off_is_retried() {
         let cut = fetched(200, Some("application/json"), br#"{"data":[{"id":"#);
-        assert!(
-            matches!(parse::<Value>(&cut, "/p"), Verdict::Retry { reason } if reason == "response body cut off")
-        );
+        let err = parse::<Value>(&cut, "/p").unwrap_err();
+        assert!(err.is_retryable() && err.http_failure() == Some(HttpFailure::Body));
+        assert_eq!(err.message(), "response body cut off");
         let mangled = fetched(200, None, b"{\"data\":[\x00<!-- upstream timeout -->");
-        assert!(
-            matches!(parse::<Value>(&mangled, "/p"), Verdict::Retry { reason } if reason == "malformed JSON")
-        );
+        let err = parse::<Value>(&mangled, "/p").unwrap_err();
+        assert!(err.is_retryable());
+        assert_eq!(err.message(), "malformed JSON");
     }
 
     #[test]

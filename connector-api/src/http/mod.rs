@@ -7,9 +7,11 @@
 //! - [`client`]: one `reqwest` client built the same way everywhere (rustls, a
 //!   `User-Agent` naming the connector, per-request timeout, no automatic redirects so
 //!   a credential never follows a redirect to another origin unnoticed);
-//! - [`retry`]: a [`RetryingClient`] that rate-limits, sends, reads the body (capped) and
-//!   retries 429s (honouring `Retry-After`), 5xx, timeouts, resets and truncated bodies
-//!   with exponential backoff and full jitter, bounded in attempts and total time;
+//! - [`retry`]: a [`RetryingClient`] that rate-limits, sends, reads the body (capped),
+//!   hands every response to the connector's classifier and retries exactly the errors
+//!   that are retryable (transport failures, throttling, 5xx, bodies cut off), honouring
+//!   `Retry-After`, with exponential backoff and full jitter, bounded in attempts and
+//!   total time;
 //! - [`rate_limit`]: a [`RateLimiter`] shared by every stream of a read, so all of them
 //!   together stay under the source's budget of requests in any window (a sliding
 //!   window, exact: a run that fits it never waits);
@@ -38,7 +40,7 @@ pub use client::{ClientOptions, build_client};
 pub use origin::{LinkTarget, OriginGuard};
 pub use paging::{CursorGuard, paginate, read_ahead};
 pub use rate_limit::RateLimiter;
-pub use retry::{DEFAULT_MAX_BODY_BYTES, Fetched, RetryPolicy, RetryingClient, Verdict, parse_retry_after};
+pub use retry::{DEFAULT_MAX_BODY_BYTES, Fetched, RetryPolicy, RetryingClient, parse_retry_after};
 
 /// Something the HTTP layer did while serving one request, for a connector to report
 /// as [`StreamEvent`](crate::StreamEvent)s.

@@ -1,14 +1,17 @@
 //! Sending a request until it succeeds, fails for good, or the retry budget runs out.
 //!
 //! [`RetryingClient::execute`] owns the loop every HTTP connector needs: wait for the
-//! shared [`RateLimiter`], send, read the whole body, and decide. Throttling (429,
-//! honouring `Retry-After` as seconds or an HTTP date), server errors (5xx, 408),
-//! timeouts, connection resets and truncated bodies are retried with exponential
-//! backoff and full jitter (AWS's "full jitter": a uniform wait between zero and the
-//! exponential cap, which spreads synchronized clients apart). Every other response goes
-//! to the connector's handler, which may accept it, fail, or ask for a retry (for a
-//! body that does not parse). The loop is bounded by attempts and by total time, and the
-//! final error names the endpoint and the last status.
+//! shared [`RateLimiter`], send, read the whole body, and decide. The decision is made in
+//! one place, on one predicate: a request is tried again exactly when its error
+//! [`is_retryable`](Error::is_retryable). Transport failures (no connection, a timeout, a
+//! reset, a body cut short) are; every response goes to the connector's classifier,
+//! which accepts it or turns it into an [`Error`] whose kind says what it is (429 →
+//! [`ErrorKind::RateLimited`], 5xx and 408 → [`ErrorKind::Transient`], both retryable by
+//! default; 401 → [`ErrorKind::Auth`], not). Waits follow `Retry-After` when the answer
+//! carries one (seconds or an HTTP date), else exponential backoff with full jitter
+//! (AWS's "full jitter": a uniform wait between zero and the exponential cap, which
+//! spreads synchronized clients apart). The loop is bounded by attempts and by total
+//! time, and the final error names the endpoint and the last reason.
 //!
 //! A body is read chunk by chunk up to a cap ([`DEFAULT_MAX_BODY_BYTES`], or
 //! [`RetryingClient::with_max_body_bytes`]), so a source that never stops sending fails
@@ -24,7 +27,7 @@ use tokio::time::Instant;
 use url::Url;
 
 use super::{HttpEvent, RateLimiter};
-use crate::{Error, ErrorKind, Result};
+use crate::{Error, ErrorKind, HttpFailure, Result};
 
 /// The default cap on one response body (after decompression): far above any real page
 /// of any API we read, far below what hurts a host.
@@ -98,32 +101,6 @@ pub struct Fetched {
     pub body: Vec<u8>,
 }
 
-/// What a connector's handler makes of a response the retry loop did not handle itself.
-#[derive(Debug)]
-pub enum Verdict<T> {
-    /// The response is good; `execute` returns this value.
-    Done(T),
-    /// The response is unusable but another attempt may fix it (a body that does not
-    /// parse because it was cut off); `reason` is reported and ends up in the error.
-    Retry {
-        /// Why, for the retry event and the final error.
-        reason: String,
-    },
-    /// The request failed for good; `execute` returns this error.
-    Fail(Error),
-}
-
-impl<T> Verdict<T> {
-    /// The same verdict with an accepted value turned into another.
-    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Verdict<U> {
-        match self {
-            Verdict::Done(value) => Verdict::Done(f(value)),
-            Verdict::Retry { reason } => Verdict::Retry { reason },
-            Verdict::Fail(err) => Verdict::Fail(err),
-        }
-    }
-}
-
 /// A `reqwest` client with a retry policy and, optionally, a shared rate limiter.
 #[derive(Debug, Clone)]
 pub struct RetryingClient {
@@ -163,17 +140,20 @@ impl RetryingClient {
         &self.policy
     }
 
-    /// Sends the request `build` makes until `handle` accepts a response, a failure is
-    /// final, or the policy's budget is spent.
+    /// Sends the request `build` makes until `classify` accepts a response, an error is
+    /// not retryable, or the policy's budget is spent.
     ///
-    /// `endpoint` names the request in errors (`GET /api/v1/users`); keep secrets and
-    /// long cursors out of it. Retries and rate-limiter waits are appended to `events`
-    /// as they happen, for the caller to report.
+    /// `classify` sees every response, whatever its status, and returns the value or the
+    /// error it means (its kind decides whether it is retried); the loop records the
+    /// status on the error unless the classifier recorded another failure (a body cut
+    /// off). `endpoint` names the request in errors (`GET /api/v1/users`); keep
+    /// secrets and long cursors out of it. Retries and rate-limiter waits are appended to
+    /// `events` as they happen, for the caller to report.
     pub async fn execute<T>(
         &self,
         endpoint: &str,
         build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
-        mut handle: impl FnMut(Fetched) -> Verdict<T>,
+        mut classify: impl FnMut(Fetched) -> Result<T>,
         events: &mut Vec<HttpEvent>,
     ) -> Result<T> {
         let started = Instant::now();
@@ -186,53 +166,47 @@ impl RetryingClient {
                     events.push(HttpEvent::Throttled(waited));
                 }
             }
-            let failure = match send(&self.client, &build, self.max_body_bytes).await {
-                Err(SendError::Transport(err)) => Failure::transport(err),
+            let (err, retry_after) = match send(&self.client, &build, self.max_body_bytes).await {
+                Err(SendError::Transport(err)) => (transport(err), None),
                 Err(SendError::TooLarge { status, content_type }) => {
                     return Err(self.too_large(endpoint, status, content_type));
                 }
-                Ok(fetched) if fetched.status == StatusCode::TOO_MANY_REQUESTS => {
+                Ok(fetched) => {
+                    let status = fetched.status.as_u16();
                     let retry_after = fetched
                         .headers
                         .get(RETRY_AFTER)
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| parse_retry_after(v, SystemTime::now()));
-                    Failure::throttled(retry_after)
-                }
-                Ok(fetched)
-                    if fetched.status.is_server_error() || fetched.status == StatusCode::REQUEST_TIMEOUT =>
-                {
-                    Failure::status(fetched.status)
-                }
-                Ok(fetched) => {
-                    let status = fetched.status;
-                    match handle(fetched) {
-                        Verdict::Done(value) => return Ok(value),
-                        Verdict::Fail(err) => {
-                            return Err(err
+                    match classify(fetched) {
+                        Ok(value) => return Ok(value),
+                        Err(err) => {
+                            let err = err
+                                .with_http_failure(HttpFailure::Status(status))
                                 .with_context("endpoint", endpoint.to_string())
-                                .with_context("status", status.as_u16().to_string()));
-                        }
-                        Verdict::Retry { reason } => {
-                            Failure { reason, status: Some(status), ..Failure::default() }
+                                .with_context("status", status.to_string());
+                            (err, retry_after)
                         }
                     }
                 }
             };
-
-            let wait = match failure.retry_after {
+            if !err.is_retryable() {
+                return Err(err);
+            }
+            let wait = match retry_after {
                 Some(after) => after,
                 None => self.policy.backoff(attempt - 1, &mut rand::rng()),
             };
-            if let (Some(after), Some(limiter)) = (failure.retry_after, &self.limiter) {
+            if let (Some(after), Some(limiter)) = (retry_after, &self.limiter) {
                 limiter.defer_until(Instant::now() + after);
             }
             let elapsed = started.elapsed();
             if attempt >= self.policy.max_attempts || elapsed + wait > self.policy.max_elapsed {
-                return Err(failure.give_up(endpoint, attempt, elapsed, wait));
+                return Err(give_up(err, endpoint, attempt, elapsed, retry_after.map(|_| wait)));
             }
-            tracing::debug!(endpoint, attempt, reason = %failure.reason, wait_ms = wait.as_millis() as u64, "Retrying request");
-            events.push(HttpEvent::Retrying { reason: failure.reason.clone(), wait });
+            let reason = reason(&err);
+            tracing::debug!(endpoint, attempt, reason = %reason, wait_ms = wait.as_millis() as u64, "Retrying request");
+            events.push(HttpEvent::Retrying { reason, wait });
             tokio::time::sleep(wait).await;
         }
     }
@@ -308,64 +282,60 @@ async fn send(
     Ok(Fetched { url, status, headers, body })
 }
 
-/// Why one attempt failed.
-#[derive(Debug, Default)]
-struct Failure {
-    reason: String,
-    status: Option<StatusCode>,
-    retry_after: Option<Duration>,
-    throttled: bool,
-    source: Option<reqwest::Error>,
+/// The error of a request that got no response: retryable, whatever the cause.
+fn transport(err: reqwest::Error) -> Error {
+    let failure = if err.is_timeout() {
+        HttpFailure::Timeout
+    } else if err.is_connect() {
+        HttpFailure::Connect
+    } else if err.is_body() || err.is_decode() {
+        HttpFailure::Body
+    } else {
+        HttpFailure::Connection
+    };
+    Error::new(ErrorKind::Transient, failure.to_string()).with_http_failure(failure).with_source(err)
 }
 
-impl Failure {
-    fn transport(err: reqwest::Error) -> Self {
-        let reason = if err.is_timeout() {
-            "timed out"
-        } else if err.is_connect() {
-            "could not connect"
-        } else if err.is_body() || err.is_decode() {
-            "response body cut off"
-        } else {
-            "connection failed"
-        };
-        Failure { reason: reason.to_string(), source: Some(err), ..Failure::default() }
+/// The short reason an attempt failed, for retry events and the final error: what failed at
+/// the HTTP level (`HTTP 503`, `timed out`) or, for a classifier's error without one, its
+/// message.
+fn reason(err: &Error) -> String {
+    match err.http_failure() {
+        Some(failure) => failure.to_string(),
+        None => err.message().to_string(),
     }
+}
 
-    fn throttled(retry_after: Option<Duration>) -> Self {
-        Failure {
-            reason: "HTTP 429".into(),
-            status: Some(StatusCode::TOO_MANY_REQUESTS),
-            retry_after,
-            throttled: true,
-            source: None,
-        }
+/// The final error once the budget is spent: the last attempt's kind, hint, context and
+/// cause, with a message saying how hard it was tried. `asked_to_wait` is the
+/// `Retry-After` wait that would have overrun the budget.
+fn give_up(
+    last: Error,
+    endpoint: &str,
+    attempts: u32,
+    elapsed: Duration,
+    asked_to_wait: Option<Duration>,
+) -> Error {
+    let mut message = format!(
+        "{endpoint} failed after {attempts} attempt{} over {:.1}s; last: {}",
+        if attempts == 1 { "" } else { "s" },
+        elapsed.as_secs_f64(),
+        reason(&last)
+    );
+    if let Some(wait) = asked_to_wait {
+        message.push_str(&format!(" (the source asked to wait {}s more)", wait.as_secs()));
     }
-
-    fn status(status: StatusCode) -> Self {
-        Failure { reason: format!("HTTP {}", status.as_u16()), status: Some(status), ..Failure::default() }
+    let mut err = Error::new(last.kind(), message).with_context("endpoint", endpoint.to_string());
+    for (key, value) in last.context() {
+        err = err.with_context(key.to_string(), value);
     }
-
-    fn give_up(self, endpoint: &str, attempts: u32, elapsed: Duration, next_wait: Duration) -> Error {
-        let kind = if self.throttled { ErrorKind::RateLimited } else { ErrorKind::Transient };
-        let mut message = format!(
-            "{endpoint} failed after {attempts} attempt{} over {:.1}s; last: {}",
-            if attempts == 1 { "" } else { "s" },
-            elapsed.as_secs_f64(),
-            self.reason
-        );
-        if self.throttled && self.retry_after.is_some() {
-            message.push_str(&format!(" (the source asked to wait {}s more)", next_wait.as_secs()));
-        }
-        let mut err = Error::new(kind, message).with_context("endpoint", endpoint.to_string());
-        if let Some(status) = self.status {
-            err = err.with_context("status", status.as_u16().to_string());
-        }
-        if let Some(source) = self.source {
-            err = err.with_source(source);
-        }
-        err
+    if let Some(hint) = last.hint() {
+        err = err.with_hint(hint);
     }
+    if let Some(failure) = last.http_failure() {
+        err = err.with_http_failure(failure);
+    }
+    err.with_source(last)
 }
 
 #[cfg(test)]
@@ -423,7 +393,7 @@ mod tests {
         let mut events = Vec::new();
         let started = Instant::now();
         let err = client
-            .execute("GET /endless", |c| c.get(url.clone()), |_| Verdict::Done(()), &mut events)
+            .execute("GET /endless", |c| c.get(url.clone()), |_| Ok(()), &mut events)
             .await
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Source);

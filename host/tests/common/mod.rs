@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use connector_api::secret::{ExposeSecret, SecretString};
+use connector_api::secret::{ExposeSecret, Secret};
 use connector_api::{
     Catalog, CheckReport, CheckStatus, ConfiguredCatalog, Connector, Error, ErrorKind, Message,
     MessageStream, Metadata, Result, Spec, State, StreamDescriptor, StreamEvent, SyncMode,
@@ -22,8 +22,7 @@ pub const GOOD_KEY: &str = "canary-key-7f3a9";
 #[serde(deny_unknown_fields)]
 pub struct TestConfig {
     /// Key the source checks.
-    #[schemars(schema_with = "connector_api::secret::schema")]
-    pub api_key: SecretString,
+    pub api_key: Secret,
     /// How many items the `items` stream holds.
     pub items: u64,
     /// How many events the `events` stream holds.
