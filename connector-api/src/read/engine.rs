@@ -306,3 +306,242 @@ impl<C: Send + Sync + 'static> SourceRun<C> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use async_trait::async_trait;
+    use futures::StreamExt;
+    use serde_json::{Map, Value, json};
+
+    use super::*;
+    use crate::read::{Chain, FanOut, Pages, Plan, Source};
+    use crate::stream_def::{StreamDef, Ty, col};
+    use crate::{Catalog, Message};
+
+    const EVENTS: StreamDef = StreamDef {
+        name: "events",
+        description: "Events.",
+        primary_key: &["id"],
+        cursor: Some("at"),
+        fields: &[col("id", "id", Ty::String, "Id."), col("at", "at", Ty::DateTime, "When.")],
+        consumed: &[],
+    };
+    const PARENTS: StreamDef = StreamDef {
+        name: "parents",
+        description: "Parents.",
+        primary_key: &["id"],
+        cursor: None,
+        fields: &[col("id", "id", Ty::String, "Id.")],
+        consumed: &[],
+    };
+    const CHILDREN: StreamDef = StreamDef {
+        name: "children",
+        description: "Children.",
+        primary_key: &["id"],
+        cursor: None,
+        fields: &[col("id", "id", Ty::String, "Id.")],
+        consumed: &[],
+    };
+
+    fn item(value: Value) -> Map<String, Value> {
+        match value {
+            Value::Object(map) => map,
+            other => panic!("not an object: {other}"),
+        }
+    }
+
+    /// Pages of `ids` (two per page) stamped one second apart, then `fail` if given.
+    fn pages(ids: &[&str], fail: Option<ErrorKind>) -> Pages {
+        let mut pages: Vec<Result<Page>> = ids
+            .chunks(2)
+            .map(|chunk| {
+                let items: Vec<Result<Map<String, Value>>> = chunk
+                    .iter()
+                    .map(|id| Ok(item(json!({"id": id, "at": format!("2026-01-01T00:00:{id}Z")}))))
+                    .collect();
+                Ok(Page::new(items, Vec::new()))
+            })
+            .collect();
+        if let Some(kind) = fail {
+            pages.push(Err(Error::new(kind, "the source broke")));
+        }
+        futures::stream::iter(pages).boxed()
+    }
+
+    /// Events in two ascending slices, read at once: 10–13, then 20–21.
+    struct Events;
+
+    #[async_trait]
+    impl Source<()> for Events {
+        fn streams(&self) -> &'static [&'static StreamDef] {
+            &[&EVENTS]
+        }
+
+        async fn plan(&self, ctx: &StreamCtx<()>) -> Result<Plan> {
+            let first = match &ctx.resume {
+                Some(at) if at.raw() >= "2026-01-01T00:00:13Z" => vec![],
+                _ => vec!["10", "11", "12", "13"],
+            };
+            Ok(Plan::chains([
+                Chain::of(&EVENTS, pages(&first, None)).ascending(),
+                Chain::of(&EVENTS, pages(&["20", "21"], None)).ascending(),
+            ]))
+        }
+    }
+
+    /// Parents a, b, c; b vanished before its children were read, c's children fail.
+    struct Family {
+        broken_child: Option<ErrorKind>,
+    }
+
+    #[async_trait]
+    impl Source<()> for Family {
+        fn streams(&self) -> &'static [&'static StreamDef] {
+            &[&PARENTS, &CHILDREN]
+        }
+
+        async fn plan(&self, _: &StreamCtx<()>) -> Result<Plan> {
+            let broken = self.broken_child;
+            let children = FanOut::new(&CHILDREN, "id", move |parent| {
+                let kids: Vec<String> = (1..=3).map(|n| format!("{parent}{n}")).collect();
+                let kids: Vec<&str> = kids.iter().map(String::as_str).collect();
+                let fail = match parent {
+                    "b" => Some(ErrorKind::NotFound),
+                    "c" => broken,
+                    _ => None,
+                };
+                let ids = if parent == "b" { vec![] } else { kids };
+                let items: Vec<Result<Map<String, Value>>> =
+                    ids.iter().map(|id| Ok(item(json!({"id": id})))).collect();
+                let mut pages = vec![Ok(Page::new(items, Vec::new()))];
+                if let Some(kind) = fail {
+                    pages = vec![Err(Error::new(kind, format!("{parent} is gone")))];
+                }
+                Chain::of(&CHILDREN, futures::stream::iter(pages).boxed())
+            });
+            Ok(Plan::chain(Chain::of(&PARENTS, pages(&["a", "b", "c"], None))).with_fan_out(children))
+        }
+    }
+
+    async fn read_all(sources: &'static [&'static dyn Source<()>], state: &State) -> Result<Vec<Message>> {
+        let streams = sources.iter().flat_map(|s| s.streams()).map(|d| d.descriptor()).collect();
+        let catalog = Catalog { streams }.configure(None, false)?;
+        let read = read(Arc::new(()), sources, &catalog, state, Options { max_concurrency: 2 })?;
+        Ok(read.map(|m| m.unwrap()).collect().await)
+    }
+
+    fn states(messages: &[Message]) -> Vec<String> {
+        messages
+            .iter()
+            .filter_map(|m| match m {
+                Message::State(c) => Some(c.value["at"].as_str().unwrap().to_string()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn last_event(messages: &[Message], stream: &str) -> StreamEvent {
+        messages
+            .iter()
+            .rev()
+            .find_map(|m| match m {
+                Message::Status(s) if s.stream == stream => Some(s.event.clone()),
+                _ => None,
+            })
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn slices_are_checkpointed_only_through_the_completed_prefix() {
+        static SOURCES: &[&dyn Source<()>] = &[&Events];
+        let messages = read_all(SOURCES, &State::default()).await.unwrap();
+        let records: Vec<&Value> = messages
+            .iter()
+            .filter_map(|m| match m {
+                Message::Record(r) => Some(&r.data),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(records.len(), 6);
+        assert_eq!(last_event(&messages, "events"), StreamEvent::Completed { records: 6 });
+        let states = states(&messages);
+        assert_eq!(states.last().map(String::as_str), Some("2026-01-01T00:00:21Z"));
+        for (i, m) in messages.iter().enumerate() {
+            if let Message::State(c) = m {
+                let at = c.value["at"].as_str().unwrap();
+                let delivered = messages[..i]
+                    .iter()
+                    .filter_map(|m| match m {
+                        Message::Record(r) => r.data["at"].as_str(),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>();
+                let pending =
+                    records.iter().filter_map(|r| r["at"].as_str()).filter(|r| !delivered.contains(r));
+                assert!(
+                    pending.clone().all(|r| r > at),
+                    "checkpoint {at} is ahead of {:?}",
+                    pending.collect::<Vec<_>>()
+                );
+            }
+        }
+        let mut state = State::default();
+        state.set("events", json!({"at": "2026-01-01T00:00:13Z"}));
+        let resumed = read_all(SOURCES, &state).await.unwrap();
+        assert_eq!(
+            resumed.iter().filter(|m| matches!(m, Message::Record(_))).count(),
+            2,
+            "the plan saw the cursor"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_saved_state_of_another_shape_fails_only_its_stream() {
+        static SOURCES: &[&dyn Source<()>] = &[&Events, &Family { broken_child: None }];
+        let mut state = State::default();
+        state.set("events", json!({"cursor": 3}));
+        let messages = read_all(SOURCES, &state).await.unwrap();
+        let StreamEvent::Failed { kind, hint, .. } = last_event(&messages, "events") else {
+            panic!("not failed")
+        };
+        assert_eq!(kind, ErrorKind::Config);
+        assert!(hint.unwrap().contains("--full-refresh"));
+        assert_eq!(last_event(&messages, "parents"), StreamEvent::Completed { records: 3 });
+    }
+
+    #[tokio::test]
+    async fn a_vanished_parent_is_skipped_and_a_failing_child_fails_its_source() {
+        static SKIPPED: &[&dyn Source<()>] = &[&Family { broken_child: None }];
+        let messages = read_all(SKIPPED, &State::default()).await.unwrap();
+        assert_eq!(last_event(&messages, "children"), StreamEvent::Completed { records: 6 });
+        let warned = messages
+            .iter()
+            .any(|m| matches!(m, Message::Log(l) if l.message.starts_with("parents b was deleted")));
+        assert!(warned, "the skipped parent is named");
+
+        static BROKEN: &[&dyn Source<()>] = &[&Family { broken_child: Some(ErrorKind::Transient) }];
+        let messages = read_all(BROKEN, &State::default()).await.unwrap();
+        for stream in ["parents", "children"] {
+            assert!(
+                matches!(
+                    last_event(&messages, stream),
+                    StreamEvent::Failed { kind: ErrorKind::Transient, .. }
+                ),
+                "{stream}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stream_no_source_feeds_is_a_config_error_naming_the_known_ones() {
+        static SOURCES: &[&dyn Source<()>] = &[&Events];
+        let mut descriptor = EVENTS.descriptor();
+        descriptor.name = "evnets".into();
+        let catalog = Catalog { streams: vec![descriptor] }.configure(None, false).unwrap();
+        let err = read(Arc::new(()), SOURCES, &catalog, &State::default(), Options { max_concurrency: 1 })
+            .err()
+            .unwrap();
+        assert_eq!(err.kind(), ErrorKind::Config);
+        assert_eq!(err.hint(), Some("Known streams: events"));
+    }
+}

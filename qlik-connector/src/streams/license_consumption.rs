@@ -17,10 +17,11 @@ use connector_api::cursor::Cursor;
 use connector_api::read::{Chain, Plan, Records, Source};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::{StreamDef, Ty, col};
-use crate::read::{Ctx, Tenant};
+use crate::read::{Ctx, Tenant, get_object};
 
 /// Largest `limit` the endpoint accepts.
 pub const MAX_LIMIT: u32 = 200;
@@ -66,7 +67,8 @@ fn start_filter(saved: Option<&Cursor>, settings: &crate::config::Settings) -> O
 }
 
 /// Reads events from the saved cursor less the look-back (or from `consumption_start`),
-/// in ascending `endTime`, so the engine checkpoints after every page.
+/// in consecutive `endTime` slices read at once, each in ascending `endTime`, so the engine
+/// checkpoints after every page of the slices read so far.
 pub struct LicenseConsumption;
 
 #[async_trait]
@@ -77,13 +79,76 @@ impl Source<Tenant> for LicenseConsumption {
 
     async fn plan(&self, ctx: &Ctx) -> Result<Plan> {
         let tenant = &ctx.source;
-        let mut query = vec![("limit", tenant.limit(MAX_LIMIT)), ("sort", "+endTime".to_string())];
-        if let Some(filter) = start_filter(ctx.resume.as_ref(), &tenant.settings) {
-            query.push(("filter", filter));
-        }
-        let pages = tenant.pages(tenant.url("/api/v1/licenses/consumption", &query));
-        Ok(Plan::chain(Chain::new(pages, event_record).ascending()))
+        let from = start_filter(ctx.resume.as_ref(), &tenant.settings);
+        let bounds = match tenant.settings.max_concurrency {
+            1 => Vec::new(),
+            slices => match span(ctx, from.as_deref()).await? {
+                Some((first, last)) => split(first, last, slices),
+                None => Vec::new(),
+            },
+        };
+        let slices = slice_filters(from, &bounds).into_iter().map(|filter| {
+            let mut query = vec![("limit", tenant.limit(MAX_LIMIT)), ("sort", "+endTime".to_string())];
+            query.extend(filter.map(|f| ("filter", f)));
+            let pages = tenant.pages(tenant.url(PATH, &query));
+            Chain::new(pages, event_record).ascending()
+        });
+        Ok(Plan::chains(slices))
     }
+}
+
+/// The endpoint.
+const PATH: &str = "/api/v1/licenses/consumption";
+
+/// The `endTime` of the first and the last event from `from`, one request each, sent at
+/// once; `None` when there is none.
+async fn span(ctx: &Ctx, from: Option<&str>) -> Result<Option<(OffsetDateTime, OffsetDateTime)>> {
+    let edge = |sort: &'static str| {
+        let mut query = vec![("limit", "1".to_string()), ("sort", sort.to_string())];
+        query.extend(from.map(|f| ("filter", f.to_string())));
+        let url = ctx.source.url(PATH, &query);
+        async move {
+            let answer = get_object(ctx, url).await?;
+            let end = answer
+                .get("data")
+                .and_then(Value::as_array)
+                .and_then(|d| d.first())
+                .and_then(|e| e.get("endTime"));
+            Ok::<_, connector_api::Error>(end.and_then(Value::as_str).and_then(Cursor::parse).map(|c| c.at))
+        }
+    };
+    let (first, last) = futures::try_join!(edge("+endTime"), edge("-endTime"))?;
+    Ok(first.zip(last))
+}
+
+/// Up to `slices - 1` instants cutting `[first, last]` into equal spans, whole seconds
+/// apart (Qlik records `endTime` to the second), none when the span is too short to cut.
+fn split(first: OffsetDateTime, last: OffsetDateTime, slices: usize) -> Vec<OffsetDateTime> {
+    let seconds = (last - first).whole_seconds();
+    let step = seconds / slices as i64;
+    if step < 1 {
+        return Vec::new();
+    }
+    (1..slices as i64).map(|i| first + time::Duration::seconds(step * i)).collect()
+}
+
+/// The filter of each slice: the sync's own lower bound, then `endTime` from one cut to
+/// the next (`ge` the lower, `lt` the upper, so an event on a cut lands in exactly one
+/// slice); the last slice is open, so events recorded during the read are not missed.
+fn slice_filters(from: Option<String>, cuts: &[OffsetDateTime]) -> Vec<Option<String>> {
+    let at = |t: &OffsetDateTime| Cursor::at(*t).raw().to_string();
+    let mut lower = from;
+    let mut filters = Vec::with_capacity(cuts.len() + 1);
+    for cut in cuts {
+        let upper = format!("endTime lt \"{}\"", at(cut));
+        filters.push(Some(match lower {
+            Some(lower) => format!("{lower} and {upper}"),
+            None => upper,
+        }));
+        lower = Some(format!("endTime ge \"{}\"", at(cut)));
+    }
+    filters.push(lower);
+    filters
 }
 
 /// The record of `event`, keyed by its id, or by a hash of its fields when Qlik sent none.
@@ -127,6 +192,34 @@ mod tests {
         let c: Map<String, Value> =
             serde_json::from_str(r#"{"endTime":"2026-01-01T00:00:01Z","userId":"u"}"#).unwrap();
         assert_ne!(fallback_id(&a), fallback_id(&c));
+    }
+
+    #[test]
+    fn slices_meet_without_overlap_and_the_last_is_open() {
+        let at = |s: &str| Cursor::parse(s).unwrap().at;
+        let cuts = split(at("2026-01-01T00:00:00Z"), at("2026-01-01T00:00:40Z"), 4);
+        assert_eq!(cuts.len(), 3);
+        let filters = slice_filters(Some(r#"endTime ge "2025-12-31T00:00:00Z""#.into()), &cuts);
+        assert_eq!(
+            filters,
+            [
+                Some(
+                    r#"endTime ge "2025-12-31T00:00:00Z" and endTime lt "2026-01-01T00:00:10Z""#.to_string()
+                ),
+                Some(
+                    r#"endTime ge "2026-01-01T00:00:10Z" and endTime lt "2026-01-01T00:00:20Z""#.to_string()
+                ),
+                Some(
+                    r#"endTime ge "2026-01-01T00:00:20Z" and endTime lt "2026-01-01T00:00:30Z""#.to_string()
+                ),
+                Some(r#"endTime ge "2026-01-01T00:00:30Z""#.to_string()),
+            ]
+        );
+        assert!(
+            split(at("2026-01-01T00:00:00Z"), at("2026-01-01T00:00:03Z"), 8).is_empty(),
+            "too short to cut"
+        );
+        assert_eq!(slice_filters(None, &[]), [None], "one open listing");
     }
 
     #[test]

@@ -7,9 +7,12 @@
 //! user renamed while the listing pages moves across its cursor, read twice or not at
 //! all; an id never changes (https://qlik.dev/apis/rest/users).
 
+use std::sync::{Arc, Mutex};
+
 use async_trait::async_trait;
 use connector_api::Result;
 use connector_api::read::{Chain, Plan, Records, Source};
+use futures::{StreamExt, future};
 use serde_json::{Map, Value};
 
 use super::{StreamDef, Ty, col, derived};
@@ -101,6 +104,12 @@ pub const USER_GROUPS: StreamDef = StreamDef {
 };
 
 /// Lists users of every status and emits them with their roles and groups.
+///
+/// With `max_concurrency` above 1 the listing is read from both ends at once, `sort=+id`
+/// and `sort=-id`, until the two meet ([`Ends`]): each user is emitted by exactly one end,
+/// in half the round trips. One listing per status would be as parallel but not exact: a
+/// user whose status changes during the read would be listed twice or not at all, while
+/// an id never changes.
 pub struct Users;
 
 #[async_trait]
@@ -111,13 +120,68 @@ impl Source<Tenant> for Users {
 
     async fn plan(&self, ctx: &Ctx) -> Result<Plan> {
         let tenant = &ctx.source;
-        let query = [
-            ("limit", tenant.limit(MAX_LIMIT)),
-            ("filter", all_statuses_filter()),
-            ("sort", STABLE_ORDER.into()),
-        ];
-        Ok(Plan::chain(Chain::new(tenant.pages(tenant.url("/api/v1/users", &query)), split)))
+        let listing = |sort: &str| {
+            let query = [
+                ("limit", tenant.limit(MAX_LIMIT)),
+                ("filter", all_statuses_filter()),
+                ("sort", sort.into()),
+            ];
+            tenant.pages(tenant.url("/api/v1/users", &query))
+        };
+        if tenant.settings.max_concurrency == 1 {
+            return Ok(Plan::chain(Chain::new(listing(STABLE_ORDER), split)));
+        }
+        let ends = Arc::new(Mutex::new(Ends::default()));
+        let end = |up: bool, sort: &str| {
+            let (pages_end, items_end) = (ends.clone(), ends.clone());
+            let pages = listing(sort).take_while(move |_| future::ready(!lock(&pages_end).met(up))).boxed();
+            Chain::new(pages, move |user, out| match user.get("id").and_then(Value::as_str) {
+                Some(id) if !lock(&items_end).claim(id, up) => Ok(()),
+                _ => split(user, out),
+            })
+        };
+        Ok(Plan::chains([end(true, STABLE_ORDER), end(false, "-id")]))
     }
+}
+
+/// How far the two ends of the users listing have read: the highest id the ascending end
+/// emitted and the lowest the descending end emitted.
+#[derive(Debug, Default)]
+struct Ends {
+    low: Option<String>,
+    high: Option<String>,
+    up_met: bool,
+    down_met: bool,
+}
+
+impl Ends {
+    /// Claims `id` for the end reading upwards (`up`) or downwards; `false` once the other
+    /// end has claimed it or passed it, after which that end has met the other and stops.
+    fn claim(&mut self, id: &str, up: bool) -> bool {
+        if up {
+            if self.high.as_deref().is_some_and(|high| id >= high) {
+                self.up_met = true;
+                return false;
+            }
+            self.low = Some(id.to_string());
+        } else {
+            if self.low.as_deref().is_some_and(|low| id <= low) {
+                self.down_met = true;
+                return false;
+            }
+            self.high = Some(id.to_string());
+        }
+        true
+    }
+
+    /// Whether the end reading upwards (`up`) or downwards has met the other.
+    fn met(&self, up: bool) -> bool {
+        if up { self.up_met } else { self.down_met }
+    }
+}
+
+fn lock(ends: &Mutex<Ends>) -> std::sync::MutexGuard<'_, Ends> {
+    ends.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A user's record, and one record per role and group assigned to them.
@@ -150,6 +214,26 @@ fn take_objects(obj: &mut Map<String, Value>, key: &str) -> Vec<Map<String, Valu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_two_ends_claim_each_id_once_and_stop_where_they_meet() {
+        let ids: Vec<String> = (0..9).map(|i| format!("{i:024x}")).collect();
+        let mut ends = Ends::default();
+        let mut up = ids.iter();
+        let mut down = ids.iter().rev();
+        let mut claimed = Vec::new();
+        while !(ends.met(true) && ends.met(false)) {
+            for (up_next, is_up) in [(up.next(), true), (down.next(), false)] {
+                if let Some(id) = up_next.filter(|_| !ends.met(is_up))
+                    && ends.claim(id, is_up)
+                {
+                    claimed.push(id.clone());
+                }
+            }
+        }
+        claimed.sort();
+        assert_eq!(claimed, ids, "every id once");
+    }
 
     #[test]
     fn filter_names_every_status() {

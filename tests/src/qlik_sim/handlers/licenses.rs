@@ -178,18 +178,21 @@ impl Listed<'_> {
 }
 
 /// `GET /api/v1/licenses/consumption`: events ordered by `endTime`, SCIM `filter` on it.
-/// Events Qlik records late join the listings that start after a client has read it to its
-/// end: a sync sees them only after an earlier sync has moved past their `endTime`
-/// (https://qlik.dev/apis/rest/licenses).
+/// Events Qlik records late join the listings to the present (no upper bound on `endTime`)
+/// that start after a client has read such a listing to its end: a sync sees them only
+/// after an earlier sync has moved past their `endTime` (https://qlik.dev/apis/rest/licenses).
+/// A bounded slice of the past, read to its end, has not reached the present, so a sync
+/// that reads in concurrent time slices sees one state of the tenant from start to end.
 pub(crate) fn consumption(t: &Tenant, ctx: &Ctx) -> Result<Reply, ApiError> {
     let limit = paging::limit(ctx, 200, 200)?;
-    if ctx.param("page").is_none() && t.consumption_read_to_end.load(Ordering::Relaxed) {
-        t.late_published.store(true, Ordering::Relaxed);
-    }
     let mut range = 0..t.events;
     if let Some(f) = ctx.param("filter") {
         let parsed = scim::parse(f).map_err(|e| ApiError::bad_request(format!("Invalid `filter`: {e}.")))?;
         range = narrow(t, &parsed, range)?;
+    }
+    let to_present = range.end == t.events;
+    if to_present && ctx.param("page").is_none() && t.consumption_read_to_end.load(Ordering::Relaxed) {
+        t.late_published.store(true, Ordering::Relaxed);
     }
     let descending = match ctx.param("sort") {
         None | Some("endTime") | Some("+endTime") => false,
@@ -217,7 +220,7 @@ pub(crate) fn consumption(t: &Tenant, ctx: &Ctx) -> Result<Reply, ApiError> {
     };
     let more = end < len;
     let links = page_links(ctx, offset, limit, data.len() as u64, more);
-    if !more {
+    if !more && to_present {
         t.consumption_read_to_end.store(true, Ordering::Relaxed);
     }
     Ok(Reply::ok(json!({"data": data, "links": links})))
