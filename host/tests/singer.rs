@@ -229,10 +229,14 @@ fn the_meltano_example_runs_this_tap_with_the_connectors_settings() {
     let pin = pins.lines().find(|l| l.starts_with("meltanolabs-target-postgres==")).unwrap();
     assert_eq!(project["plugins"]["loaders"][0]["pip_url"], pin, "the loader is the version the tests run");
 
-    // The executable Meltano runs is this binary's tap: it discovers with a config.
-    let sim_free_config = tempfile::tempdir().unwrap();
-    let config = sim_free_config.path().join("config.json");
+    // The executable Meltano runs is this binary's tap: it discovers, called the way
+    // Meltano calls it (with the saved state, which discovery ignores).
+    let sim_free = tempfile::tempdir().unwrap();
+    let config = sim_free.path().join("config.json");
     std::fs::write(&config, r#"{"tenant_url": "https://acme.eu.qlikcloud.com", "api_key": "k-1c9e77"}"#)
+        .unwrap();
+    let state = sim_free.path().join("state.json");
+    std::fs::write(&state, r#"{"bookmarks": {"user_sessions": {"event_time": "2026-01-01T00:00:00Z"}}}"#)
         .unwrap();
     let executable = example.join(tap["executable"].as_str().unwrap());
     let bin_dir = Path::new(BINARY).parent().unwrap();
@@ -244,6 +248,8 @@ fn the_meltano_example_runs_this_tap_with_the_connectors_settings() {
     let out = Command::new(&executable)
         .arg("--config")
         .arg(&config)
+        .arg("--state")
+        .arg(&state)
         .arg("--discover")
         .env("PATH", path)
         .output()

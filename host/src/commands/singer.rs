@@ -36,15 +36,16 @@ pub struct SingerArgs {
     /// JSON file holding the connector's config object, secrets inline.
     #[arg(long)]
     pub config: PathBuf,
-    /// Print the Singer catalog instead of reading.
+    /// Print the Singer catalog instead of reading (`--catalog` and `--state` are then
+    /// ignored: Meltano passes its state to discovery too).
     #[arg(long)]
     pub discover: bool,
     /// The catalog choosing streams (`selected`), their `replication-method` and fields;
     /// every stream in its default mode without one.
-    #[arg(long, visible_alias = "properties", conflicts_with = "discover")]
+    #[arg(long, visible_alias = "properties")]
     pub catalog: Option<PathBuf>,
     /// The value of the last STATE message of a previous sync, to resume from.
-    #[arg(long, conflicts_with = "discover")]
+    #[arg(long)]
     pub state: Option<PathBuf>,
 }
 
