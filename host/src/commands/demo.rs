@@ -5,7 +5,6 @@
 use std::io::Write;
 
 use connector_api::{Error, Result};
-use serde_json::json;
 use tests::qlik_sim::{SimConfig, Simulator};
 
 use super::run::report;
@@ -15,9 +14,6 @@ use crate::engine::{RunOptions, sync};
 use crate::exit::Exit;
 use crate::progress::{Progress, ProgressMode};
 use crate::sink;
-
-/// The connector the demo runs.
-const DEMO_CONNECTOR: &str = "qlik-sense";
 
 /// Where the simulator listens when it can: a fixed port gives the simulated tenant a
 /// fixed identity (`qlik-sense:127.0.0.1:47861`), so a second demo replaces the first
@@ -42,14 +38,8 @@ pub async fn demo(dest: &str, quiet: bool, json_out: bool, out: &mut (dyn Write 
         )
         .map_err(write_err)?;
     }
-    let connector = connector_api::registry::find(DEMO_CONNECTOR)?;
-    let config = ConfigFile::from_json(
-        connector,
-        // The simulator enforces no rate limit, so the demo need not pace itself at
-        // Qlik's 1,000 requests per minute.
-        json!({"tenant_url": sim.base_url(), "api_key": sim.keys().admin, "requests_per_minute": 20_000}),
-        Some("demo".to_string()),
-    )?;
+    let connector = connector_api::registry::find(Simulator::CONNECTOR)?;
+    let config = ConfigFile::from_json(connector, sim.connector_config(), Some("demo".to_string()))?;
     let mut destination = sink::open(dest).await?;
     let mut progress = Progress::new(ProgressMode::detect(quiet || json_out));
     let (summary, error) = sync(&config, destination.as_mut(), &RunOptions::default(), &mut progress).await;
@@ -57,7 +47,8 @@ pub async fn demo(dest: &str, quiet: bool, json_out: bool, out: &mut (dyn Write 
     if talk {
         writeln!(
             out,
-            "\nNext: `connector-host runs --dest {dest}` lists runs; `connector-host docs {DEMO_CONNECTOR}` documents every table."
+            "\nNext: `connector-host runs --dest {dest}` lists runs; `connector-host docs {}` documents every table.",
+            Simulator::CONNECTOR
         )
         .map_err(write_err)?;
         if let Some(path) = dest.strip_prefix("sqlite:") {

@@ -11,9 +11,10 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use connector_api::Result;
-use connector_api::read::{Chain, Plan, Records, Source};
+use connector_api::read::{Chain, Pages, Plan, Records, Source};
 use futures::{StreamExt, future};
 use serde_json::{Map, Value};
+use tokio::sync::oneshot;
 
 use super::{StreamDef, Ty, col, derived};
 use crate::read::{Ctx, Tenant};
@@ -119,28 +120,34 @@ impl Source<Tenant> for Users {
     }
 
     async fn plan(&self, ctx: &Ctx) -> Result<Plan> {
-        let tenant = &ctx.source;
-        let listing = |sort: &str| {
-            let query = [
-                ("limit", tenant.limit(MAX_LIMIT)),
-                ("filter", all_statuses_filter()),
-                ("sort", sort.into()),
-            ];
-            tenant.pages(tenant.url("/api/v1/users", &query))
-        };
+        let tenant = ctx.source.clone();
         if tenant.settings.max_concurrency == 1 {
-            return Ok(Plan::chain(Chain::new(listing(STABLE_ORDER), split)));
+            return Ok(Plan::chain(Chain::new(listing(&tenant, STABLE_ORDER), split)));
         }
         let ends = Arc::new(Mutex::new(Ends::default()));
-        let end = |up: bool, sort: &str| {
+        let (more_tx, more_rx) = oneshot::channel::<()>();
+        let mut more_tx = Some(more_tx);
+        // The upper end starts once the lower end's second page arrives: a listing of one
+        // page is read once, and the lower end's first ids are claimed before the upper
+        // end's first page, so a server that ignores `sort` is read by the lower end alone.
+        let up = listing(&tenant, STABLE_ORDER).enumerate().map(move |(i, page)| {
+            if i == 1 {
+                more_tx.take().map(|tx| tx.send(()));
+            }
+            page
+        });
+        let down = futures::stream::once(more_rx)
+            .filter_map(|more| future::ready(more.ok()))
+            .flat_map(move |()| listing(&tenant, "-id"));
+        let end = |up: bool, pages: Pages| {
             let (pages_end, items_end) = (ends.clone(), ends.clone());
-            let pages = listing(sort).take_while(move |_| future::ready(!lock(&pages_end).met(up))).boxed();
-            Chain::new(pages, move |user, out| match user.get("id").and_then(Value::as_str) {
-                Some(id) if !lock(&items_end).claim(id, up) => Ok(()),
+            let pages = pages.take_while(move |_| future::ready(!lock(&pages_end).met(up))).boxed();
+            Chain::new(pages, move |user, out| match user.get("id").map(text) {
+                Some(id) if !lock(&items_end).claim(&id, up) => Ok(()),
                 _ => split(user, out),
             })
         };
-        Ok(Plan::chains([end(true, STABLE_ORDER), end(false, "-id")]))
+        Ok(Plan::chains([end(true, up.boxed()), end(false, down.boxed())]))
     }
 }
 
@@ -180,8 +187,23 @@ impl Ends {
     }
 }
 
+/// An id as the listing orders it: text as sent, a number (a key kept as text) as written.
+fn text(id: &Value) -> String {
+    match id {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
 fn lock(ends: &Mutex<Ends>) -> std::sync::MutexGuard<'_, Ends> {
     ends.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The users of every status, in `sort` order.
+fn listing(tenant: &Tenant, sort: &str) -> Pages {
+    let query =
+        [("limit", tenant.limit(MAX_LIMIT)), ("filter", all_statuses_filter()), ("sort", sort.into())];
+    tenant.pages(tenant.url("/api/v1/users", &query))
 }
 
 /// A user's record, and one record per role and group assigned to them.

@@ -92,10 +92,24 @@ impl Simulator {
         &self.state.keys
     }
 
+    /// The id of the connector that reads this simulator.
+    pub const CONNECTOR: &str = "qlik-sense";
+
+    /// A config of [`Simulator::CONNECTOR`] that reads this tenant with the admin key, for a
+    /// host that runs a sync against it (the `demo`). A simulator started without a rate
+    /// limit lets the run send as fast as it can.
+    pub fn connector_config(&self) -> serde_json::Value {
+        let mut config = serde_json::json!({"tenant_url": self.base_url(), "api_key": self.keys().admin});
+        if self.state.limiter.is_none() {
+            config["requests_per_minute"] = serde_json::json!(20_000);
+        }
+        config
+    }
+
     /// What a correct sync lands, per stream (computed on first call). The consumption
-    /// events Qlik records late count from the first consumption listing that starts after
-    /// one was read to its end, which is the first to list them: after a first sync they do
-    /// not count, after a second they do.
+    /// events Qlik records late count from the first consumption listing to the present that
+    /// starts after one was read to its end, which is the first to list them: after a first
+    /// sync they do not count, after a second they do.
     pub fn ground_truth(&self) -> &GroundTruth {
         self.state.ground_truth()
     }

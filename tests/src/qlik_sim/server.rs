@@ -39,7 +39,7 @@ pub(crate) struct State {
     key_kinds: HashMap<String, KeyKind>,
     pub faults: RwLock<Faults>,
     pub keys_enabled: AtomicBool,
-    limiter: Option<RateLimiter>,
+    pub(crate) limiter: Option<RateLimiter>,
     pub log: RequestLog,
     /// Access tokens issued to the OAuth client.
     pub tokens: Tokens,
