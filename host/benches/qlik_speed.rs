@@ -97,8 +97,10 @@ impl Plan {
         let count = |stream: &str| truth.stream(stream).count;
         let pages = |stream: &str, limit: u64| count(stream).div_ceil(limit).max(1);
         // Four session event types, listed one after another (events cycle evenly through
-        // them), after `/audits/types` and `/audits/settings`.
-        let sessions = 2 + 4 * count("user_sessions").div_ceil(4 * 100).max(1);
+        // them), after `/audits/types`.
+        let sessions = 1 + 4 * count("user_sessions").div_ceil(4 * 100).max(1);
+        // A document named by the tenant's id, which `/tenants/me` and its redirect give.
+        let tenant_document = 3;
         let spaces = pages("spaces", 100);
         let chains = vec![
             // `/tenants/me`, its redirect to `/tenants/{id}`, `/licenses/status`.
@@ -110,14 +112,14 @@ impl Plan {
             Chain { name: "license_assignments", requests: pages("license_assignments", 100) },
             Chain { name: "license_consumption", requests: pages("license_consumption", 200) },
             Chain { name: "user_sessions", requests: sessions },
-            Chain { name: "license_settings", requests: 1 },
+            Chain { name: "license_settings", requests: tenant_document },
             Chain { name: "spaces", requests: spaces },
             // One listing per space (each has at most 5 members), after the spaces page
             // that names it: the fan-out adds one request to the chain's length.
             Chain { name: "space_assignments", requests: count("spaces") },
             Chain { name: "apps", requests: pages("apps", 100) },
             Chain { name: "api_keys", requests: pages("api_keys", 100) },
-            Chain { name: "api_key_policy", requests: 1 },
+            Chain { name: "api_key_policy", requests: tenant_document },
             Chain { name: "oauth_clients", requests: pages("oauth_clients", 100) },
             Chain { name: "quotas", requests: 1 },
         ];
