@@ -66,7 +66,7 @@ impl Ty {
 pub struct Field {
     /// snake_case column name.
     pub column: &'static str,
-    /// The Qlik field it comes from; `None` for columns the connector derives (a
+    /// The source field it comes from; `None` for columns the connector derives (a
     /// parent's id, a flag).
     pub source: Option<&'static str>,
     /// Its type.
@@ -75,7 +75,7 @@ pub struct Field {
     pub description: &'static str,
 }
 
-/// A column copied from Qlik field `source`.
+/// A column copied from source field `source`.
 pub const fn col(column: &'static str, source: &'static str, ty: Ty, description: &'static str) -> Field {
     Field { column, source: Some(source), ty, description }
 }
@@ -118,7 +118,7 @@ impl StreamDef {
         }
         properties.insert(
             EXTRA.to_string(),
-            json!({"type": "object", "description": "Source fields this connector version does not map to a column, as Qlik sent them."}),
+            json!({"type": "object", "description": "Source fields this connector version does not map to a column, as the source sent them."}),
         );
         StreamDescriptor {
             name: self.name.to_string(),
@@ -140,7 +140,7 @@ impl StreamDef {
         }
     }
 
-    /// Builds a record from Qlik object `src`, with values for derived columns.
+    /// Builds a record from source object `src`, with values for derived columns.
     ///
     /// `src` is consumed in one pass, each field moved to its column (or, when unknown
     /// or of an unexpected type, to `_extra` under its own name), so a record costs one
@@ -155,7 +155,7 @@ impl StreamDef {
                     filled[i] = true;
                     out.insert(self.fields[i].column.to_string(), value);
                 }
-                // A number where Qlik documents a string (an id sent as 42) is kept as
+                // A number where the source documents a string (an id sent as 42) is kept as
                 // its text: nothing is lost, and a key stays a key.
                 Some(i) if self.fields[i].ty == Ty::String && value.is_number() => {
                     filled[i] = true;

@@ -2,6 +2,7 @@
 //! all feeding one bounded channel that becomes the [`MessageStream`].
 
 use std::collections::HashSet;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use futures::{FutureExt, StreamExt, TryStreamExt};
@@ -82,7 +83,16 @@ pub fn read<C: Send + Sync + 'static>(
                 }
             }
             let result = match resume {
-                Ok(resume) => run.run(ctx, resume).await,
+                // A panic in a connector's plan or mapper fails its streams like any other
+                // error, instead of leaving them started and never finished.
+                Ok(resume) => AssertUnwindSafe(run.run(ctx, resume)).catch_unwind().await.unwrap_or_else(|panic| {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "a panic".to_string());
+                    Err(Error::internal(format!("the connector panicked: {what}")))
+                }),
                 Err(err) => Err(err),
             }
             .map_err(|err| err.with_context("stream", streams.join(", ")));
@@ -119,6 +129,16 @@ fn saved_cursor(stream: &str, cursor: &str, saved: Option<&Value>) -> Result<Opt
         )
         .with_context("stream", stream)
         .with_hint("Run the stream once with --full-refresh to start it over")),
+    }
+}
+
+/// A parent key as text: a string as it is, a number as written; `None` for null and
+/// anything else, which names no parent.
+fn key_text(key: &Value) -> Option<String> {
+    match key {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
     }
 }
 
@@ -220,9 +240,9 @@ impl<C: Send + Sync + 'static> SourceRun<C> {
                             Cursor::advance(&mut newest, at);
                         }
                         if let Some(fanning) = fanning
-                            && let Some(key) = record.get(fanning.key).and_then(Value::as_str)
+                            && let Some(key) = record.get(fanning.key).and_then(key_text)
                         {
-                            let sent = fanning.keys.send(key.to_string()).await;
+                            let sent = fanning.keys.send(key).await;
                             sent.map_err(|_| Error::internal("the fan-out stopped"))?;
                         }
                     }
@@ -530,6 +550,38 @@ mod tests {
                 "{stream}"
             );
         }
+    }
+
+    /// Panics in its mapper.
+    struct Panics;
+
+    #[async_trait]
+    impl Source<()> for Panics {
+        fn streams(&self) -> &'static [&'static StreamDef] {
+            &[&PARENTS]
+        }
+
+        async fn plan(&self, _: &StreamCtx<()>) -> Result<Plan> {
+            Ok(Plan::chain(Chain::new(pages(&["a"], None), |_, _| panic!("mapper bug"))))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_connector_fails_its_streams_and_says_so() {
+        static SOURCES: &[&dyn Source<()>] = &[&Panics];
+        let messages = read_all(SOURCES, &State::default()).await.unwrap();
+        let StreamEvent::Failed { kind, message, .. } = last_event(&messages, "parents") else {
+            panic!("not failed")
+        };
+        assert_eq!(kind, ErrorKind::Internal);
+        assert!(message.contains("mapper bug"), "{message}");
+    }
+
+    #[test]
+    fn numeric_parent_keys_are_keys() {
+        assert_eq!(key_text(&json!(42)), Some("42".to_string()));
+        assert_eq!(key_text(&json!("s1")), Some("s1".to_string()));
+        assert_eq!(key_text(&Value::Null), None);
     }
 
     #[tokio::test]
