@@ -65,8 +65,9 @@ pub struct QlikConfig {
     #[serde(default)]
     #[schemars(range(min = 1))]
     pub page_size: Option<u32>,
-    /// Streams read at the same time, and concurrent requests when fanning out to each
-    /// space's assignments.
+    /// Listings read at the same time: streams, the `endTime` slices `license_consumption`
+    /// is read in, the two ends `users` is read from, and each space's assignments. 1 reads
+    /// one listing after another, each in one sequential chain of pages.
     #[serde(default = "default_max_concurrency")]
     #[schemars(range(min = 1, max = 64))]
     pub max_concurrency: usize,
