@@ -21,11 +21,17 @@ fn vm_hwm_kb(pid: u32) -> Option<u64> {
 }
 
 /// Runs `command` to its end, its stderr passed through, reading `VmHWM` from /proc every
-/// 20 ms; panics with its output if it fails.
+/// 20 ms; panics with its output if it fails. Stdout is drained while it runs: output
+/// larger than the pipe's buffer (many tenants' JSON) would otherwise block it forever.
 pub async fn run_sampled(mut command: Command) -> Sampled {
     let started = Instant::now();
     let mut child = command.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn");
     let pid = child.id();
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let drained = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut bytes).map(|_| bytes)
+    });
     let mut peak_kb = 0;
     while child.try_wait().expect("wait").is_none() {
         if let Some(kb) = vm_hwm_kb(pid) {
@@ -34,7 +40,8 @@ pub async fn run_sampled(mut command: Command) -> Sampled {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let wall = started.elapsed();
-    let out = child.wait_with_output().expect("output");
-    assert!(out.status.success(), "{command:?} failed: {}", String::from_utf8_lossy(&out.stdout));
-    Sampled { stdout: out.stdout, wall, peak_kb }
+    let status = child.wait().expect("wait");
+    let stdout = drained.join().expect("stdout reader").expect("read stdout");
+    assert!(status.success(), "{command:?} failed: {}", String::from_utf8_lossy(&stdout));
+    Sampled { stdout, wall, peak_kb }
 }
