@@ -15,10 +15,11 @@
 //!
 //! and prints wall time (process start to exit), requests (the simulator's log, 429s
 //! apart), records, peak memory, and the floor of the connector's request plan: the plan's
-//! longest chain of sequential requests × the latency, or the window-aware rate floor,
-//! whichever binds. The plan is computed from the tenant's sizes (the simulator's ground
-//! truth) and each endpoint's largest page; the measured request count is printed beside
-//! the planned one, so a plan that no longer matches the connector shows.
+//! longest chain of sequential requests × the latency, or the window-aware rate floor
+//! (full windows of the budget, then the last window's requests `max_concurrency` at a
+//! time), whichever binds. The plan is computed from the tenant's sizes (the simulator's
+//! ground truth) and each endpoint's largest page; the measured request count is printed
+//! beside the planned one, so a plan that no longer matches the connector shows.
 //!
 //! Cases (`QLIK_SPEED_CASES`, default `a,b`; `c` takes at least 5 minutes per side, more
 //! than 20 in all):
@@ -39,7 +40,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use qlik_connector::config::{DEFAULT_RATE_WINDOW_SECONDS, DEFAULT_REQUESTS_PER_MINUTE, RATE_BUDGET_PERCENT};
+use qlik_connector::config::{
+    DEFAULT_MAX_CONCURRENCY, DEFAULT_RATE_WINDOW_SECONDS, DEFAULT_REQUESTS_PER_MINUTE, RATE_BUDGET_PERCENT,
+};
 use serde_json::Value;
 use tests::qlik_sim::{GroundTruth, SimConfig, Simulator};
 
@@ -82,12 +85,21 @@ fn tenant(case: &str) -> Option<SimConfig> {
 /// One chain of requests the connector sends one after another.
 struct Chain {
     name: &'static str,
+    /// Requests in the chain, one after another.
+    length: u64,
+    /// Requests it sends in all (a fan-out sends one per parent, at once).
     requests: u64,
 }
 
+impl Chain {
+    fn sequential(name: &'static str, requests: u64) -> Chain {
+        Chain { name, length: requests, requests }
+    }
+}
+
 /// The connector's request plan for a tenant, from its sizes and each endpoint's largest
-/// page: one chain per listing, run concurrently (at most `max_concurrency` at a time),
-/// with the spaces' member listings fanned out beside the spaces listing.
+/// page, as the connector reads with its default `max_concurrency` (8): the chains below
+/// share that many requests in flight.
 struct Plan {
     chains: Vec<Chain>,
 }
@@ -96,33 +108,41 @@ impl Plan {
     fn of(truth: &GroundTruth) -> Plan {
         let count = |stream: &str| truth.stream(stream).count;
         let pages = |stream: &str, limit: u64| count(stream).div_ceil(limit).max(1);
+        let slices = DEFAULT_MAX_CONCURRENCY as u64;
+        // The span (`sort=+endTime` and `-endTime`, at once), then one slice per permit,
+        // cut at even times; the events are spread evenly over their year, so the slices
+        // are about equal.
+        let slice = count("license_consumption").div_ceil(slices * 200).max(1);
+        // From both ends of `sort=id`, the upper end starting after the lower end's second
+        // page; both read the page where they meet.
+        let users = pages("users", 100);
         // Four session event types, listed one after another (events cycle evenly through
         // them), after `/audits/types`.
         let sessions = 1 + 4 * count("user_sessions").div_ceil(4 * 100).max(1);
         // A document named by the tenant's id, which `/tenants/me` and its redirect give.
         let tenant_document = 3;
         let spaces = pages("spaces", 100);
-        let chains = vec![
+        let mut chains = vec![
             // `/tenants/me`, its redirect to `/tenants/{id}`, `/licenses/status`.
-            Chain { name: "tenant", requests: 3 },
-            Chain { name: "users", requests: pages("users", 100) },
-            Chain { name: "groups", requests: pages("groups", 100) },
-            Chain { name: "roles", requests: pages("roles", 100) },
-            Chain { name: "license_overview", requests: 1 },
-            Chain { name: "license_assignments", requests: pages("license_assignments", 100) },
-            Chain { name: "license_consumption", requests: pages("license_consumption", 200) },
-            Chain { name: "user_sessions", requests: sessions },
-            Chain { name: "license_settings", requests: tenant_document },
-            Chain { name: "spaces", requests: spaces },
-            // One listing per space (each has at most 5 members), after the spaces page
-            // that names it: the fan-out adds one request to the chain's length.
-            Chain { name: "space_assignments", requests: count("spaces") },
-            Chain { name: "apps", requests: pages("apps", 100) },
-            Chain { name: "api_keys", requests: pages("api_keys", 100) },
-            Chain { name: "api_key_policy", requests: tenant_document },
-            Chain { name: "oauth_clients", requests: pages("oauth_clients", 100) },
-            Chain { name: "quotas", requests: 1 },
+            Chain::sequential("tenant", 3),
+            Chain { name: "users", length: users.div_ceil(2) + 1, requests: users + 1 },
+            Chain::sequential("groups", pages("groups", 100)),
+            Chain::sequential("roles", pages("roles", 100)),
+            Chain::sequential("license_overview", 1),
+            Chain::sequential("license_assignments", pages("license_assignments", 100)),
+            Chain { name: "license_consumption", length: 1 + slice, requests: 2 + slices * slice },
+            Chain::sequential("user_sessions", sessions),
+            Chain::sequential("license_settings", tenant_document),
+            // One listing per space (each has at most 5 members) after the spaces page that
+            // names it, at once: one request longer than the spaces listing.
+            Chain { name: "spaces", length: spaces + 1, requests: spaces + count("spaces") },
+            Chain::sequential("apps", pages("apps", 100)),
+            Chain::sequential("api_keys", pages("api_keys", 100)),
+            Chain::sequential("api_key_policy", tenant_document),
+            Chain::sequential("oauth_clients", pages("oauth_clients", 100)),
+            Chain::sequential("quotas", 1),
         ];
+        chains.sort_by_key(|c| std::cmp::Reverse(c.length));
         Plan { chains }
     }
 
@@ -131,14 +151,8 @@ impl Plan {
     }
 
     /// The longest sequence of requests that must go one after another.
-    fn longest_chain(&self) -> (u64, &'static str) {
-        let spaces = self.chains.iter().find(|c| c.name == "spaces").map_or(0, |c| c.requests);
-        self.chains
-            .iter()
-            .filter(|c| c.name != "space_assignments")
-            .map(|c| (if c.name == "spaces" { spaces + 1 } else { c.requests }, c.name))
-            .max()
-            .expect("a plan has chains")
+    fn longest_chain(&self) -> &Chain {
+        &self.chains[0]
     }
 }
 
@@ -149,24 +163,32 @@ fn budget() -> (u64, Duration) {
     (per_window, Duration::from_secs(window))
 }
 
-/// The floor of a plan: its longest chain at `latency` a request, or the time the budget
-/// lets its last request start (request `k` waits for request `k - budget` to be a window
-/// old) plus that request's latency, whichever is later.
+/// The floor of a plan, the later of two:
+///
+/// - the chain floor: its longest chain at `latency` a request;
+/// - the rate floor: the budget admits request `k` only once request `k - budget` is a
+///   window old, so the last window starts after all full ones, and its requests go at
+///   most `max_concurrency` at a time. With no full window, that is the plain throughput
+///   floor, all requests `max_concurrency` at a time.
 fn floor(plan: &Plan, latency: Duration) -> (Duration, String) {
-    let (chain, name) = plan.longest_chain();
-    let latency_floor = latency * chain as u32;
+    let longest = plan.longest_chain();
+    let chain_floor = latency * longest.length as u32;
     let (per_window, window) = budget();
-    let windows = (plan.requests() - 1) / per_window;
-    let rate_floor = window * windows as u32 + latency;
+    let requests = plan.requests();
+    let windows = (requests - 1) / per_window;
+    let last_window = (requests - windows * per_window).div_ceil(DEFAULT_MAX_CONCURRENCY as u64);
+    let rate_floor = window * windows as u32 + latency * last_window as u32;
     let why = format!(
-        "latency floor {:.1} s ({chain} requests of {name} × {} ms), rate floor {:.1} s ({} requests, {per_window} per {} s)",
-        latency_floor.as_secs_f64(),
+        "chain floor {:.1} s ({} requests of {} × {} ms), rate floor {:.1} s ({requests} requests, \
+         {per_window} per {} s, {DEFAULT_MAX_CONCURRENCY} at a time)",
+        chain_floor.as_secs_f64(),
+        longest.length,
+        longest.name,
         latency.as_millis(),
         rate_floor.as_secs_f64(),
-        plan.requests(),
         window.as_secs()
     );
-    (latency_floor.max(rate_floor), why)
+    (chain_floor.max(rate_floor), why)
 }
 
 /// What one program did against one fresh simulator.
