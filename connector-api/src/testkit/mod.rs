@@ -637,7 +637,7 @@ impl Suite {
     /// both sides: what came after it must come again, and the read must not start over.
     /// Records shortly before the checkpoint may come again: a connector may re-read an
     /// overlap (late or tied events) that the destination upserts by primary key; the
-    /// stream's first record coming again means the checkpoint was ignored.
+    /// stream's earliest record coming again means the checkpoint was ignored.
     async fn check_resume(
         &self,
         report: &mut ConformanceReport,
@@ -662,7 +662,20 @@ impl Suite {
                 Message::Record(r) => primary_key(&r.data, &cs.stream.primary_key),
                 _ => None,
             };
-            let first_key = key_of(first);
+            // The stream's earliest record: by its cursor where it has one (a connector may
+            // read time slices at once, so the first record emitted need not be the
+            // earliest), else the first emitted.
+            let earliest = cs.stream.cursor_field.as_deref().and_then(|cursor| {
+                positions
+                    .iter()
+                    .filter_map(|&i| match &run.messages[i] {
+                        Message::Record(r) => r.data.get(cursor).and_then(Value::as_str).map(|at| (at, i)),
+                        _ => None,
+                    })
+                    .min()
+                    .map(|(_, i)| i)
+            });
+            let first_key = key_of(earliest.unwrap_or(first));
             let after: BTreeSet<String> =
                 positions.iter().filter(|&&i| i > at).filter_map(|&i| key_of(i)).collect();
             let mut state = State::default();
