@@ -470,13 +470,17 @@ async fn many_tenants_in_one_run() {
     assert_eq!(outcomes.iter().map(|o| o["exit"].as_u64().unwrap()).collect::<Vec<_>>(), [0, 3]);
     assert_eq!(outcomes[0]["summary"]["instance"], "test-source:tenant-a");
 
-    // When every tenant fails, the first one's code is the run's.
+    // When every tenant fails, the first one's code is the run's. (Two tenants: one config
+    // given twice is one tenant, whose second run may find the first holding it.)
+    let other_bad = dir.path().join("e.toml");
+    std::fs::write(&other_bad, std::fs::read_to_string(&bad).unwrap().replace("tenant-d", "tenant-e"))
+        .unwrap();
     let out = cli(&[
         "run",
         "--config",
         &bad.display().to_string(),
         "--config",
-        &bad.display().to_string(),
+        &other_bad.display().to_string(),
         "--dest",
         &dest,
     ])
