@@ -21,7 +21,6 @@ pub(crate) struct Progress {
     chains: Vec<ChainProgress>,
     /// The newest cursor already checkpointed (initially the saved one).
     checkpointed: Option<Cursor>,
-    saved: Option<Cursor>,
     /// Whether this read emitted a checkpoint.
     emitted: bool,
 }
@@ -31,7 +30,7 @@ impl Progress {
     pub(crate) fn new(orders: impl IntoIterator<Item = Order>, saved: Option<Cursor>) -> Progress {
         let chains =
             orders.into_iter().map(|order| ChainProgress { order, done: false, newest: None }).collect();
-        Progress { chains, checkpointed: saved.clone(), saved, emitted: false }
+        Progress { chains, checkpointed: saved, emitted: false }
     }
 
     /// Chain `i` delivered records up to `newest`; returns the checkpoint to emit, if any.
@@ -51,7 +50,7 @@ impl Progress {
     /// The newest cursor every record up to which is delivered, if newer than the last
     /// checkpoint (the saved one to begin with).
     fn next_checkpoint(&mut self) -> Option<Cursor> {
-        let mut covered = self.saved.clone();
+        let mut covered = self.checkpointed.clone();
         for chain in &self.chains {
             if (chain.done || chain.order == Order::Ascending)
                 && let Some(newest) = &chain.newest
