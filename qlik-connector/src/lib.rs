@@ -97,7 +97,7 @@ impl Connector for QlikConnector {
         let client = Arc::new(client::QlikClient::new(&settings, sign_in)?);
         let options = connector_api::read::Options { max_concurrency: settings.max_concurrency };
         connector_api::read::read(
-            Arc::new(read::Tenant { client, settings }),
+            Arc::new(read::Tenant::new(client, settings)),
             streams::SOURCES,
             &catalog,
             state,

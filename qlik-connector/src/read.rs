@@ -9,6 +9,7 @@ use connector_api::read::{Chain, Page, Pages, Plan, Source, StreamCtx, once};
 use connector_api::{Error, ErrorKind, Result, StreamDef};
 use futures::{StreamExt, TryStreamExt};
 use serde_json::{Map, Value};
+use tokio::sync::OnceCell;
 use url::Url;
 
 use crate::client::QlikClient;
@@ -21,12 +22,19 @@ pub struct Tenant {
     pub client: Arc<QlikClient>,
     /// The validated config.
     pub settings: Settings,
+    /// The tenant's id, looked up once per read by the first stream that needs it.
+    pub(crate) id: OnceCell<String>,
 }
 
 /// What a Qlik stream's plan gets.
 pub type Ctx = StreamCtx<Tenant>;
 
 impl Tenant {
+    /// The tenant `client` reads with `settings`.
+    pub fn new(client: Arc<QlikClient>, settings: Settings) -> Tenant {
+        Tenant { client, settings, id: OnceCell::new() }
+    }
+
     /// `path` on the tenant with `query` pairs.
     pub fn url(&self, path: &str, query: &[(&str, String)]) -> Url {
         let mut url = self.client.url(path);
