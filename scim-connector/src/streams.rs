@@ -91,8 +91,7 @@ pub const SOURCES: &[&dyn Source<Server>] = &[&Users, &Groups];
 
 /// The fixed catalog.
 pub fn catalog() -> Catalog {
-    let streams = SOURCES.iter().flat_map(|s| s.streams());
-    Catalog { streams: streams.map(|d| d.descriptor()).collect() }
+    connector_api::read::catalog(SOURCES)
 }
 
 /// `name` and `meta` fields and the columns they fill.

@@ -54,6 +54,11 @@ pub trait Source<C>: Send + Sync {
     async fn plan(&self, ctx: &StreamCtx<C>) -> Result<Plan>;
 }
 
+/// The catalog of `sources`: each stream's descriptor, in the sources' order.
+pub fn catalog<C>(sources: &[&dyn Source<C>]) -> crate::Catalog {
+    crate::Catalog { streams: sources.iter().flat_map(|s| s.streams()).map(|d| d.descriptor()).collect() }
+}
+
 /// What a [`Source::plan`] gets.
 pub struct StreamCtx<C> {
     /// The connector's client and settings.

@@ -64,7 +64,7 @@ pub fn names() -> Vec<&'static str> {
 
 /// The fixed catalog.
 pub fn catalog() -> Catalog {
-    Catalog { streams: all().map(|d| d.descriptor()).collect() }
+    connector_api::read::catalog(SOURCES)
 }
 
 #[cfg(test)]
