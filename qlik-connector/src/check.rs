@@ -4,25 +4,25 @@
 //! sees the one thing to fix: URL, then the sign-in method (API key or OAuth client),
 //! key expiry (read from the key itself, before anything is sent), then reachability
 //! (without the key), then the key (or the OAuth client's first token), the tenant, the
-//! kind of subscription it runs on, and finally a `limit=1` probe of every endpoint the
-//! selected streams read. A probe
-//! that is forbidden is a warning naming the streams lost and the fix, since the other
+//! kind of subscription it runs on, and finally a probe of every source the selected
+//! streams read, asked as a read asks but for one item. A probe that is forbidden is a warning naming the streams lost and the fix, since the other
 //! streams still work.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use connector_api::http::RetryPolicy;
+use connector_api::read;
 use connector_api::{CheckReport, CheckStatus, ErrorKind, Result};
 use serde_json::Value;
 use time::OffsetDateTime;
-use url::Url;
 
 use crate::auth::{self, KeyExpiry};
 use crate::client::{QlikClient, SignIn};
 use crate::config::{QlikConfig, Settings};
+use crate::read::Tenant;
 use crate::remediation;
-use crate::streams::apps;
-use crate::streams::users::all_statuses_filter;
+use crate::streams::SOURCES;
 
 /// Step names, in order.
 pub const STEP_URL: &str = "tenant URL valid";
@@ -41,7 +41,7 @@ pub const STEP_TENANT: &str = "tenant identified";
 /// Whether the tenant's subscription is user-based or capacity-based, read from
 /// `licenses/overview`.
 pub const STEP_SUBSCRIPTION: &str = "subscription kind";
-/// Prefix of the per-endpoint probe steps.
+/// Prefix of the per-source probe steps, followed by the source's selected streams.
 pub const STEP_PROBE: &str = "stream access";
 
 /// Probes and checks fail fast rather than retry for minutes.
@@ -124,7 +124,7 @@ pub async fn run(config: &Value) -> Result<CheckReport> {
     }
 
     let claimed_tenant = sign_in.key_claims().and_then(|c| c.tenant_id.clone());
-    let client = QlikClient::new(&settings, sign_in)?.with_policy(quick_policy());
+    let client = Arc::new(QlikClient::new(&settings, sign_in)?.with_policy(quick_policy()));
     match client.reach().await {
         Ok(status) => report.push(
             STEP_REACH,
@@ -199,9 +199,7 @@ pub async fn run(config: &Value) -> Result<CheckReport> {
         Err(err) => report.fail(STEP_SUBSCRIPTION, &err),
     }
 
-    for probe in probes(&settings, &tenant_id) {
-        probe_endpoint(&client, &probe, &mut report).await;
-    }
+    probe_sources(client, settings, tenant_id, &mut report).await;
     Ok(report)
 }
 
@@ -354,74 +352,37 @@ fn skip(report: &mut CheckReport, steps: &[&str]) {
     }
 }
 
-/// One endpoint to probe and the streams that depend on it. (`tenant` reads
-/// `tenants/me`, already checked, and tolerates a forbidden `licenses/status`.)
-struct Probe {
-    path: String,
-    /// Whether it is a listing, probed with `limit=1`.
-    list: bool,
-    query: Vec<(&'static str, String)>,
-    streams: Vec<&'static str>,
-}
-
-/// An endpoint, whether it lists, its extra query and the streams reading it.
-type ProbeRow = (String, bool, Vec<(&'static str, String)>, &'static [&'static str]);
-
-fn probes(settings: &Settings, tenant_id: &str) -> Vec<Probe> {
-    let table: [ProbeRow; 14] = [
-        (
-            "/api/v1/users".into(),
-            true,
-            vec![("filter", all_statuses_filter())],
-            &["users", "user_roles", "user_groups"],
-        ),
-        ("/api/v1/groups".into(), true, vec![], &["groups"]),
-        ("/api/v1/roles".into(), true, vec![], &["roles"]),
-        ("/api/v1/licenses/overview".into(), false, vec![], &["license_overview", "license_allotments"]),
-        ("/api/v1/licenses/assignments".into(), true, vec![], &["license_assignments"]),
-        ("/api/v1/licenses/consumption".into(), true, vec![], &["license_consumption"]),
-        ("/api/v1/audits".into(), true, vec![], &["user_sessions"]),
-        ("/api/v1/licenses/settings".into(), false, vec![], &["license_settings"]),
-        ("/api/v1/spaces".into(), true, vec![], &["spaces", "space_assignments"]),
-        ("/api/v1/items".into(), true, vec![("resourceType", apps::RESOURCE_TYPES.into())], &["apps"]),
-        ("/api/v1/api-keys".into(), true, vec![], &["api_keys"]),
-        (format!("/api/v1/api-keys/configs/{tenant_id}"), false, vec![], &["api_key_policy"]),
-        ("/api/v1/oauth-clients".into(), true, vec![], &["oauth_clients"]),
-        ("/api/v1/quotas".into(), false, vec![], &["quotas"]),
-    ];
-    table
-        .into_iter()
-        .filter_map(|(path, list, query, streams)| {
-            let streams: Vec<&'static str> =
-                streams.iter().copied().filter(|s| settings.streams.contains(s)).collect();
-            (!streams.is_empty()).then_some(Probe { path, list, query, streams })
-        })
-        .collect()
-}
-
-async fn probe_endpoint(client: &QlikClient, probe: &Probe, report: &mut CheckReport) {
-    let name = format!("{STEP_PROBE}: {}", probe.path);
-    let mut url: Url = client.url(&probe.path);
-    {
-        let mut q = url.query_pairs_mut();
-        if probe.list {
-            q.append_pair("limit", "1");
+/// Probes every source a selected stream reads, the way a read would ask: its plan and the
+/// first page of its first chain ([`connector_api::read::probe`]), one item a page, one
+/// chain at a time. A forbidden source is a warning naming the streams lost; they are the
+/// only ones that will fail.
+async fn probe_sources(
+    client: Arc<QlikClient>,
+    settings: Settings,
+    tenant_id: String,
+    report: &mut CheckReport,
+) {
+    let tenant =
+        Arc::new(Tenant::new(client, Settings { page_size: Some(1), max_concurrency: 1, ..settings }));
+    if !tenant_id.is_empty() {
+        let _ = tenant.id.set(tenant_id);
+    }
+    for source in SOURCES {
+        let streams: Vec<&str> =
+            source.streams().iter().map(|s| s.name).filter(|s| tenant.settings.streams.contains(s)).collect();
+        if streams.is_empty() {
+            continue;
         }
-        q.extend_pairs(&probe.query);
-    }
-    if url.query() == Some("") {
-        url.set_query(None);
-    }
-    let streams = probe.streams.join(", ");
-    let mut events = Vec::new();
-    match client.get_json(&url, &mut events).await {
-        Ok(_) => report.push(name, CheckStatus::Ok, format!("readable: {streams}")),
-        Err(err) if err.kind() == ErrorKind::Permission => report.push(
-            name,
-            CheckStatus::Warning,
-            format!("This key cannot read {streams}; those streams will fail. {err}"),
-        ),
-        Err(err) => report.fail(name, &err),
+        let name = format!("{STEP_PROBE}: {}", streams.join(", "));
+        match read::probe(tenant.clone(), *source).await {
+            Ok(()) => report.push(name, CheckStatus::Ok, "readable"),
+            Err(err) if err.kind() == ErrorKind::Permission => report.push(
+                name,
+                CheckStatus::Warning,
+                format!("This key cannot read {}; those streams will fail. {err}", streams.join(", ")),
+            ),
+            Err(err) => report.fail(name, &err),
+        }
     }
 }
 

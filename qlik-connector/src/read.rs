@@ -65,7 +65,7 @@ impl Tenant {
 /// it answers.
 pub async fn get(ctx: &Ctx, url: &Url) -> Result<Value> {
     let mut events = Vec::new();
-    let fetched = ctx.source.client.get_json(url, &mut events).await;
+    let fetched = ctx.connector.client.get_json(url, &mut events).await;
     ctx.http_events(&events).await?;
     Ok(fetched?.1)
 }
@@ -103,7 +103,7 @@ impl Source<Tenant> for TenantDocument {
     async fn plan(&self, ctx: &Ctx) -> Result<Plan> {
         let tenant_id = Value::String(crate::streams::tenant::tenant_id(ctx).await?);
         let document =
-            get_object(ctx, ctx.source.url(&(self.path)(tenant_id.as_str().unwrap_or_default()), &[]))
+            get_object(ctx, ctx.connector.url(&(self.path)(tenant_id.as_str().unwrap_or_default()), &[]))
                 .await?;
         let def = self.stream[0];
         Ok(Plan::chain(Chain::new(once(document), move |document, out| {
@@ -134,7 +134,7 @@ impl Source<Tenant> for Listing {
     }
 
     async fn plan(&self, ctx: &Ctx) -> Result<Plan> {
-        let tenant = &ctx.source;
+        let tenant = &ctx.connector;
         let mut query: Vec<(&str, String)> = self.query.iter().map(|(k, v)| (*k, v.to_string())).collect();
         if let Some(max) = self.max_limit {
             query.push(("limit", tenant.limit(max)));

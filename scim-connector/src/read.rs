@@ -69,5 +69,5 @@ pub fn read(
     state: &State,
 ) -> Result<MessageStream> {
     let server = Arc::new(Server { client, page_size });
-    run(server, SOURCES, catalog, state, Options { max_concurrency: 1 })
+    run(server, SOURCES, catalog, state, Options::default())
 }

@@ -112,7 +112,7 @@ impl Source<Server> for Users {
 
     async fn plan(&self, ctx: &Ctx) -> Result<Plan> {
         let filter = ctx.resume.as_ref().map(|at| format!("meta.lastModified gt \"{}\"", at.raw()));
-        Ok(Plan::chain(Chain::new(ctx.source.pages("Users", filter), user)))
+        Ok(Plan::chain(Chain::new(ctx.connector.pages("Users", filter), user)))
     }
 }
 
@@ -139,7 +139,7 @@ impl Source<Server> for Groups {
     }
 
     async fn plan(&self, ctx: &Ctx) -> Result<Plan> {
-        Ok(Plan::chain(Chain::new(ctx.source.pages("Groups", None), group)))
+        Ok(Plan::chain(Chain::new(ctx.connector.pages("Groups", None), group)))
     }
 }
 

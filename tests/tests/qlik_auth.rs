@@ -3,6 +3,8 @@
 
 mod qlik_support;
 
+use std::collections::BTreeSet;
+
 use connector_api::{CheckStatus, Connector, ErrorKind, State};
 use qlik_connector::{QlikConnector, check, remediation};
 use qlik_support::{config, read};
@@ -32,7 +34,12 @@ async fn admin_key_passes_every_step() {
             check::STEP_SUBSCRIPTION
         ]
     );
-    assert_eq!(names.len(), 8 + 14, "one probe per endpoint");
+    let probed: Vec<&str> = names[8..]
+        .iter()
+        .map(|n| n.strip_prefix("stream access: ").unwrap_or_else(|| panic!("not a probe step: {n}")))
+        .flat_map(|streams| streams.split(", "))
+        .collect();
+    assert_eq!(probed, qlik_connector::streams::names(), "every stream probed once, in catalog order");
     assert_eq!(step(&report, check::STEP_AUTH).message, "API key");
     assert!(step(&report, check::STEP_RIGHTS).message.contains("is a Tenant Admin"));
     assert!(step(&report, check::STEP_TENANT).message.contains(sim.tenant_id()));
@@ -111,13 +118,29 @@ async fn non_admin_key_loses_licence_streams_with_a_warning() {
     let sim = Simulator::start(SimConfig::small()).await.unwrap();
     let c = config(&sim, &sim.keys().non_admin, json!({}));
     let report = QlikConnector.check(&c).await.unwrap();
-    let s = step(&report, "stream access: /api/v1/licenses/overview");
+    let s = step(&report, "stream access: license_overview, license_allotments");
     assert_eq!(s.status, CheckStatus::Warning, "{report:#?}");
-    assert!(s.message.contains("license_overview, license_allotments"), "{}", s.message);
+    assert!(s.message.contains("cannot read license_overview, license_allotments"), "{}", s.message);
     assert!(s.message.contains(remediation::LICENCE_NEEDS_TENANT_ADMIN));
-    assert_eq!(step(&report, "stream access: /api/v1/licenses/assignments").status, CheckStatus::Warning);
-    assert_eq!(step(&report, "stream access: /api/v1/users").status, CheckStatus::Ok);
+    assert_eq!(step(&report, "stream access: users, user_roles, user_groups").status, CheckStatus::Ok);
     assert!(report.passed(), "warnings only");
+
+    // What check warns about is exactly what a read then loses.
+    let warned: BTreeSet<&str> = report
+        .steps
+        .iter()
+        .filter(|s| s.status == CheckStatus::Warning)
+        .filter_map(|s| s.name.strip_prefix("stream access: "))
+        .flat_map(|streams| streams.split(", "))
+        .collect();
+    let outcome = read(&c, None, &State::default(), false).await;
+    let failed: BTreeSet<&str> = outcome
+        .statuses
+        .iter()
+        .filter(|s| s.event.error().is_some_and(|e| e.kind() == ErrorKind::Permission))
+        .map(|s| s.stream.as_str())
+        .collect();
+    assert_eq!(warned, failed);
     let err =
         read(&c, Some(&["license_overview"]), &State::default(), false).await.error.expect("read fails");
     assert_eq!(err.kind(), ErrorKind::Permission);

@@ -34,6 +34,14 @@ pub struct Options {
     pub max_concurrency: usize,
 }
 
+impl Default for Options {
+    /// One request in flight, one source after another: the safe start for an API whose
+    /// limits are not known; a connector raises it where the API allows (Qlik: 8).
+    fn default() -> Self {
+        Options { max_concurrency: 1 }
+    }
+}
+
 /// Starts reading the streams `catalog` selects from `sources`, resuming incremental
 /// streams from `state`, and returns the message stream.
 ///
@@ -176,7 +184,7 @@ impl<C: Send + Sync + 'static> SourceRun<C> {
         let plan = {
             let _permit = self.permit().await?;
             let ctx = StreamCtx {
-                source: ctx,
+                connector: ctx,
                 resume: resume.clone(),
                 stream: self.primary().name,
                 out: self.out.clone(),

@@ -23,6 +23,7 @@
 mod chain;
 mod emitter;
 mod engine;
+mod probe;
 mod progress;
 
 use std::sync::Arc;
@@ -32,6 +33,7 @@ use async_trait::async_trait;
 pub use chain::{Chain, FanOut, Mapper, Order, Page, Pages, Plan, Records, once};
 pub use emitter::Emitter;
 pub use engine::{Options, read};
+pub use probe::probe;
 
 use crate::cursor::Cursor;
 use crate::http::HttpEvent;
@@ -61,8 +63,9 @@ pub fn catalog<C>(sources: &[&dyn Source<C>]) -> crate::Catalog {
 
 /// What a [`Source::plan`] gets.
 pub struct StreamCtx<C> {
-    /// The connector's client and settings.
-    pub source: Arc<C>,
+    /// The connector's own context, shared by every source of a read: its client and
+    /// settings (Qlik's `Tenant`, SCIM's server).
+    pub connector: Arc<C>,
     /// The saved cursor an incremental read resumes from; `None` on a full refresh or a
     /// first run.
     pub resume: Option<Cursor>,

@@ -84,7 +84,7 @@ const PATH: &str = "/api/v1/licenses/assignments";
 
 /// The keys of the orphans (`orphans=true`).
 async fn orphan_keys(ctx: &Ctx) -> Result<HashSet<(String, String)>> {
-    let tenant = &ctx.source;
+    let tenant = &ctx.connector;
     let url = tenant.url(PATH, &[("limit", tenant.limit(MAX_LIMIT)), ("orphans", "true".into())]);
     let mut pages = tenant.pages(url);
     let mut keys = HashSet::new();
@@ -108,11 +108,11 @@ impl Source<Tenant> for LicenseAssignments {
     }
 
     async fn plan(&self, ctx: &Ctx) -> Result<Plan> {
-        let orphans = match ctx.source.settings.include_orphans {
+        let orphans = match ctx.connector.settings.include_orphans {
             true => Some(orphan_keys(ctx).await?),
             false => None,
         };
-        let tenant = &ctx.source;
+        let tenant = &ctx.connector;
         let pages = tenant.pages(tenant.url(PATH, &[("limit", tenant.limit(MAX_LIMIT))]));
         Ok(Plan::chain(Chain::new(pages, move |src, out| {
             let mut row = record(src, Value::Null);

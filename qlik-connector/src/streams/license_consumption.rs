@@ -78,7 +78,7 @@ impl Source<Tenant> for LicenseConsumption {
     }
 
     async fn plan(&self, ctx: &Ctx) -> Result<Plan> {
-        let tenant = &ctx.source;
+        let tenant = &ctx.connector;
         let from = start_filter(ctx.resume.as_ref(), &tenant.settings);
         let bounds = match tenant.settings.max_concurrency {
             1 => Vec::new(),
@@ -106,7 +106,7 @@ async fn span(ctx: &Ctx, from: Option<&str>) -> Result<Option<(OffsetDateTime, O
     let edge = |sort: &'static str| {
         let mut query = vec![("limit", "1".to_string()), ("sort", sort.to_string())];
         query.extend(from.map(|f| ("filter", f.to_string())));
-        let url = ctx.source.url(PATH, &query);
+        let url = ctx.connector.url(PATH, &query);
         async move {
             let answer = get_object(ctx, url).await?;
             let end = answer

@@ -72,7 +72,7 @@ impl Source<Tenant> for LicenseOverview {
     }
 
     async fn plan(&self, ctx: &Ctx) -> Result<Plan> {
-        let overview = get_object(ctx, ctx.source.url("/api/v1/licenses/overview", &[])).await?;
+        let overview = get_object(ctx, ctx.connector.url("/api/v1/licenses/overview", &[])).await?;
         if let Some(Value::String(key)) = overview.get("licenseKey") {
             connector_api::secret::register(key);
         }

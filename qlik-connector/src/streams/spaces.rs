@@ -76,7 +76,7 @@ impl Source<Tenant> for Spaces {
     }
 
     async fn plan(&self, ctx: &Ctx) -> Result<Plan> {
-        let tenant = ctx.source.clone();
+        let tenant = ctx.connector.clone();
         let query = [("limit", tenant.limit(MAX_LIMIT))];
         let spaces = Chain::of(&SPACES, tenant.pages(tenant.url("/api/v1/spaces", &query)));
         let members = FanOut::new(&SPACE_ASSIGNMENTS, "id", move |space_id| {

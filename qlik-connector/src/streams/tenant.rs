@@ -66,8 +66,8 @@ const LICENCE_STATUS_COLUMNS: [(&str, &str); 8] = [
 /// record is keyed by it: looked up by the first of them, its retries reported under that
 /// stream, and shared with the others of the read.
 pub async fn tenant_id(ctx: &Ctx) -> Result<String> {
-    let id = ctx.source.id.get_or_try_init(|| async {
-        let tenant = get_object(ctx, ctx.source.url("/api/v1/tenants/me", &[])).await?;
+    let id = ctx.connector.id.get_or_try_init(|| async {
+        let tenant = get_object(ctx, ctx.connector.url("/api/v1/tenants/me", &[])).await?;
         match tenant.get("id").and_then(Value::as_str) {
             Some(id) if !id.is_empty() => Ok(id.to_string()),
             _ => {
@@ -90,8 +90,8 @@ impl Source<Tenant> for TenantSource {
     }
 
     async fn plan(&self, ctx: &Ctx) -> Result<Plan> {
-        let tenant = get_object(ctx, ctx.source.url("/api/v1/tenants/me", &[])).await?;
-        let status = match get(ctx, &ctx.source.url("/api/v1/licenses/status", &[])).await {
+        let tenant = get_object(ctx, ctx.connector.url("/api/v1/tenants/me", &[])).await?;
+        let status = match get(ctx, &ctx.connector.url("/api/v1/licenses/status", &[])).await {
             Ok(Value::Object(status)) => status,
             Ok(_) => Map::new(),
             Err(err) if err.kind() == ErrorKind::Permission => {

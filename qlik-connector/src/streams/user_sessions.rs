@@ -81,7 +81,7 @@ impl Source<Tenant> for UserSessions {
     }
 
     async fn plan(&self, ctx: &Ctx) -> Result<Plan> {
-        let tenant = ctx.source.clone();
+        let tenant = ctx.connector.clone();
         let settings = &tenant.settings;
         let from = match (&ctx.resume, &settings.sessions_start) {
             (Some(cursor), _) => Some(cursor.at - settings.sessions_lookback),
@@ -134,7 +134,7 @@ impl Source<Tenant> for UserSessions {
 
 /// The session event types among those `/v1/audits/types` lists.
 async fn session_types(ctx: &Ctx) -> Result<Vec<String>> {
-    let listed = get_object(ctx, ctx.source.url("/api/v1/audits/types", &[])).await?;
+    let listed = get_object(ctx, ctx.connector.url("/api/v1/audits/types", &[])).await?;
     let types = listed.get("data").and_then(Value::as_array).into_iter().flatten();
     Ok(types.filter_map(Value::as_str).filter(|t| t.contains("user-session")).map(str::to_string).collect())
 }
@@ -143,7 +143,7 @@ async fn session_types(ctx: &Ctx) -> Result<Vec<String>> {
 /// when `from` is older than the window; `None` when there are none, or the tenant keeps
 /// no archive (with a warning).
 async fn archived_days(ctx: &Ctx, from: OffsetDateTime, now: OffsetDateTime) -> Result<Option<Vec<Date>>> {
-    let settings = get_object(ctx, ctx.source.url("/api/v1/audits/settings", &[])).await?;
+    let settings = get_object(ctx, ctx.connector.url("/api/v1/audits/settings", &[])).await?;
     let data = settings.get("data");
     let retention = data
         .and_then(|d| d.get("EventTTL"))

@@ -120,7 +120,7 @@ impl Source<Tenant> for Users {
     }
 
     async fn plan(&self, ctx: &Ctx) -> Result<Plan> {
-        let tenant = ctx.source.clone();
+        let tenant = ctx.connector.clone();
         if tenant.settings.max_concurrency == 1 {
             return Ok(Plan::chain(Chain::new(listing(&tenant, STABLE_ORDER), split)));
         }
