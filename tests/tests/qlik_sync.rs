@@ -4,43 +4,23 @@
 mod qlik_support;
 
 use connector_api::{State, StreamEvent};
+use qlik_connector::streams::names;
 use qlik_support::{assert_exact, config, read};
 use serde_json::json;
 use tests::qlik_sim::{SimConfig, Simulator};
 
-const ALL: &[&str] = &[
-    "tenant",
-    "users",
-    "user_roles",
-    "user_groups",
-    "groups",
-    "roles",
-    "license_overview",
-    "license_allotments",
-    "license_assignments",
-    "license_consumption",
-    "user_sessions",
-    "spaces",
-    "space_assignments",
-    "apps",
-    "api_keys",
-    "license_settings",
-    "api_key_policy",
-    "oauth_clients",
-    "quotas",
-];
-
 #[tokio::test]
 async fn every_stream_matches_ground_truth_at_several_page_sizes() {
     let sim = Simulator::start(SimConfig::small()).await.unwrap();
+    let all = names();
     for page_size in [None, Some(7), Some(100), Some(1000)] {
         let mut extra = json!({});
         if let Some(p) = page_size {
             extra["page_size"] = json!(p);
         }
         let outcome = read(&config(&sim, &sim.keys().admin, extra), None, &State::default(), false).await;
-        assert_exact(&sim, &outcome, ALL, &format!("page_size {page_size:?}"));
-        for s in ALL {
+        assert_exact(&sim, &outcome, &all, &format!("page_size {page_size:?}"));
+        for s in &all {
             let completed =
                 outcome.statuses.iter().filter(|st| st.stream == *s).find_map(|st| match st.event {
                     StreamEvent::Completed { records } => Some(records),
@@ -97,7 +77,7 @@ async fn records_keep_unknown_fields_and_never_the_licence_key() {
     let sim = Simulator::start(SimConfig::small()).await.unwrap();
     sim.set_faults(tests::qlik_sim::Faults { schema_drift: true, ..Default::default() });
     let outcome = read(&config(&sim, &sim.keys().admin, json!({})), None, &State::default(), false).await;
-    assert_exact(&sim, &outcome, ALL, "schema drift");
+    assert_exact(&sim, &outcome, &names(), "schema drift");
     let with_extra = outcome
         .records
         .values()

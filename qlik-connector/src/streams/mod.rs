@@ -14,6 +14,7 @@
 pub mod api_key_policy;
 pub mod api_keys;
 pub mod apps;
+pub mod consumption_executions;
 pub mod groups;
 pub mod license_assignments;
 pub mod license_consumption;
@@ -50,6 +51,7 @@ pub const SOURCES: &[&dyn Source<Tenant>] = &[
     &api_key_policy::SOURCE,
     &oauth_clients::SOURCE,
     &quotas::SOURCE,
+    &consumption_executions::ConsumptionExecutions,
 ];
 
 /// Every stream, in catalog order.

@@ -9,7 +9,7 @@ use crate::digest::{KeyDigest, key_digest};
 
 use super::keys::KeyKind;
 use super::synth::rfc3339_ms;
-use super::tenant::{AssignmentRec, QUOTA_IDS, Tenant};
+use super::tenant::{AssignmentRec, EXECUTION_IDENTITY, QUOTA_IDS, Tenant};
 
 /// The `type` a correct sync lands for an assignment row Qlik sends without one (Qlik's
 /// own examples show such rows): the connector's documented stand-in, which keeps the
@@ -31,6 +31,10 @@ pub struct GroundTruth {
     /// `space_assignments`, `apps` and `api_keys` as the non-admin key sees them (see
     /// [`non_admin`]).
     pub streams: BTreeMap<String, KeyDigest>,
+    /// The records `consumption/executions` lists, in its default order (`-periodstart`):
+    /// a capacity tenant's metering records, none on a user-based tenant.
+    #[serde(default)]
+    pub consumption_executions: Vec<serde_json::Value>,
 }
 
 impl GroundTruth {
@@ -120,6 +124,9 @@ pub(crate) fn compute(t: &Tenant, late_listed: bool) -> GroundTruth {
     put("idle_professional_seats", key_digest(idle.map(|a| [a.subject])));
     put("quotas", key_digest(QUOTA_IDS.map(|id| [id])));
     put("oauth_clients", key_digest((0..t.oauth_clients).map(|i| [t.oauth_client_id(i)])));
+    let mut executions: Vec<serde_json::Value> = (0..t.executions()).map(|i| t.execution_json(i)).collect();
+    executions.sort_by_key(|r| std::cmp::Reverse(r["periodStart"].as_str().map(str::to_owned)));
+    put("consumption_executions", key_digest(executions.iter().map(|r| [execution_key(r)])));
 
     // What the non-admin key's user can see of the streams it may read.
     let user = KeyKind::NonAdmin.user_index();
@@ -137,5 +144,13 @@ pub(crate) fn compute(t: &Tenant, late_listed: bool) -> GroundTruth {
         &non_admin("api_keys"),
         key_digest((0..t.api_keys).filter(|i| t.api_key_owner(*i) == user).map(|i| [t.api_key_id(i)])),
     );
-    GroundTruth { streams }
+    GroundTruth { streams, consumption_executions: executions }
+}
+
+/// The key the connector documents for an execution record (which has no id): the hex
+/// SHA-256 of the JSON array of its [`EXECUTION_IDENTITY`] fields, absent ones null.
+pub fn execution_key(record: &serde_json::Value) -> String {
+    use sha2::{Digest, Sha256};
+    let identity: Vec<&serde_json::Value> = EXECUTION_IDENTITY.iter().map(|f| &record[*f]).collect();
+    hex::encode(Sha256::digest(serde_json::to_string(&identity).expect("JSON values serialise")))
 }

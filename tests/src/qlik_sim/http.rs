@@ -46,6 +46,8 @@ impl Ctx {
             Service::Spaces
         } else if p.starts_with("/api/v1/items") {
             Service::Items
+        } else if p.starts_with("/api/v1/consumption") {
+            Service::Consumption
         } else {
             Service::Identity
         }
@@ -63,6 +65,8 @@ pub(crate) enum Service {
     Spaces,
     /// items: `ErrorResponseBody` with `meta`, no `status`.
     Items,
+    /// consumption: `ErrorResponse`, `code` and `title` with a `traceId` beside the errors.
+    Consumption,
 }
 
 /// A reply body.
@@ -150,6 +154,10 @@ impl ApiError {
             }),
             Service::Items => json!({
                 "errors": [{"code": format!("ITEMS-{s}"), "title": self.title, "detail": self.detail, "meta": {"message": self.detail}}],
+            }),
+            Service::Consumption => json!({
+                "errors": [{"code": format!("CONSUMPTION-{s}"), "title": self.title, "detail": self.detail}],
+                "traceId": format!("{:032x}", u128::from(s) * 0x9E37_79B9_7F4A_7C15),
             }),
         };
         let mut headers = Vec::new();

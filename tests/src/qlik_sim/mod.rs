@@ -46,7 +46,7 @@ use std::sync::atomic::Ordering;
 
 pub use config::{Faults, SimConfig, Subscription};
 pub use faults::{FOREIGN_HOST, Hostile};
-pub use ground_truth::{GroundTruth, UNTYPED, non_admin};
+pub use ground_truth::{GroundTruth, UNTYPED, execution_key, non_admin};
 pub use keys::ApiKeys;
 pub use log::LoggedRequest;
 pub use situations::Situations;

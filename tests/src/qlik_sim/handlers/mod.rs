@@ -2,6 +2,7 @@
 
 mod api_keys;
 mod audits;
+mod consumption;
 mod content;
 mod identity;
 mod licenses;
@@ -100,6 +101,7 @@ pub(crate) fn route(t: &Tenant, ctx: &Ctx, who: Principal, keys_enabled: bool) -
             let usage = crate::qlik_sim::paging::bool_param(ctx, "reportUsage")?;
             Ok(Reply::ok(t.quotas_json(usage)))
         }
+        ["api", "v1", "consumption", "executions"] => consumption::executions(t, ctx),
         ["api", "v1", "oauth-clients"] => {
             who.require_admin("the tenant's OAuth clients")?;
             oauth_clients::list(t, ctx)

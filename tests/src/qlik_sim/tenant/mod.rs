@@ -4,6 +4,7 @@
 
 mod api_keys;
 mod audits;
+mod consumption;
 mod content;
 mod identity;
 mod licenses;
@@ -11,6 +12,7 @@ mod oauth_clients;
 mod quotas;
 
 pub(crate) use audits::{AUDIT_RETENTION_S, AUDIT_TYPES};
+pub(crate) use consumption::{EXECUTION_IDENTITY, EXECUTION_PERIODS};
 pub(crate) use identity::{DEFAULT_ROLES, SortKey, UserOrder, UserRec, UserStatus};
 pub(crate) use licenses::AssignmentRec;
 pub(crate) use quotas::QUOTA_IDS;
