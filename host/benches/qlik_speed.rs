@@ -116,9 +116,9 @@ impl Plan {
         // From both ends of `sort=id`, the upper end starting after the lower end's second
         // page; both read the page where they meet.
         let users = pages("users", 100);
-        // Four session event types, listed one after another (events cycle evenly through
+        // Four session event types, listed side by side (events cycle evenly through
         // them), after `/audits/types`.
-        let sessions = 1 + 4 * count("user_sessions").div_ceil(4 * 100).max(1);
+        let session_pages = count("user_sessions").div_ceil(4 * 100).max(1);
         // A document named by the tenant's id, which `/tenants/me` and its redirect give,
         // looked up once for both documents: the second waits for it.
         let tenant_document = 3;
@@ -132,7 +132,7 @@ impl Plan {
             Chain::sequential("license_overview", 1),
             Chain::sequential("license_assignments", pages("license_assignments", 100)),
             Chain { name: "license_consumption", length: 1 + slice, requests: 2 + slices * slice },
-            Chain::sequential("user_sessions", sessions),
+            Chain { name: "user_sessions", length: 1 + session_pages, requests: 1 + 4 * session_pages },
             Chain::sequential("license_settings", tenant_document),
             // One listing per space (each has at most 5 members) after the spaces page that
             // names it, at once: one request longer than the spaces listing.

@@ -96,11 +96,13 @@ pub enum Order {
 /// A stream's plan may hold several chains, read concurrently (bounded by the read's
 /// concurrency): a listing per user status, or consecutive time slices of an event log.
 /// For checkpoints, chains are in cursor order: every item of a chain comes at or after
-/// every item of the chains before it. A full-refresh stream has no cursor, and its chains
-/// may split the listing any way.
+/// every item of the chains before it, unless the chain is declared [`Chain::alongside`]
+/// the one before it (a listing per event type over the same time range). A full-refresh
+/// stream has no cursor, and its chains may split the listing any way.
 pub struct Chain {
     pub(crate) pages: Pages,
     pub(crate) order: Order,
+    pub(crate) alongside: bool,
     pub(crate) map: Mapper,
 }
 
@@ -110,7 +112,7 @@ impl Chain {
         pages: Pages,
         map: impl Fn(Map<String, Value>, &mut Records) -> Result<()> + Send + Sync + 'static,
     ) -> Chain {
-        Chain { pages, order: Order::Unordered, map: Arc::new(map) }
+        Chain { pages, order: Order::Unordered, alongside: false, map: Arc::new(map) }
     }
 
     /// A chain whose every item is one record of `def`, mapped column for column.
@@ -124,6 +126,16 @@ impl Chain {
     /// Declares that the chain's pages ascend on the cursor.
     pub fn ascending(mut self) -> Chain {
         self.order = Order::Ascending;
+        self
+    }
+
+    /// Declares that the chain covers the same stretch of the cursor as the chain before it
+    /// in the plan, its items interleaved with that chain's rather than after them: one
+    /// listing per event type over one time range. Such chains are read side by side and
+    /// count for checkpoints as one: done when all are done, and, while they run, as far
+    /// as the least advanced of them when all ascend.
+    pub fn alongside(mut self) -> Chain {
+        self.alongside = true;
         self
     }
 }

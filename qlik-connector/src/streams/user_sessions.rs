@@ -11,9 +11,9 @@
 //! A sync starts at the saved cursor less `sessions_lookback`, else at `sessions_start`,
 //! else at the start of the online window. Days before the online window come from the
 //! archive, one request per day, with a checkpoint after each; the online events follow,
-//! per type in ascending `eventTime`, with a checkpoint once every type is read (the
-//! types are listed one after the other, so an earlier checkpoint could pass events of a
-//! type not yet read). A session event type not listed by `/v1/audits/types` is skipped
+//! one listing per type in ascending `eventTime`, read side by side (`Chain::alongside`),
+//! with checkpoints as far as the least advanced of them, so no checkpoint passes events
+//! of a type not yet read that far. A session event type not listed by `/v1/audits/types` is skipped
 //! in the archive too. Rows are keyed by `eventId`, which the archive and the online
 //! listing share, so a day read from both, or read again by the look-back, is upserted.
 
@@ -112,7 +112,9 @@ impl Source<Tenant> for UserSessions {
             });
             chains.push(archive.ascending());
         }
-        let online = types.iter().map(|event_type| {
+        // One listing per session type, side by side over the same stretch of time: each
+        // ascends, so the checkpoint follows the least advanced of them.
+        let online = types.iter().enumerate().map(|(i, event_type)| {
             let mut query = vec![
                 ("eventType", event_type.clone()),
                 ("sort", "+eventTime".to_string()),
@@ -121,13 +123,14 @@ impl Source<Tenant> for UserSessions {
             if let Some(from) = from {
                 query.push(("eventTime", format!("{}/{}", Cursor::at(from).raw(), Cursor::at(now).raw())));
             }
-            tenant.pages(tenant.url("/api/v1/audits", &query))
+            let chain = Chain::new(tenant.pages(tenant.url("/api/v1/audits", &query)), |event, out| {
+                out.push(&USER_SESSIONS, record(event, false));
+                Ok(())
+            })
+            .ascending();
+            if i == 0 { chain } else { chain.alongside() }
         });
-        let online: Vec<_> = online.collect();
-        chains.push(Chain::new(futures::stream::iter(online).flatten().boxed(), |event, out| {
-            out.push(&USER_SESSIONS, record(event, false));
-            Ok(())
-        }));
+        chains.extend(online);
         Ok(Plan::chains(chains))
     }
 }
