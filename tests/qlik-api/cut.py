@@ -12,13 +12,14 @@ SCHEMAS = ["Users", "User", "Groups", "ListRolesResult", "Spaces", "Assignments"
            "assignmentsResponse", "consumptionEventsResponse", "api-key-page", "ApiKeysConfig",
            "Errors", "ErrorResponseBody", "settingsBody", "OAuthClientAdminListResponse",
            "GetResult", "GetObjectsResult", "GetSettingsResult", "GetArchiveResult", "GetQuotasResult",
-           "oauth-token-response"]
+           "oauth-token-response", "ExecutionsByTenantList", "ErrorResponse"]
 PATHS = ["/v1/users", "/v1/users/{userId}", "/v1/users/me", "/v1/tenants/{tenantId}", "/v1/tenants/me",
          "/v1/groups", "/v1/roles", "/v1/licenses/overview", "/v1/licenses/status",
          "/v1/licenses/assignments", "/v1/licenses/consumption", "/v1/spaces",
          "/v1/spaces/{spaceId}/assignments", "/v1/items", "/v1/api-keys",
          "/v1/api-keys/configs/{tenantId}", "/v1/licenses/settings", "/v1/oauth-clients",
-         "/v1/audits", "/v1/audits/types", "/v1/audits/settings", "/v1/audits/archive", "/v1/quotas"]
+         "/v1/audits", "/v1/audits/types", "/v1/audits/settings", "/v1/audits/archive", "/v1/quotas",
+         "/v1/consumption/executions"]
 out = {"swagger": src.get("swagger"), "info": src["info"], "paths": {}, "components": {}}
 todo = [f"#/components/schemas/{n}" for n in SCHEMAS]
 for p in PATHS:

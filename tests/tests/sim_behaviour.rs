@@ -310,3 +310,60 @@ async fn dropping_the_simulator_stops_the_server() {
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "nothing listens on {addr} any more");
 }
+
+/// `consumption/executions` as https://qlik.dev/apis/rest/consumption describes it: limit
+/// 1 to 200, page cursors in next links that carry only `limit` and `page`, an `offset`,
+/// `-periodstart` first unless sorted otherwise, `periodsToInclude` and `filter`; 404 on a
+/// user-based tenant.
+#[tokio::test]
+async fn consumption_executions_page_sort_and_filter_on_a_capacity_tenant_only() {
+    use tests::qlik_sim::Subscription;
+    let sim = Simulator::start(SimConfig { subscription: Subscription::CapacityBased, ..SimConfig::small() })
+        .await
+        .unwrap();
+    let truth = sim.ground_truth().consumption_executions.clone();
+    assert_eq!(truth.len(), 69);
+    let c = client();
+    let b = sim.base_url();
+    let admin = Some(sim.keys().admin.as_str());
+    let path = "/api/v1/consumption/executions";
+
+    let first = get(&c, &format!("{b}{path}?limit=7&sort=%2Bperiodstart"), admin).await;
+    assert_eq!(
+        (first.status, &first.body["totalCount"], &first.body["currentPageCount"]),
+        (200, &69.into(), &7.into())
+    );
+    assert_eq!(first.body["data"][0]["periodStart"], "2026-08-01");
+    let next = &first.body["links"]["next"];
+    let href = url::Url::parse(&s(next, "href")).unwrap();
+    let keys: Vec<String> = href.query_pairs().map(|(k, _)| k.into_owned()).collect();
+    assert_eq!(keys, ["limit", "page"], "the link drops sort: {href}");
+    assert_eq!(href.query_pairs().find(|(k, _)| k == "page").unwrap().1, s(next, "token"));
+    assert_eq!(next["type"], "next");
+    assert!(first.body["links"].get("prev").is_none());
+
+    assert_eq!(records(&sim, &format!("{path}?limit=7")).await, truth, "all of it, -periodstart first");
+    assert_eq!(truth[0]["periodStart"], "2026-10-01");
+    let last = get(&c, &format!("{b}{path}?limit=7&offset=66"), admin).await;
+    assert_eq!(last.body["data"].as_array().unwrap()[..], truth[66..]);
+    assert!(last.body["links"].get("next").is_none() && last.body["links"]["prev"]["href"].is_string());
+    let both = get(&c, &format!("{b}{path}?offset=1&page={}", s(next, "token")), admin).await;
+    assert_eq!(both.status, 400);
+
+    let automations = format!("filter={}", q(r#"resourcetype eq "automations""#));
+    for (query, n) in
+        [("periodsToInclude=current", 23), ("periodsToInclude=current,previous", 46), (&automations, 27)]
+    {
+        assert_eq!(records(&sim, &format!("{path}?limit=200&{query}")).await.len(), n, "{query}");
+    }
+    for limit in ["0", "201", "x"] {
+        let got = get(&c, &format!("{b}{path}?limit={limit}"), admin).await;
+        assert_eq!(got.status, 400, "limit={limit}");
+        assert!(got.body["errors"][0]["code"].is_string() && got.body["traceId"].is_string(), "{}", got.body);
+    }
+
+    let user_based = Simulator::start(SimConfig::small()).await.unwrap();
+    let got = get(&c, &format!("{}{path}", user_based.base_url()), Some(&user_based.keys().admin)).await;
+    assert_eq!(got.status, 404);
+    assert_eq!(got.body["errors"][0]["title"], "Not Found");
+}

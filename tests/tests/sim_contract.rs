@@ -9,7 +9,7 @@ use std::collections::{BTreeSet, HashMap};
 use jsonschema::{Draft, Validator};
 use serde_json::{Value, json};
 use sim_common::{client, get, s};
-use tests::qlik_sim::{SimConfig, Simulator};
+use tests::qlik_sim::{SimConfig, Simulator, Subscription};
 
 /// Where Qlik's definitions sit: the parts the tests use, vendored beside this crate (see
 /// `tests/qlik-api/README.md`), unless `QLIK_API_DEFINITIONS` names another copy (the whole
@@ -249,6 +249,37 @@ async fn every_endpoint_matches_qliks_definitions_in_every_fault_free_mode() {
         check_tenant(&mut contract, &sim, &keys.admin, true).await;
         check_tenant(&mut contract, &sim, &keys.expiring_soon, true).await;
         check_tenant(&mut contract, &sim, &keys.non_admin, false).await;
+        check_executions(&mut contract, &sim, false).await;
+    }
+    let capacity = SimConfig { seed: 5, subscription: Subscription::CapacityBased, ..SimConfig::small() };
+    // Only this endpoint: the capacity tenant's `fullUser` allotment is outside the
+    // definition's enumeration of allotment names (2025-01), which predates the kind.
+    let sim = Simulator::start(capacity).await.unwrap();
+    check_executions(&mut contract, &sim, true).await;
+}
+
+/// `consumption/executions`: pages in every order and selection on a capacity tenant, the
+/// 404 of a user-based one; `ExecutionsByTenantList` and `ErrorResponse`.
+async fn check_executions(contract: &mut Contract, sim: &Simulator, capacity: bool) {
+    let b = sim.base_url();
+    let key = &sim.keys().admin;
+    let path = "/api/v1/consumption/executions";
+    if !capacity {
+        let got = get(&client(), &format!("{b}{path}"), Some(key)).await;
+        assert_eq!(got.status, 404);
+        contract.check("ErrorResponse", &got.body, "consumption/executions on a user-based tenant");
+        return;
+    }
+    let filter =
+        url::form_urlencoded::byte_serialize(br#"overage eq "true" or userid pr"#).collect::<String>();
+    for query in [
+        "limit=10".to_string(),
+        "sort=%2Bperiodstart&sort=-periodend&limit=30".to_string(),
+        "periodsToInclude=current&periodsToInclude=previous&offset=5".to_string(),
+        format!("filter={filter}&limit=200"),
+    ] {
+        let got = check_pages(contract, key, format!("{b}{path}?{query}"), "ExecutionsByTenantList", 8).await;
+        assert!(!got.is_empty(), "{query}");
     }
 }
 
@@ -271,6 +302,8 @@ async fn error_bodies_match_the_services_error_schemas() {
         ),
         (format!("{b}/api/v1/oauth-clients"), Some(sim.keys().non_admin.as_str()), "Errors"),
         (format!("{b}/api/v1/items?limit=0"), admin, "ErrorResponseBody"),
+        (format!("{b}/api/v1/consumption/executions?limit=201"), admin, "ErrorResponse"),
+        (format!("{b}/api/v1/consumption/executions?sort=name"), admin, "ErrorResponse"),
     ] {
         let got = get(&c, &url, key).await;
         assert!(got.status >= 400, "{url}");

@@ -6,7 +6,9 @@
 //! The three periods are the current month and the two before it, what Qlik's Data Capacity
 //! Reporting App details
 //! (https://help.qlik.com/en-US/cloud-services/Subsystems/Hub/Content/Sense_Hub/Admin/usage-metrics-app.htm).
-//! A user-based tenant has none (see [`Tenant::executions_listed`]).
+//! A user-based tenant has none (see [`Tenant::executions_listed`]). No record carries
+//! `segments`: the definition's example (`{"QDI": 10}`) and its schema (each segment's values
+//! objects) disagree, and Qlik documents neither further.
 
 use serde_json::{Value, json};
 
@@ -115,7 +117,6 @@ impl Tenant {
             record["unit"] = json!(unit);
             record["scope"] = json!(["tenant", "resourceType"]);
             record["scopeMapping"] = json!(format!("tenant:{}|resourceType:{rtype}", self.tenant_id));
-            record["segments"] = json!([{"APP": usage}]);
             (limit, usage)
         } else if slot < meters + users {
             let user = self.user_id(slot - meters);
