@@ -142,6 +142,7 @@ impl Plan {
             Chain { name: "api_key_policy", length: tenant_document, requests: 1 },
             Chain::sequential("oauth_clients", pages("oauth_clients", 100)),
             Chain::sequential("quotas", 1),
+            Chain::sequential("consumption_executions", pages("consumption_executions", 200)),
         ];
         chains.sort_by_key(|c| std::cmp::Reverse(c.length));
         Plan { chains }

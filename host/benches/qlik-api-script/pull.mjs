@@ -87,5 +87,9 @@ await list(() => qlik.apiKeys.getApiKeys({ limit: 100 }));
 await one(() => qlik.apiKeys.getApiKeysConfig(tenant.id));
 await list(() => qlik.oauthClients.getOAuthClients({ limit: 100 }));
 await list(() => qlik.quotas.getQuotas({ reportUsage: true }));
+// A user-based tenant answers 404 here (nothing is metered by capacity): no records.
+await list(() => qlik.consumption.getConsumptionExecutions({ limit: 200 })).catch((error) => {
+  if (error?.status !== 404) throw error;
+});
 const seconds = (performance.now() - started) / 1000;
 console.log(JSON.stringify({ records, pages, seconds }));
