@@ -2,6 +2,7 @@
 //! connector applies to the address it sends credentials to.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -65,6 +66,23 @@ fn is_loopback(host: &Host<&str>) -> bool {
     }
 }
 
+/// The longest look-back a connector accepts: a year, past which a "look-back" is a full
+/// refresh in disguise.
+const MAX_LOOKBACK: Duration = Duration::from_secs(366 * 86_400);
+
+/// Reads `value` of config field `field` as a look-back, how far before its saved cursor
+/// an incremental stream starts again: a duration such as `48h`, `2d`, `90m`, `1h 30m` or
+/// `0s` (humantime's format), at most a year.
+pub fn lookback(field: &str, value: &str) -> Result<Duration> {
+    match humantime::parse_duration(value.trim()) {
+        Ok(d) if d <= MAX_LOOKBACK => Ok(d),
+        _ => Err(Error::config(
+            field,
+            "is not a duration of at most a year written as numbers with units s, m, h or d (48h, 2d, 1h 30m, 0s)",
+        )),
+    }
+}
+
 /// Parses `config` into `T`, naming the offending field on failure.
 ///
 /// Declare `T` with `#[serde(deny_unknown_fields)]` so a misspelt option is an error
@@ -96,6 +114,18 @@ fn redact_reason(reason: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lookback_is_numbers_with_units_up_to_a_year() {
+        assert_eq!(lookback("f", "48h").unwrap(), Duration::from_secs(48 * 3600));
+        assert_eq!(lookback("f", " 2d").unwrap(), Duration::from_secs(2 * 86_400));
+        assert_eq!(lookback("f", "0s").unwrap(), Duration::ZERO);
+        assert_eq!(lookback("f", "1h 30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(lookback("f", "1.5h").unwrap(), Duration::from_secs(5400));
+        for bad in ["", "48", "h", "-1h", "2 weeks ago", "400d"] {
+            assert_eq!(lookback("f", bad).unwrap_err().context_value("field"), Some("f"), "{bad}");
+        }
+    }
     use serde::Deserialize;
     use serde_json::json;
 

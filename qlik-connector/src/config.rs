@@ -265,9 +265,10 @@ impl Settings {
         }
         let start = |field, value: Option<&str>| value.map(|v| parse_start(field, v)).transpose();
         let consumption_start = start("consumption_start", raw.consumption_start.as_deref())?;
-        let consumption_lookback = parse_lookback("consumption_lookback", &raw.consumption_lookback)?;
+        let consumption_lookback =
+            connector_api::config::lookback("consumption_lookback", &raw.consumption_lookback)?;
         let sessions_start = start("sessions_start", raw.sessions_start.as_deref())?;
-        let sessions_lookback = parse_lookback("sessions_lookback", &raw.sessions_lookback)?;
+        let sessions_lookback = connector_api::config::lookback("sessions_lookback", &raw.sessions_lookback)?;
         Ok(Settings {
             tenant,
             auth,
@@ -340,28 +341,6 @@ fn parse_start(field: &'static str, value: &str) -> Result<String> {
         Error::config(field, "is not an RFC 3339 timestamp (2025-01-01T00:00:00Z) or a date (2025-01-01)")
     })?;
     at.format(&Rfc3339).map_err(|e| Error::config(field, e))
-}
-
-fn parse_lookback(field: &'static str, value: &str) -> Result<Duration> {
-    let value = value.trim();
-    let unit_at = value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len());
-    let (number, unit) = value.split_at(unit_at);
-    let seconds_per = match unit.trim() {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3_600,
-        "d" => 86_400,
-        _ => 0,
-    };
-    match number.parse::<u64>() {
-        Ok(n) if seconds_per > 0 && n <= 366 * 86_400 / seconds_per => {
-            Ok(Duration::from_secs(n * seconds_per))
-        }
-        _ => Err(Error::config(
-            field,
-            "is not a duration of at most a year written as a number and a unit s, m, h or d (48h, 2d, 0s)",
-        )),
-    }
 }
 
 #[cfg(test)]
@@ -481,21 +460,15 @@ mod tests {
     }
 
     #[test]
-    fn consumption_lookback_reads_a_number_and_a_unit() {
-        assert_eq!(parse_lookback("consumption_lookback", "48h").unwrap(), Duration::from_secs(48 * 3600));
-        assert_eq!(parse_lookback("consumption_lookback", " 2d").unwrap(), Duration::from_secs(2 * 86_400));
-        assert_eq!(parse_lookback("consumption_lookback", "0s").unwrap(), Duration::ZERO);
-        assert_eq!(parse_lookback("consumption_lookback", "90m").unwrap(), Duration::from_secs(5400));
-        for bad in ["", "48", "h", "-1h", "2w", "1.5h", "400d"] {
-            assert_eq!(
-                parse_lookback("consumption_lookback", bad).unwrap_err().context_value("field"),
-                Some("consumption_lookback"),
-                "{bad}"
-            );
-        }
+    fn consumption_lookback_defaults_to_48_hours() {
         let s = Settings::from_json(&json!({"tenant_url": "https://a.eu.qlikcloud.com", "api_key": "k"}))
             .unwrap();
         assert_eq!(s.consumption_lookback, Duration::from_secs(48 * 3600));
+        let err = Settings::from_json(
+            &json!({"tenant_url": "https://a.eu.qlikcloud.com", "api_key": "k", "sessions_lookback": "2 weeks ago"}),
+        )
+        .unwrap_err();
+        assert_eq!(err.context_value("field"), Some("sessions_lookback"));
     }
 
     #[test]
