@@ -38,7 +38,7 @@ async fn an_m2m_client_syncs_every_stream_an_admin_key_syncs_with_one_token() {
     let outcome = read(&oauth_config(&sim, &secret, json!({})), None, &State::default(), false).await;
     let streams: Vec<String> = catalog().streams.into_iter().map(|s| s.name).collect();
     let streams: Vec<&str> = streams.iter().map(String::as_str).collect();
-    assert_eq!(streams.len(), 19);
+    assert_eq!(streams.len(), 20);
     assert_exact(&sim, &outcome, &streams, "OAuth client");
     assert_eq!(token_requests(&sim), 1, "the token is cached for the whole run");
     assert_eq!(rejected(&sim), 0);

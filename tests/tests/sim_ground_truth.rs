@@ -4,7 +4,7 @@
 mod sim_common;
 
 use serde_json::Value;
-use sim_common::{pages, records, s};
+use sim_common::{client, get, pages, records, s};
 use tests::digest::key_digest;
 use tests::qlik_sim::{SimConfig, Simulator};
 
@@ -92,7 +92,13 @@ async fn ground_truth_equals_a_paging_clients_harvest() {
         *truth.stream("license_allotments")
     );
     assert_eq!(key_digest([[sim.tenant_id()]]), *truth.stream("tenant"));
-    assert_eq!(truth.streams.len(), 28);
+    // A user-based tenant meters nothing by capacity: 404, and nothing to land.
+    let executions =
+        get(&client(), &format!("{}/api/v1/consumption/executions", sim.base_url()), Some(&sim.keys().admin))
+            .await;
+    assert_eq!(executions.status, 404);
+    assert_eq!(*truth.stream("consumption_executions"), key_digest(Vec::<[String; 1]>::new()));
+    assert_eq!(truth.streams.len(), 29);
 }
 
 #[tokio::test]
