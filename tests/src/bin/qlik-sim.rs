@@ -97,8 +97,9 @@ struct Args {
     /// Situation: licence assignment rows carry userId and name, or lack type.
     #[arg(long)]
     assignment_shape_variants: bool,
-    /// A capacity-based subscription (a `fullUser` allotment) instead of a user-based one
-    /// (Professional, Analyzer and Analyzer-capacity allotments).
+    /// A capacity-based subscription (a `fullUser` allotment, metering records in
+    /// `consumption/executions`) instead of a user-based one (Professional, Analyzer and
+    /// Analyzer-capacity allotments; `consumption/executions` answers 404).
     #[arg(long)]
     capacity_based: bool,
     /// Write the ground truth (per stream: count and key digest) to this JSON file.

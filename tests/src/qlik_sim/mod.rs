@@ -21,8 +21,10 @@
 //! licence assignment listing includes orphans and `orphans=true` lists only them; licence
 //! next links carry only `limit` and a position; consumption events tie on `endTime` and
 //! some arrive late; the rate limit is per user over 5 minutes; a non-admin key sees only
-//! its own API keys and the spaces and apps it can access. [`Situations`] switch on what a
-//! tenant does only now and then.
+//! its own API keys and the spaces and apps it can access; `consumption/executions` lists
+//! metering records on a capacity tenant only and answers 404 on a user-based one, with next
+//! links of `limit` and `page` alone. [`Situations`] switch on what a tenant does only now
+//! and then.
 
 mod config;
 mod faults;
