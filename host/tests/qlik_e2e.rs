@@ -14,7 +14,7 @@ use qlik_connector as _;
 use scim_connector as _;
 use serde_json::Value;
 use tests::digest::{KeyDigest, key_digest};
-use tests::qlik_sim::{Faults, SimConfig, Simulator};
+use tests::qlik_sim::{Faults, SimConfig, Simulator, Subscription};
 
 fn qlik() -> std::sync::Arc<dyn Connector> {
     connector_api::registry::find("qlik-sense").unwrap()
@@ -210,6 +210,52 @@ async fn postgres_run_matches_ground_truth() {
         let out = cli(&["run", "--config", &config, "--dest", &url, "--quiet"]).await;
         assert_eq!(out.code, 0, "{}", out.stderr);
         pg_assert_matches(&url, &sim).await;
+    }
+}
+
+/// A capacity tenant (issue 16): every stream lands exactly in SQLite and in PostgreSQL,
+/// `consumption_executions` with each metering record once and its figures whole, and a
+/// rerun changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capacity_tenants_metering_records_land_in_sqlite_and_postgres() {
+    let capacity = SimConfig { subscription: Subscription::CapacityBased, ..SimConfig::small() };
+    let sim = Simulator::start(capacity).await.unwrap();
+    let expected = &sim.ground_truth().consumption_executions;
+    assert_eq!(expected.len(), 69);
+    let usage: f64 = expected.iter().map(|r| r["localUsage"].as_f64().unwrap()).sum();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim);
+    let db = dir.path().join("hub.db");
+    let dest = format!("sqlite:{}", db.display());
+    for _ in 0..2 {
+        let out = cli(&["run", "--config", &config, "--dest", &dest, "--quiet"]).await;
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert_sqlite_matches(&db, &sim);
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let sql = "select count(*), sum(local_usage) from qlik_sense__consumption_executions";
+        let totals: (i64, f64) = conn.query_row(sql, [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        assert_eq!(totals, (69, usage));
+        let sql =
+            "select resource_type, period_start, scope from qlik_sense__consumption_executions where overage";
+        let over: (String, String, String) =
+            conn.query_row(sql, [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap();
+        assert_eq!((over.0.as_str(), over.1.as_str()), ("automations", "2026-10-01"));
+        assert_eq!(
+            serde_json::from_str::<Value>(&over.2).unwrap(),
+            serde_json::json!(["tenant", "resourceType"])
+        );
+    }
+
+    let Some(url) = common::fresh_postgres_database("hub_capacity").await else { return };
+    for _ in 0..2 {
+        let out = cli(&["run", "--config", &config, "--dest", &url, "--quiet"]).await;
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        pg_assert_matches(&url, &sim).await;
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        let sql = "select count(*), sum(local_usage)::float8, count(*) filter (where overage) from qlik_sense.consumption_executions";
+        let row = client.query_one(sql, &[]).await.unwrap();
+        assert_eq!((row.get::<_, i64>(0), row.get::<_, f64>(1), row.get::<_, i64>(2)), (69, usage, 1));
     }
 }
 
