@@ -3,6 +3,8 @@
 //! The doc comments on the fields are the user documentation: `schemars` turns them
 //! into the `description`s of the JSON Schema that `connector-host spec scim` prints.
 
+use std::time::Duration;
+
 use connector_api::secret::Secret;
 use connector_api::{Error, Result};
 use schemars::JsonSchema;
@@ -35,10 +37,22 @@ pub struct ScimConfig {
     #[serde(default)]
     #[schemars(range(min = 1))]
     pub requests_per_minute: Option<u32>,
+
+    /// How far before the saved checkpoint an incremental `users` read starts again
+    /// (`1h` by default; `30m`, `2h`, `0s` for none). SCIM servers list users unsorted, so
+    /// a user changed during a read, on a page already read, can be older than the
+    /// checkpoint that read saves; the overlap reads such changes next time. Make it longer
+    /// than a read of the directory takes. Users read again are updated in place.
+    #[serde(default = "default_lookback")]
+    pub lookback: String,
 }
 
 fn default_page_size() -> u32 {
     100
+}
+
+fn default_lookback() -> String {
+    "1h".to_string()
 }
 
 impl ScimConfig {
@@ -52,7 +66,13 @@ impl ScimConfig {
         if parsed.requests_per_minute == Some(0) {
             return Err(Error::config("requests_per_minute", "must be at least 1"));
         }
+        parsed.lookback()?;
         Ok(parsed)
+    }
+
+    /// The look-back, parsed.
+    pub fn lookback(&self) -> Result<Duration> {
+        connector_api::config::lookback("lookback", &self.lookback)
     }
 
     /// The base URL, parsed: https (plain http only on loopback, where the token would

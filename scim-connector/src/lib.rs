@@ -147,7 +147,7 @@ impl Connector for ScimConnector {
         state: &State,
     ) -> Result<MessageStream> {
         let config = ScimConfig::from_json(config)?;
-        read::read(self.client(&config)?, config.page_size, catalog, state)
+        read::read(self.client(&config)?, &config, catalog, state)
     }
 }
 

@@ -14,14 +14,18 @@ use connector_api::{ConfiguredCatalog, MessageStream, Result, State};
 use futures::StreamExt;
 use serde_json::Value;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::client::ScimClient;
+use crate::config::ScimConfig;
 use crate::streams::SOURCES;
 
 /// The SCIM server a read goes to.
 pub struct Server {
     client: ScimClient,
     page_size: u32,
+    /// How far before the saved checkpoint an incremental read starts.
+    pub lookback: Duration,
 }
 
 /// What a SCIM stream's plan gets.
@@ -61,13 +65,14 @@ impl Server {
     }
 }
 
-/// Starts reading `catalog`'s streams one after another, resuming `users` from `state`.
+/// Starts reading `catalog`'s streams from the server `config` names with `client`, one
+/// after another, resuming `users` from `state`.
 pub fn read(
     client: ScimClient,
-    page_size: u32,
+    config: &ScimConfig,
     catalog: &ConfiguredCatalog,
     state: &State,
 ) -> Result<MessageStream> {
-    let server = Arc::new(Server { client, page_size });
+    let server = Arc::new(Server { client, page_size: config.page_size, lookback: config.lookback()? });
     run(server, SOURCES, catalog, state, Options::default())
 }

@@ -7,6 +7,7 @@
 //! server sent is lost.
 
 use async_trait::async_trait;
+use connector_api::cursor::Cursor;
 use connector_api::read::{Chain, Plan, Records, Source};
 use connector_api::stream_def::{StreamDef, Ty, col, derived, record_spreading};
 use connector_api::{Catalog, Error, ErrorKind, Result};
@@ -98,10 +99,13 @@ pub fn catalog() -> Catalog {
 const NAME_COLUMNS: [(&str, &str); 2] = [("givenName", "given_name"), ("familyName", "family_name")];
 const META_COLUMNS: [(&str, &str); 2] = [("created", "created"), ("lastModified", "last_modified")];
 
-/// Lists `/Users`; an incremental read asks only for users modified after the checkpoint.
+/// Lists `/Users`; an incremental read asks only for users modified after the checkpoint
+/// less the look-back.
 ///
 /// SCIM servers are not required to sort, so the listing is unordered: the engine saves
-/// the newest `lastModified` once the last page is read, never mid-listing.
+/// the newest `lastModified` once the last page is read, never mid-listing. A user changed
+/// during the read on a page already read may be older than that checkpoint; the
+/// look-back reads it next time.
 pub struct Users;
 
 #[async_trait]
@@ -111,7 +115,8 @@ impl Source<Server> for Users {
     }
 
     async fn plan(&self, ctx: &Ctx) -> Result<Plan> {
-        let filter = ctx.resume.as_ref().map(|at| format!("meta.lastModified gt \"{}\"", at.raw()));
+        let since = ctx.resume.as_ref().map(|at| Cursor::at(at.at - ctx.connector.lookback));
+        let filter = since.map(|at| format!("meta.lastModified gt \"{}\"", at.raw()));
         Ok(Plan::chain(Chain::new(ctx.connector.pages("Users", filter), user)))
     }
 }

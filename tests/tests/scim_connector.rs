@@ -236,7 +236,8 @@ async fn persistent_server_errors_end_the_read_as_transient() {
 async fn incremental_reads_return_only_what_changed() {
     let server = ScimServer::start(ScimServerConfig::small()).await.unwrap();
     let connector = ScimConnector::default();
-    let config = config(&server, 50);
+    let mut config = config(&server, 50);
+    config["lookback"] = json!("0s");
 
     let first = read(&connector, &config, Some(&["users"]), false, &State::default()).await;
     assert_eq!(first.records("users").len(), 137);
@@ -268,6 +269,53 @@ async fn incremental_reads_return_only_what_changed() {
     // A full refresh ignores the state.
     let full = read(&connector, &config, Some(&["users"]), true, &delta.state()).await;
     assert_eq!(full.records("users").len(), 137);
+}
+
+/// SCIM listings are unsorted: a user changed during a read on a page already read is
+/// older than the checkpoint a later page's change sets. The look-back reads it next time;
+/// without one it would be missed for good.
+#[tokio::test]
+async fn a_change_on_a_page_already_read_is_caught_by_the_look_back() {
+    let server = ScimServer::start(ScimServerConfig::small()).await.unwrap();
+    let connector = ScimConnector::default();
+    let with_lookback = config(&server, 50);
+    let mut without = with_lookback.clone();
+    without["lookback"] = json!("0s");
+
+    server.touch_first_and_last_user_before(2);
+    let first = read(&connector, &with_lookback, Some(&["users"]), false, &State::default()).await;
+    let users = first.records("users");
+    assert_eq!(users.len(), 137);
+    let (early, late) = (users[0], users[136]);
+    let checkpoint = first.state();
+    assert_eq!(
+        checkpoint.get("users").and_then(|s| s["last_modified"].as_str()),
+        late["last_modified"].as_str(),
+        "the last user's change, read on the last page, is the checkpoint"
+    );
+    assert!(early["last_modified"].as_str() < late["last_modified"].as_str());
+    let changed_first = |run: &Run| {
+        run.records("users")
+            .iter()
+            .any(|u| u["id"] == early["id"] && u["last_modified"] != early["last_modified"])
+    };
+
+    let missed = read(&connector, &without, Some(&["users"]), false, &checkpoint).await;
+    assert!(!changed_first(&missed), "without a look-back the first user's change is lost");
+    let caught = read(&connector, &with_lookback, Some(&["users"]), false, &checkpoint).await;
+    assert!(caught.error.is_none());
+    assert!(changed_first(&caught), "the look-back reads the first user's change");
+    assert_eq!(caught.state(), checkpoint, "and keeps the checkpoint");
+}
+
+#[test]
+fn a_lookback_that_is_not_a_duration_names_the_field() {
+    let err = scim_connector::config::ScimConfig::from_json(
+        &json!({"base_url": "https://idp.example/scim/v2", "token": "t", "lookback": "an hour"}),
+    )
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config);
+    assert_eq!(err.context_value("field"), Some("lookback"));
 }
 
 #[tokio::test]

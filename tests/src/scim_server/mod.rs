@@ -9,7 +9,9 @@
 //!
 //! Tests can script trouble: [`ScimServer::fail_next`] answers the next requests with an
 //! error status, [`ScimServer::touch_users`] modifies users so an incremental read has
-//! something new to find, and [`ScimServer::requests`] counts the requests per endpoint.
+//! something new to find, [`ScimServer::touch_first_and_last_user_before`] modifies two
+//! users while a read is listing them, and [`ScimServer::requests`] counts the requests
+//! per endpoint.
 
 mod data;
 
@@ -70,6 +72,8 @@ struct Shared {
     requests: Mutex<BTreeMap<String, u64>>,
     fault: Mutex<Option<Fault>>,
     touched: Mutex<u32>,
+    /// The `/Users` request before which the first and last users are modified.
+    touch_before: Mutex<Option<u64>>,
 }
 
 /// A running SCIM server; it stops when dropped.
@@ -96,6 +100,7 @@ impl ScimServer {
             requests: Mutex::new(BTreeMap::new()),
             fault: Mutex::new(None),
             touched: Mutex::new(0),
+            touch_before: Mutex::new(None),
         });
         let app = Router::new()
             .route(&format!("{PREFIX}/Users"), get(list_users))
@@ -144,20 +149,14 @@ impl ScimServer {
     /// Marks the first `n` users (in listing order) as modified now, later than any
     /// earlier modification, and returns their ids.
     pub fn touch_users(&self, n: usize) -> Vec<String> {
-        let mut touched = lock(&self.shared.touched);
-        *touched += 1;
-        // Generated data is from 2024, so now is later than any of it; the counter keeps
-        // successive touches apart even within one second.
-        let when = OffsetDateTime::now_utc() + time::Duration::seconds(i64::from(*touched));
-        let mut dir = lock(&self.shared.directory);
-        dir.users
-            .iter_mut()
-            .take(n)
-            .map(|u| {
-                u.last_modified = when;
-                u.id.clone()
-            })
-            .collect()
+        self.shared.touch(n)
+    }
+
+    /// Before serving the `request`-th `/Users` request (counting from 1), modifies the
+    /// first user and then, a second later, the last: in the middle of a listing, the first
+    /// user's change lands on a page already read and the last user's on one still to come.
+    pub fn touch_first_and_last_user_before(&self, request: u64) {
+        *lock(&self.shared.touch_before) = Some(request);
     }
 
     /// Ground truth of a stream the SCIM connector reads (`users`, `groups`,
@@ -174,6 +173,31 @@ impl ScimServer {
             )),
             _ => None,
         }
+    }
+}
+
+impl Shared {
+    /// Marks the first `n` users as modified now, later than any earlier modification.
+    fn touch(&self, n: usize) -> Vec<String> {
+        self.touch_users(|users| users.iter_mut().take(n).collect())
+    }
+
+    /// Marks the users `pick` chooses, in its order, as modified now, each a second after
+    /// the one before and later than any earlier modification; returns their ids.
+    fn touch_users(&self, pick: impl FnOnce(&mut Vec<data::User>) -> Vec<&mut data::User>) -> Vec<String> {
+        let mut touched = lock(&self.touched);
+        let mut dir = lock(&self.directory);
+        // Generated data is from 2024, so now is later than any of it; the counter keeps
+        // successive touches apart even within one second.
+        let now = OffsetDateTime::now_utc();
+        pick(&mut dir.users)
+            .into_iter()
+            .map(|u| {
+                *touched += 1;
+                u.last_modified = now + time::Duration::seconds(i64::from(*touched));
+                u.id.clone()
+            })
+            .collect()
     }
 }
 
@@ -275,6 +299,13 @@ async fn list_users(
 ) -> Response {
     if let Some(resp) = gate(&shared, "/Users", &headers) {
         return resp;
+    }
+    let served = lock(&shared.requests).get("/Users").copied().unwrap_or(0);
+    if lock(&shared.touch_before).take_if(|before| *before == served).is_some() {
+        shared.touch_users(|users| match users.as_mut_slice() {
+            [first, .., last] => vec![first, last],
+            _ => vec![],
+        });
     }
     let since = match query.filter.as_deref() {
         None => None,
