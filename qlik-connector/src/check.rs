@@ -292,7 +292,7 @@ pub fn subscription(overview: &Value) -> Subscription {
 }
 
 /// Streams a key without Tenant Admin rights may not read at all.
-const REFUSED_TO_NON_ADMINS: [&str; 8] = [
+const REFUSED_TO_NON_ADMINS: [&str; 9] = [
     "license_overview",
     "license_allotments",
     "license_assignments",
@@ -301,6 +301,7 @@ const REFUSED_TO_NON_ADMINS: [&str; 8] = [
     "api_key_policy",
     "oauth_clients",
     "user_sessions",
+    "consumption_executions",
 ];
 
 /// Streams a key without Tenant Admin rights reads only in part, and what it misses.

@@ -108,7 +108,7 @@ async fn a_non_admin_key_is_flagged_by_check_and_reads_what_its_user_sees() {
     assert_eq!(rights.status, CheckStatus::Warning, "{report:#?}");
     for named in [
         "not a Tenant Admin",
-        "Refused: license_overview, license_allotments, license_assignments, license_consumption, license_settings, api_key_policy, oauth_clients, user_sessions.",
+        "Refused: license_overview, license_allotments, license_assignments, license_consumption, license_settings, api_key_policy, oauth_clients, user_sessions, consumption_executions.",
         "Partial: tenant (licence columns null), spaces (only the spaces the user can access), space_assignments (only those of the spaces the user can access), apps (only the apps the user can access), api_keys (only the user's own keys).",
         remediation::LICENCE_NEEDS_TENANT_ADMIN,
     ] {
@@ -130,6 +130,7 @@ async fn a_non_admin_key_is_flagged_by_check_and_reads_what_its_user_sees() {
         "api_key_policy",
         "oauth_clients",
         "user_sessions",
+        "consumption_executions",
     ] {
         assert_eq!(failure(&outcome, s).map(|e| e.kind()), Some(ErrorKind::Permission), "{s}");
     }

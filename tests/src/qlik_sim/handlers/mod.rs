@@ -101,7 +101,13 @@ pub(crate) fn route(t: &Tenant, ctx: &Ctx, who: Principal, keys_enabled: bool) -
             let usage = crate::qlik_sim::paging::bool_param(ctx, "reportUsage")?;
             Ok(Reply::ok(t.quotas_json(usage)))
         }
-        ["api", "v1", "consumption", "executions"] => consumption::executions(t, ctx),
+        // Qlik says the endpoint feeds "the consumption metrics in the admin console"
+        // (https://qlik.dev/apis/rest/consumption) and names no rights; the simulator
+        // refuses anyone but a Tenant Admin, stricter than anything documented.
+        ["api", "v1", "consumption", "executions"] => {
+            who.require_admin("the tenant's consumption executions")?;
+            consumption::executions(t, ctx)
+        }
         ["api", "v1", "oauth-clients"] => {
             who.require_admin("the tenant's OAuth clients")?;
             oauth_clients::list(t, ctx)
