@@ -26,6 +26,7 @@ pub mod jsonl;
 pub mod lock;
 pub mod postgres;
 pub mod schema;
+pub mod sql;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
@@ -73,6 +74,11 @@ impl CommitPolicy {
     /// Time since the last commit.
     pub fn age(&self) -> std::time::Duration {
         self.since.elapsed()
+    }
+
+    /// Whether rows were counted since the last commit.
+    pub fn pending(&self) -> bool {
+        self.rows > 0
     }
 
     /// Restarts the count after a commit.
@@ -295,7 +301,7 @@ pub async fn open(spec: &str) -> Result<Box<dyn Destination>> {
         if path.is_empty() {
             return Err(Error::config("dest", "sqlite: needs a file, e.g. sqlite:./datahub.db"));
         }
-        return Ok(Box::new(sqlite::may_wait(|| sqlite::SqliteDestination::open(path))?));
+        return Ok(Box::new(sqlite::SqliteDestination::open(path).await?));
     }
     if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
         return Ok(Box::new(postgres::PostgresDestination::connect(spec).await?));
