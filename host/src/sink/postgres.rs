@@ -357,7 +357,7 @@ impl Store for Postgres {
         let buf = &mut load.buf;
         for record in batch.records {
             let row_start = buf.len();
-            push_escaped(buf, batch.instance);
+            push_escaped(buf, &batch.run.instance);
             buf.push(b'\t');
             for col in &plan.columns {
                 match col.cell_of(&plan.stream, record) {
@@ -372,7 +372,7 @@ impl Store for Postgres {
             }
             push_escaped(buf, batch.extracted_at);
             buf.push(b'\t');
-            push_escaped(buf, batch.run_id);
+            push_escaped(buf, &batch.run.run_id);
             load.ord += 1;
             buf.push(b'\t');
             buf.extend_from_slice(load.ord.to_string().as_bytes());

@@ -233,12 +233,12 @@ impl Store for Sqlite {
             let mut cells = Vec::with_capacity(plan.columns.len() + 3);
             for record in batch.records {
                 cells.clear();
-                cells.push(Cell::Text(batch.instance));
+                cells.push(Cell::Text(&batch.run.instance));
                 for col in &plan.columns {
                     cells.push(col.cell_of(&plan.stream, record)?);
                 }
                 cells.push(Cell::Text(batch.extracted_at));
-                cells.push(Cell::Text(batch.run_id));
+                cells.push(Cell::Text(&batch.run.run_id));
                 stmt.execute(rusqlite::params_from_iter(cells.iter()))
                     .map_err(sqlite_err(&load.insert_sql))?;
             }

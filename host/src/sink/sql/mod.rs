@@ -15,8 +15,8 @@ use async_trait::async_trait;
 use connector_api::{Result, ViewDescriptor};
 use serde_json::Value;
 
-use super::StreamPlan;
 use super::schema::{ColumnType, INSTANCE};
+use super::{RunInfo, StreamPlan};
 
 pub use run::SqlDestination;
 
@@ -58,12 +58,10 @@ pub struct Batch<'a> {
     pub plan: &'a StreamPlan,
     /// The records, in the order the connector sent them.
     pub records: &'a [Value],
-    /// The connector instance.
-    pub instance: &'a str,
+    /// The run: its instance and id.
+    pub run: &'a RunInfo,
     /// When the run read the records.
     pub extracted_at: &'a str,
-    /// The run's id.
-    pub run_id: &'a str,
 }
 
 /// One database under the run state machine: its dialect (the constants and the

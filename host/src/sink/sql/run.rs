@@ -52,7 +52,6 @@ struct ActiveRun<L> {
     final_states: BTreeMap<String, Value>,
     /// Incremental checkpoints not committed yet (see [`CommitPolicy`]).
     pending_states: BTreeMap<String, Value>,
-    rows_since_commit: usize,
     policy: CommitPolicy,
     extracted_at: String,
     rows_since_stamp: usize,
@@ -142,7 +141,6 @@ impl<S: Store> SqlDestination<S> {
         for (stream, value) in std::mem::take(&mut run.pending_states) {
             books::save_state(&mut self.store, &run.info, &stream, &value).await?;
         }
-        run.rows_since_commit = 0;
         run.policy.committed();
         self.commit_tx().await
     }
@@ -229,7 +227,6 @@ impl<S: Store> Destination for SqlDestination<S> {
             targets,
             final_states: BTreeMap::new(),
             pending_states: BTreeMap::new(),
-            rows_since_commit: 0,
             policy: CommitPolicy::default(),
             extracted_at: now_rfc3339(),
             rows_since_stamp: 0,
@@ -243,26 +240,21 @@ impl<S: Store> Destination for SqlDestination<S> {
             return Err(unselected_stream("record", stream));
         };
         Self::open_tx(&mut self.store, &mut self.in_tx).await?;
-        let batch = Batch {
-            plan: &target.plan,
-            records: &records,
-            instance: &run.info.instance,
-            extracted_at: &run.extracted_at,
-            run_id: &run.info.run_id,
-        };
+        let batch =
+            Batch { plan: &target.plan, records: &records, run: &run.info, extracted_at: &run.extracted_at };
         self.store.write(&mut target.load, batch).await?;
         if !target.staged {
             run.policy.rows(records.len());
         }
+        // Every BATCH_ROWS rows the rows' stamp moves on, and a one-writer store commits
+        // so other runs take turns (incremental rows wait for the checkpoint covering them).
         run.rows_since_stamp += records.len();
         if run.rows_since_stamp >= BATCH_ROWS {
             run.rows_since_stamp = 0;
             run.extracted_at = now_rfc3339();
-        }
-        run.rows_since_commit += records.len();
-        // Incremental rows wait for the checkpoint that covers them.
-        if S::ONE_WRITER && run.rows_since_commit >= BATCH_ROWS && !run.policy.pending() {
-            return self.commit_progress().await;
+            if S::ONE_WRITER && !run.policy.pending() {
+                return self.commit_progress().await;
+            }
         }
         Ok(())
     }
