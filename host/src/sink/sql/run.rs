@@ -260,9 +260,10 @@ impl<S: Store> Destination for SqlDestination<S> {
     }
 
     async fn idle(&mut self) -> Result<()> {
-        // Every checkpoint waiting is committed with the rows it covers, so the
-        // transaction may end here.
-        if S::ONE_WRITER && self.in_tx && self.run.as_ref().is_some_and(|r| r.policy.age() >= IDLE_COMMIT) {
+        // Every checkpoint waiting is committed with the rows it covers, so whatever
+        // waits (rows in the open transaction, checkpoints) may be committed here.
+        let waiting = |r: &ActiveRun<S::Load>| self.in_tx || !r.pending_states.is_empty();
+        if S::ONE_WRITER && self.run.as_ref().is_some_and(|r| waiting(r) && r.policy.age() >= IDLE_COMMIT) {
             return self.commit_progress().await;
         }
         Ok(())
