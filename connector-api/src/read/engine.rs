@@ -30,7 +30,10 @@ const PENDING_PARENTS: usize = 1024;
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
     /// Chains (and plans) in flight at once, across every source; also the number of a
-    /// fan-out's child listings in flight. 1 reads one source after another, in order.
+    /// fan-out's child listings in flight. Permits are handed out in the order asked for,
+    /// and a source's plan hands its own to the source's first chain: with 1, sources of
+    /// one chain are read one after another, in order, and a source's further chains
+    /// follow the plans already waiting.
     pub max_concurrency: usize,
 }
 
