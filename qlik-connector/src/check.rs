@@ -5,8 +5,8 @@
 //! key expiry (read from the key itself, before anything is sent), then reachability
 //! (without the key), then the key (or the OAuth client's first token), the tenant, the
 //! kind of subscription it runs on, and finally a probe of every source the selected
-//! streams read, asked as a read asks but for one item. A probe that is forbidden is a warning naming the streams lost and the fix, since the other
-//! streams still work.
+//! streams read, asked as a read asks but for one item. A probe that is forbidden is a
+//! warning naming the streams lost and the fix, since the other streams still work.
 
 use std::sync::Arc;
 use std::time::Duration;

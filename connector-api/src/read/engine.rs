@@ -198,7 +198,6 @@ impl<C: Send + Sync + 'static> SourceRun<C> {
             };
             self.source.plan(&ctx).await?
         };
-
         let Plan { chains, fan_out } = plan;
         let fan_out = fan_out.filter(|f| self.out.wants(f.child.name));
         let progress = Mutex::new(Progress::new(chains.iter().map(|c| (c.order, c.alongside)), resume));
@@ -214,7 +213,6 @@ impl<C: Send + Sync + 'static> SourceRun<C> {
                 .enumerate()
                 .map(|(i, chain)| self.chain(i, chain, permit.take(), &progress, fanning.as_ref()).boxed())
                 .collect();
-            drop(permit);
             futures::future::try_join_all(reads).await.map(drop)
         };
         let children = async {

@@ -13,8 +13,8 @@ use super::{Plan, Source, StreamCtx};
 use crate::Result;
 use crate::read::emitter::Emitter;
 
-/// Messages a plan may emit while probed (retries, a log line) before they are dropped
-/// unread; a plan that emits more waits on none, because the receiver is drained.
+/// Messages a probed plan emits (retries, a log line) are read and dropped as they come;
+/// this many may wait to be.
 const PROBE_MESSAGES: usize = 64;
 
 /// Plans `source` from scratch (no saved cursor) with `ctx` and fetches the first page of

@@ -149,7 +149,7 @@ impl ScimServer {
     /// Marks the first `n` users (in listing order) as modified now, later than any
     /// earlier modification, and returns their ids.
     pub fn touch_users(&self, n: usize) -> Vec<String> {
-        self.shared.touch(n)
+        self.shared.touch(|users| users.iter_mut().take(n).collect())
     }
 
     /// Before serving the `request`-th `/Users` request (counting from 1), modifies the
@@ -177,14 +177,9 @@ impl ScimServer {
 }
 
 impl Shared {
-    /// Marks the first `n` users as modified now, later than any earlier modification.
-    fn touch(&self, n: usize) -> Vec<String> {
-        self.touch_users(|users| users.iter_mut().take(n).collect())
-    }
-
     /// Marks the users `pick` chooses, in its order, as modified now, each a second after
     /// the one before and later than any earlier modification; returns their ids.
-    fn touch_users(&self, pick: impl FnOnce(&mut Vec<data::User>) -> Vec<&mut data::User>) -> Vec<String> {
+    fn touch(&self, pick: impl FnOnce(&mut Vec<data::User>) -> Vec<&mut data::User>) -> Vec<String> {
         let mut touched = lock(&self.touched);
         let mut dir = lock(&self.directory);
         // Generated data is from 2024, so now is later than any of it; the counter keeps
@@ -302,7 +297,7 @@ async fn list_users(
     }
     let served = lock(&shared.requests).get("/Users").copied().unwrap_or(0);
     if lock(&shared.touch_before).take_if(|before| *before == served).is_some() {
-        shared.touch_users(|users| match users.as_mut_slice() {
+        shared.touch(|users| match users.as_mut_slice() {
             [first, .., last] => vec![first, last],
             _ => vec![],
         });
