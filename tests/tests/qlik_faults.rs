@@ -20,6 +20,7 @@ async fn bursts_of_5xx_drops_and_broken_bodies_end_in_exact_data() {
         drop_connection_rate: 0.1,
         truncate_body_rate: 0.1,
         malformed_json_rate: 0.1,
+        longest_burst: Some(5),
         ..Default::default()
     });
     let streams = [

@@ -72,6 +72,22 @@ async fn error_statuses_are_injected() {
 }
 
 #[tokio::test]
+async fn a_burst_of_faults_on_one_request_ends_after_the_longest_burst() {
+    let sim = with_faults(Faults { error_5xx_rate: 1.0, longest_burst: Some(3), ..Faults::default() }).await;
+    let (users, roles) =
+        (format!("{}/api/v1/users", sim.base_url()), format!("{}/api/v1/roles", sim.base_url()));
+    let mut statuses = Vec::new();
+    for url in [&users, &users, &roles, &users, &users, &users, &users] {
+        statuses.push(get(&client(), url, Some(&sim.keys().admin)).await.status);
+    }
+    let failed: Vec<bool> = statuses.iter().map(|s| *s >= 500).collect();
+    // Per request: three faulty tries, then a clean one, then faults again; the roles request
+    // in between has its own count.
+    assert_eq!(failed, [true, true, true, true, false, true, true], "{statuses:?}");
+    assert_eq!(statuses[4], 200);
+}
+
+#[tokio::test]
 async fn dropped_connections_close_without_a_response() {
     let sim = with_faults(Faults { drop_connection_rate: 1.0, ..Faults::default() }).await;
     assert!(raw_get(&sim, "/api/v1/users").await.is_empty());

@@ -79,6 +79,10 @@ struct Args {
     /// Share of successful responses with a body that is not JSON.
     #[arg(long, default_value_t = 0.0)]
     malformed_json_rate: f64,
+    /// At most this many tries in a row of one request meet the random faults above; the
+    /// next is answered cleanly.
+    #[arg(long, value_name = "TRIES")]
+    longest_burst: Option<u32>,
     /// Every links.next points back at its own page.
     #[arg(long)]
     looping_next: bool,
@@ -138,6 +142,7 @@ impl Args {
                 malformed_json_rate: rate("malformed-json-rate", self.malformed_json_rate)?,
                 looping_next: self.looping_next,
                 foreign_host_next: self.foreign_host_next,
+                longest_burst: self.longest_burst,
                 schema_drift: self.schema_drift,
                 hostile: None,
             },

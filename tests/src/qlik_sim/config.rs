@@ -127,4 +127,10 @@ pub struct Faults {
     pub schema_drift: bool,
     /// Answers no real tenant sends, in place of the tenant's.
     pub hostile: Option<super::faults::Hostile>,
+    /// At most this many tries in a row of one request (method, path and query) are exposed
+    /// to the random faults above; the next try is answered cleanly. Real outages end, and a
+    /// test that asserts exact data after random faults needs them to end within the client's
+    /// attempts, or it fails by chance (at 38 % faulty answers, one request in 2,300 fails 8
+    /// tries in a row). `None`: no bound.
+    pub longest_burst: Option<u32>,
 }

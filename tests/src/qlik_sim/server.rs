@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -38,6 +38,8 @@ pub(crate) struct State {
     pub keys: ApiKeys,
     key_kinds: HashMap<String, KeyKind>,
     pub faults: RwLock<Faults>,
+    /// Tries in a row of each request exposed to faults, for `Faults::longest_burst`.
+    bursts: Mutex<HashMap<String, u32>>,
     pub keys_enabled: AtomicBool,
     pub(crate) limiter: Option<RateLimiter>,
     pub log: RequestLog,
@@ -72,6 +74,7 @@ impl State {
             keys,
             key_kinds,
             faults: RwLock::new(config.faults.clone()),
+            bursts: Mutex::default(),
             keys_enabled: AtomicBool::new(config.api_keys_enabled),
             limiter: config.rate_limit_per_minute.map(RateLimiter::new),
             log: RequestLog::default(),
@@ -86,6 +89,29 @@ impl State {
     pub(crate) fn ground_truth(&self) -> &GroundTruth {
         let late_listed = self.tenant.late_published.load(Ordering::Relaxed);
         self.truth[usize::from(late_listed)].get_or_init(|| ground_truth::compute(&self.tenant, late_listed))
+    }
+
+    /// The faults for this try of `ctx`'s request: the configured ones, or none when the
+    /// request's tries in a row have reached `Faults::longest_burst`.
+    fn faults_for(&self, ctx: &Ctx) -> Faults {
+        let faults = self.faults.read().expect("faults lock").clone();
+        let Some(longest) = faults.longest_burst else { return faults };
+        let target = format!("{} {}?{}", ctx.method, ctx.path, ctx.raw_query);
+        let mut bursts = self.bursts.lock().expect("bursts lock");
+        let tries = bursts.entry(target).or_default();
+        if *tries < longest {
+            *tries += 1;
+            return faults;
+        }
+        *tries = 0;
+        Faults {
+            error_5xx_rate: 0.0,
+            error_429_rate: 0.0,
+            drop_connection_rate: 0.0,
+            truncate_body_rate: 0.0,
+            malformed_json_rate: 0.0,
+            ..faults
+        }
     }
 
     /// The caller behind `authorization`, or the 401 a real tenant would answer.
@@ -195,7 +221,7 @@ async fn handle(
 ) -> Result<Response<RespBody>, Infallible> {
     let ctx = context(&state, &req);
     let authorization = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let f = state.faults.read().expect("faults lock").clone();
+    let f = state.faults_for(&ctx);
     let delay = f.latency + faults::jitter(f.jitter);
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
