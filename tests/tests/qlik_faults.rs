@@ -48,7 +48,7 @@ async fn bursts_of_5xx_drops_and_broken_bodies_end_in_exact_data() {
 #[tokio::test]
 async fn a_429_storm_is_waited_out() {
     let sim = Simulator::start(SimConfig::small()).await.unwrap();
-    sim.set_faults(Faults { error_429_rate: 0.25, ..Default::default() });
+    sim.set_faults(Faults { error_429_rate: 0.25, longest_burst: Some(5), ..Default::default() });
     let streams = [
         "groups",
         "roles",
