@@ -200,6 +200,7 @@ struct Measured {
     throttled: usize,
     records: u64,
     peak_kb: u64,
+    cpu: Duration,
 }
 
 /// Starts a fresh simulator of `config` with `latency` and Qlik's Tier 1 limit.
@@ -222,6 +223,7 @@ fn counted(sim: &Simulator, run: sampled::Sampled) -> Measured {
         throttled,
         records: summary["records"].as_u64().unwrap_or(0),
         peak_kb: run.peak_kb,
+        cpu: run.cpu,
     }
 }
 
@@ -291,12 +293,13 @@ async fn script(config: &SimConfig, latency: Duration, dir: &Path) -> Measured {
 
 fn row(name: &str, m: &Measured, note: &str) {
     println!(
-        "  {name:<18} {:>9.1} s {:>9} {:>6} {:>10} {:>8.1} MB   {note}",
+        "  {name:<18} {:>9.1} s {:>9} {:>6} {:>10} {:>8.1} MB {:>7.1} s   {note}",
         m.wall.as_secs_f64(),
         m.requests,
         m.throttled,
         m.records,
-        m.peak_kb as f64 / 1024.0
+        m.peak_kb as f64 / 1024.0,
+        m.cpu.as_secs_f64()
     );
 }
 
@@ -334,8 +337,8 @@ async fn main() {
         );
         println!("  floor {:.1} s: {why}", floor.as_secs_f64());
         println!(
-            "  {:<18} {:>11} {:>9} {:>6} {:>10} {:>11}",
-            "", "wall", "requests", "429s", "records", "peak RSS"
+            "  {:<18} {:>11} {:>9} {:>6} {:>10} {:>11} {:>9}",
+            "", "wall", "requests", "429s", "records", "peak RSS", "CPU"
         );
         let ours = connector(&config, latency, work.path()).await;
         let planned = plan.requests();

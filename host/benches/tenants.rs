@@ -101,9 +101,10 @@ async fn main() {
     let alone =
         sampled::run_sampled(host(&["run", "--config", &first, "--dest", &alone_dest, "--quiet"])).await;
     println!(
-        "one tenant alone:  {:>6.1} s, peak memory (VmHWM) {:>6.1} MB",
+        "one tenant alone:  {:>6.1} s, peak memory (VmHWM) {:>6.1} MB, CPU {:.1} s",
         alone.wall.as_secs_f64(),
-        alone.peak_kb as f64 / 1024.0
+        alone.peak_kb as f64 / 1024.0,
+        alone.cpu.as_secs_f64()
     );
 
     let folder_arg = folder.display().to_string();
@@ -126,9 +127,10 @@ async fn main() {
     let batches = tenants.div_ceil(parallel);
     println!(
         "{tenants} tenants:  {:>6.1} s wall ({batches} batches of {parallel} at the lone tenant's pace: {:.1} s), \
-         slowest tenant's own run {slowest:.1} s, {records} records, peak memory (VmHWM) {:.1} MB",
+         slowest tenant's own run {slowest:.1} s, {records} records, peak memory (VmHWM) {:.1} MB, CPU {:.1} s",
         all.wall.as_secs_f64(),
         batches as f64 * alone.wall.as_secs_f64(),
-        all.peak_kb as f64 / 1024.0
+        all.peak_kb as f64 / 1024.0,
+        all.cpu.as_secs_f64()
     );
 }
