@@ -216,6 +216,87 @@ async fn records_a_table_cannot_hold_fail_their_stream(dir: &Path, db: &Db) {
     );
 }
 
+/// The columns of `stream`'s primary key, in order, comma-separated.
+async fn key_of(db: &Db, stream: &str) -> String {
+    let table = db.table(stream);
+    db.scalar(&match db {
+        Db::Sqlite(_) => format!(
+            "SELECT group_concat(name, ',') FROM (SELECT name FROM pragma_table_info('{table}') WHERE pk > 0 ORDER BY pk)"
+        ),
+        Db::Postgres(_) => format!(
+            "SELECT string_agg(a.attname, ',' ORDER BY k.n) FROM pg_index i \
+             CROSS JOIN unnest(i.indkey) WITH ORDINALITY AS k(attnum, n) \
+             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
+             WHERE i.indrelid = '{table}'::regclass AND i.indisprimary"
+        ),
+    })
+    .await
+}
+
+/// Keys `stream`'s table as earlier connector-hosts made it: the stream's key, then
+/// `_instance`.
+async fn rekey_the_old_way(db: &Db, stream: &str, key: &str) {
+    let table = db.table(stream);
+    match db {
+        Db::Sqlite(_) => {
+            let create = db.scalar(&format!("SELECT sql FROM sqlite_master WHERE name = '{table}'")).await;
+            let old = create.replacen(&format!("\"{table}\""), "\"rekeyed\"", 1).replace(
+                &format!("PRIMARY KEY (\"_instance\", \"{key}\")"),
+                &format!("PRIMARY KEY (\"{key}\", \"_instance\")"),
+            );
+            assert_ne!(old, create, "the table's DDL names its key: {create}");
+            db.execute(&format!(
+                "{old}; INSERT INTO rekeyed SELECT * FROM {table}; DROP TABLE {table}; ALTER TABLE rekeyed RENAME TO {table}"
+            ))
+            .await;
+        }
+        Db::Postgres(_) => {
+            db.execute(&format!(
+                "ALTER TABLE {table} DROP CONSTRAINT {stream}_pkey, ADD PRIMARY KEY ({key}, _instance)"
+            ))
+            .await;
+        }
+    }
+}
+
+/// Tables are keyed by `_instance` first, so what a run does to its tenant's rows reads one
+/// range of the key; a table keyed the old way (the stream's key first) still takes every
+/// kind of load: another tenant, a full refresh, new and re-read incremental rows.
+async fn tables_keyed_the_old_way_still_load(dir: &Path, db: &Db) {
+    let (code, _, err) = run(dir, db, "items = 20\nevents = 10\n", &[]).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(key_of(db, "items").await, "_instance,id");
+    assert_eq!(key_of(db, "events").await, "_instance,seq");
+    for (stream, key) in [("items", "id"), ("events", "seq")] {
+        rekey_the_old_way(db, stream, key).await;
+        assert_eq!(key_of(db, stream).await, format!("{key},_instance"));
+    }
+    let (code, _, err) = run(dir, db, "items = 30\nevents = 15\ntenant = \"tenant-b\"\n", &[]).await;
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(dir, db, "items = 5\nevents = 25\nversion = 2\n", &[]).await;
+    assert_eq!(code, 0, "{err}");
+    let config = dir.join("source.toml").display().to_string();
+    let out =
+        cli(&["state", "reset", "--config", &config, "--dest", &db.dest(), "--streams", "events"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let (code, summary, err) = run(dir, db, "items = 5\nevents = 25\nversion = 2\n", &[]).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(records(&summary, "events"), 25, "every event read again");
+    for (stream, instance, rows) in [
+        ("items", "tenant-a", "5"),
+        ("items", "tenant-b", "30"),
+        ("events", "tenant-a", "25"),
+        ("events", "tenant-b", "15"),
+    ] {
+        assert_eq!(
+            rows_of(db, stream, &format!("test-source:{instance}")).await,
+            rows,
+            "{stream} of {instance}"
+        );
+    }
+    assert_eq!(key_of(db, "events").await, "seq,_instance", "the old key stays");
+}
+
 /// Runs each scenario on SQLite and on PostgreSQL (which returns early, saying why,
 /// when no server is configured outside CI): tests `<scenario>::sqlite` and
 /// `<scenario>::postgres`.
@@ -246,6 +327,7 @@ on_sqlite_and_postgres!(
     streams_can_only_narrow_the_config,
     checkpoints_outlive_tuning,
     records_a_table_cannot_hold_fail_their_stream,
+    tables_keyed_the_old_way_still_load,
 );
 
 fn lines(path: &Path) -> usize {
