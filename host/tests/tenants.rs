@@ -1,6 +1,6 @@
 //! Many tenants in one `run` (issue 17, item 3), beyond what `contract.rs` covers: each
-//! tenant paces itself with its own request budget, and neither a broken config nor a
-//! tenant another run holds stops the others.
+//! tenant paces itself with its own request budget, neither a broken config nor a tenant
+//! another run holds stops the others, and runs ending together make the views in turn.
 
 mod common;
 
@@ -124,5 +124,50 @@ async fn a_broken_config_or_a_held_tenant_stops_no_other() {
         counted("SELECT count(*) FROM _state WHERE stream = 'events'"),
         2,
         "a checkpoint per landed tenant"
+    );
+}
+
+/// Runs of several tenants end at the same moment and each makes the connector's views: on
+/// PostgreSQL they take turns under the lock on table changes, where two `CREATE OR REPLACE
+/// VIEW`s at once collide in the catalog (a duplicate `pg_type` row when the view is new,
+/// "tuple concurrently updated" when it is replaced), which the run reported as a warning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn views_made_by_runs_ending_together_do_not_collide() {
+    let Some(url) = common::fresh_postgres_database("views_at_once").await else { return };
+    let sim = Simulator::start(SimConfig::small()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("a.toml");
+    let text = format!(
+        "connector = \"qlik-sense\"\n[config]\ntenant_url = \"{}\"\napi_key = \"{}\"\n",
+        sim.base_url(),
+        sim.keys().admin
+    );
+    std::fs::write(&config, text).unwrap();
+    let out = cli(&["run", "--config", &config.display().to_string(), "--dest", &url, "--quiet"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let one = |sql: &'static str| {
+        let client = &client;
+        async move { client.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
+    };
+    let seats = one("SELECT count(*) FROM qlik_sense.licence_usage").await;
+    assert!(seats > 0);
+    let views = connector_api::registry::find("qlik-sense").unwrap().views();
+    let (mut a, mut b) = (host::sink::open(&url).await.unwrap(), host::sink::open(&url).await.unwrap());
+    for round in 0..20 {
+        if round % 2 == 0 {
+            client.batch_execute("DROP VIEW qlik_sense.licence_usage").await.unwrap();
+        }
+        let (made_a, made_b) =
+            tokio::join!(a.ensure_views("qlik-sense", &views), b.ensure_views("qlik-sense", &views));
+        made_a.unwrap_or_else(|e| panic!("round {round}: {e}"));
+        made_b.unwrap_or_else(|e| panic!("round {round}: {e}"));
+    }
+    assert_eq!(one("SELECT count(*) FROM datahub._tables WHERE table_name = 'licence_usage'").await, 1);
+    assert_eq!(
+        one("SELECT count(*) FROM qlik_sense.licence_usage").await,
+        seats,
+        "the view answers as before"
     );
 }

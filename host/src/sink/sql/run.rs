@@ -317,13 +317,16 @@ impl<S: Store> Destination for SqlDestination<S> {
                 tracing::debug!(view = %name, missing = %missing.join(","), "View waits for its streams' tables");
                 continue;
             }
-            let (exists, ours) = books::table_status(&mut self.store, &name).await?;
-            if exists && !ours {
-                return Err(foreign_table(&name.to_string(), &self.store.describe()));
-            }
             let sql = view.render(S::view_sql(view), |s| table(s).quoted());
+            // Under the lock on table changes, so that runs of other tenants making the
+            // same view at the same moment take turns instead of colliding in the catalog.
             let made = async {
                 Self::open_tx(&mut self.store, &mut self.in_tx).await?;
+                self.store.lock_table_changes().await?;
+                let (exists, ours) = books::table_status(&mut self.store, &name).await?;
+                if exists && !ours {
+                    return Err(foreign_table(&name.to_string(), &self.store.describe()));
+                }
                 self.store.execute(&S::replace_view(&name, &sql)).await?;
                 if !ours {
                     books::register(&mut self.store, &name, connector, view.name, None).await?;
