@@ -54,6 +54,24 @@ fn quick_policy() -> RetryPolicy {
     }
 }
 
+/// A note when `reached`, the host `tenant_url` names, is one of the tenant's aliases rather
+/// than its own hostname, the first of `hostnames` (the `Tenant` definition: "The first record
+/// maps to the display name and the subsequent entries are aliases",
+/// https://qlik.dev/apis/rest/tenants). The hub tells tenants apart by that host, so one
+/// tenant under two names in two configs would be counted twice, seats and all. Nothing when
+/// the host is not listed (a proxy in between, say): then there is nothing to compare.
+fn alias_note(tenant: &Value, reached: &str) -> Option<String> {
+    let hostnames: Vec<&str> =
+        tenant.get("hostnames")?.as_array()?.iter().filter_map(Value::as_str).collect();
+    let own = *hostnames.first()?;
+    let is_alias = hostnames[1..].iter().any(|h| h.eq_ignore_ascii_case(reached));
+    (is_alias && !own.eq_ignore_ascii_case(reached)).then(|| {
+        format!(
+            ", reached through its alias {reached} (its own hostname is {own}).\nHint: The hub tells tenants apart by the host in tenant_url: give this tenant the same tenant_url in every config, or its rows land twice, as two tenants."
+        )
+    })
+}
+
 /// Runs every step. `Err` only for a config that cannot be parsed at all.
 pub async fn run(config: &Value) -> Result<CheckReport> {
     let raw: QlikConfig = connector_api::config::parse(config)?;
@@ -173,7 +191,8 @@ pub async fn run(config: &Value) -> Result<CheckReport> {
                     ),
                 );
             } else {
-                report.push(STEP_TENANT, CheckStatus::Ok, format!("tenant {name} ({id})"));
+                let alias = alias_note(&tenant, &settings.tenant_host()).unwrap_or_default();
+                report.push(STEP_TENANT, CheckStatus::Ok, format!("tenant {name} ({id}){alias}"));
             }
             id.to_string()
         }

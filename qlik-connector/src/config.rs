@@ -233,6 +233,16 @@ impl Auth {
 }
 
 impl Settings {
+    /// The tenant's host as `tenant_url` names it, with its port if it has one: the
+    /// identity that keeps this tenant's rows apart from others' in the hub.
+    pub fn tenant_host(&self) -> String {
+        let host = self.tenant.host_str().unwrap_or_default();
+        match self.tenant.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_string(),
+        }
+    }
+
     /// Parses and validates a config, naming the offending field on failure.
     pub fn from_json(config: &Value) -> Result<Self> {
         let raw: QlikConfig = connector_api::config::parse(config)?;

@@ -66,13 +66,7 @@ impl Connector for QlikConnector {
     /// The tenant's host (and port, if any): `acme.eu.qlikcloud.com`. Two configs for
     /// one tenant share its rows and checkpoints whatever their key or tuning.
     fn source_identity(&self, config: &Value) -> Result<String> {
-        let settings = Settings::from_json(config)?;
-        let tenant = &settings.tenant;
-        let host = tenant.host_str().unwrap_or_default();
-        Ok(match tenant.port() {
-            Some(port) => format!("{host}:{port}"),
-            None => host.to_string(),
-        })
+        Ok(Settings::from_json(config)?.tenant_host())
     }
 
     fn views(&self) -> Vec<connector_api::ViewDescriptor> {

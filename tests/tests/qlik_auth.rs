@@ -45,6 +45,29 @@ async fn admin_key_passes_every_step() {
     assert!(step(&report, check::STEP_TENANT).message.contains(sim.tenant_id()));
 }
 
+/// A config that reaches the tenant through one of its aliases is told so, with the
+/// tenant's own hostname: the hub keys rows by the host in `tenant_url`, so two names for
+/// one tenant would count its seats twice. Its own name gets no note.
+#[tokio::test]
+async fn a_tenant_reached_through_an_alias_is_named_by_its_own_hostname() {
+    let own = "acme.eu.qlikcloud.com";
+    let sim = Simulator::start(SimConfig { hostname: Some(own.into()), ..SimConfig::small() }).await.unwrap();
+    let report = QlikConnector.check(&config(&sim, &sim.keys().admin, json!({}))).await.unwrap();
+    assert_eq!(report.worst(), CheckStatus::Ok, "{report:#?}");
+    let reached = sim.base_url().trim_start_matches("http://").to_string();
+    let message = &step(&report, check::STEP_TENANT).message;
+    assert!(
+        message.contains(&format!("reached through its alias {reached} (its own hostname is {own})")),
+        "{message}"
+    );
+    assert!(message.contains("same tenant_url in every config"), "{message}");
+
+    let plain = Simulator::start(SimConfig::small()).await.unwrap();
+    let report = QlikConnector.check(&config(&plain, &plain.keys().admin, json!({}))).await.unwrap();
+    let message = &step(&report, check::STEP_TENANT).message;
+    assert!(message.ends_with(&format!("({})", plain.tenant_id())), "no note: {message}");
+}
+
 #[tokio::test]
 async fn expired_key_fails_before_any_request() {
     let sim = Simulator::start(SimConfig::small()).await.unwrap();

@@ -106,6 +106,10 @@ struct Args {
     /// Analyzer-capacity allotments; `consumption/executions` answers 404).
     #[arg(long)]
     capacity_based: bool,
+    /// The tenant's own hostname (`acme.eu.qlikcloud.com`), listed first in `tenants/me`;
+    /// the address the simulator is reached at is then one of its aliases.
+    #[arg(long)]
+    hostname: Option<String>,
     /// Write the ground truth (per stream: count and key digest) to this JSON file.
     #[arg(long)]
     ground_truth: Option<PathBuf>,
@@ -156,6 +160,7 @@ impl Args {
             } else {
                 Subscription::UserBased
             },
+            hostname: self.hostname.clone(),
         })
     }
 }

@@ -38,6 +38,12 @@ pub struct SimConfig {
     pub situations: Situations,
     /// The kind of subscription the tenant runs on, which decides its licence allotments.
     pub subscription: Subscription,
+    /// The tenant's own hostname, first of `hostnames` in `/api/v1/tenants/me`, when the
+    /// address clients reach the simulator at is to be one of its aliases (the `Tenant`
+    /// definition: "The first record maps to the display name and the subsequent entries are
+    /// aliases", https://qlik.dev/apis/rest/tenants). `None`: the reached address is the
+    /// tenant's hostname.
+    pub hostname: Option<String>,
 }
 
 /// The two ways Qlik sells Qlik Cloud Analytics. User-based subscriptions (Qlik Sense
@@ -76,6 +82,7 @@ impl SimConfig {
             faults: Faults::default(),
             situations: Situations::default(),
             subscription: Subscription::UserBased,
+            hostname: None,
         }
     }
 

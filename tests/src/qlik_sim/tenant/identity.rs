@@ -458,12 +458,16 @@ impl Tenant {
         v
     }
 
-    /// The `Tenant` JSON.
+    /// The `Tenant` JSON, reached at `host`: its hostname first, then its aliases.
     pub(crate) fn tenant_json(&self, base: &str, host: &str) -> Value {
+        let hostnames = match &self.hostname {
+            Some(own) => vec![own.as_str(), host],
+            None => vec![host],
+        };
         json!({
             "id": self.tenant_id,
             "name": self.name(),
-            "hostnames": [host],
+            "hostnames": hostnames,
             "createdByUser": self.user_id(0),
             "datacenter": "eu-west-1",
             "created": date_only(TENANT_CREATED_MS),

@@ -75,6 +75,8 @@ pub(crate) struct Tenant {
     pub situations: Situations,
     /// User-based or capacity-based: which allotments `licenses/overview` lists.
     pub subscription: Subscription,
+    /// See [`SimConfig::hostname`].
+    pub hostname: Option<String>,
     pub api_keys: u64,
     pub tenant_id: String,
     pub license_number: String,
@@ -113,6 +115,7 @@ impl Tenant {
             deleted_space: None,
             situations: config.situations,
             subscription: config.subscription,
+            hostname: config.hostname.clone(),
             api_keys: config.api_keys.max(6) as u64,
             tenant_id: alnum(seed, Kind::Tenant, 0, 1, 32),
             license_number: format!("{:016}", super::synth::h(seed, Kind::License, 0, 1) % 10u64.pow(16)),
