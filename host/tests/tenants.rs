@@ -66,8 +66,11 @@ async fn each_tenant_has_its_own_rate_budget() {
     let shared_budget = least(sent_a + sent_b);
     eprintln!("{sent_a}+{sent_b} requests in {wall:.1}s; alone {own_budget:.1}s, shared {shared_budget:.1}s");
     assert!(wall >= own_budget * 0.9, "paced: {wall:.1}s for {sent_a}+{sent_b} requests");
+    // Both write into one SQLite file, taking turns while their sources wait on their
+    // budgets. A run that kept its write transaction open through such a wait held the
+    // other back by whole budget windows (16 to 28 s here, against 14 s now).
     assert!(
-        wall < own_budget + (shared_budget - own_budget) * 0.6,
+        wall < own_budget + (shared_budget - own_budget) * 0.35,
         "each tenant's own budget: {wall:.1}s; alone at this pace {own_budget:.1}s, sharing one budget {shared_budget:.1}s"
     );
 }

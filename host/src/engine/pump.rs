@@ -48,24 +48,28 @@ pub(super) async fn pump(
     let plans: BTreeMap<String, StreamPlan> =
         run.plans.iter().map(|p| (p.stream.clone(), p.clone())).collect();
     let mut batch = Batch::default();
-    loop {
+    'messages: loop {
         if let Some(signal) = futures::FutureExt::now_or_never(stop.as_mut()) {
             return Err(interrupted(signal));
         }
         let chunk = match rx.try_recv() {
             Ok(chunk) => chunk,
             Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => break,
-            Err(tokio::sync::mpsc::error::TryRecvError::Empty) => {
-                // The source is slower than the destination: let other writers in.
+            // The source is slower than the destination: let other writers in, and go on
+            // letting them in for as long as it stays silent. A destination may decline
+            // at first (a transaction younger than its idle age), so it is asked again
+            // every `sink::IDLE_COMMIT` rather than only once per silence.
+            Err(tokio::sync::mpsc::error::TryRecvError::Empty) => loop {
                 dest.idle().await?;
                 tokio::select! {
                     chunk = rx.recv() => match chunk {
-                        Some(chunk) => chunk,
-                        None => break,
+                        Some(chunk) => break chunk,
+                        None => break 'messages,
                     },
                     signal = stop.as_mut() => return Err(interrupted(signal)),
+                    () = tokio::time::sleep(sink::IDLE_COMMIT) => {}
                 }
-            }
+            },
         };
         for message in chunk {
             let message = match message {

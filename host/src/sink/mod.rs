@@ -41,6 +41,12 @@ pub use schema::{Column, ColumnType, StreamPlan};
 /// Records buffered per write batch.
 pub const BATCH_ROWS: usize = 5_000;
 
+/// For a database that lets one writer in at a time (SQLite): a transaction older than
+/// this is committed while the source has nothing ready ([`Destination::idle`], which the
+/// engine calls again at this interval for as long as the source stays silent), so
+/// another run's writes (or its refusal) wait at most about this long.
+pub const IDLE_COMMIT: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// When an incremental checkpoint is committed: once `BATCH_ROWS` rows or
 /// `COMMIT_INTERVAL` have passed since the last commit. Checkpoints in between are kept
 /// in the open transaction with their rows, so a crash loses at most that much progress
@@ -263,9 +269,10 @@ pub trait Destination: Send {
     async fn write(&mut self, stream: &str, records: Vec<Value>) -> Result<()>;
 
     /// The source has nothing ready: a destination that lets one writer at a time in
-    /// (SQLite) commits what it holds, so runs of other tenants get their turn while
-    /// this one waits on the network. Rows may land before their checkpoint, never the
-    /// other way round.
+    /// (SQLite) commits what it holds once it is [`IDLE_COMMIT`] old, so runs of other
+    /// tenants get their turn while this one waits on the network. Called again every
+    /// [`IDLE_COMMIT`] while the source stays silent. Rows may land before their
+    /// checkpoint, never the other way round.
     async fn idle(&mut self) -> Result<()> {
         Ok(())
     }

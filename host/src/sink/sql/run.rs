@@ -20,14 +20,9 @@ use super::{Batch, Store, Table, books, column_defs, ident, ident_list};
 use crate::sink::lock::held_by_another_run;
 use crate::sink::schema::{INSTANCE, reconcile, sql_name};
 use crate::sink::{
-    BATCH_ROWS, CommitPolicy, Destination, LoadStats, RunInfo, RunOutcome, RunRecord, RunStatus, StreamPlan,
-    foreign_table, now_rfc3339, unselected_stream,
+    BATCH_ROWS, CommitPolicy, Destination, IDLE_COMMIT, LoadStats, RunInfo, RunOutcome, RunRecord, RunStatus,
+    StreamPlan, foreign_table, now_rfc3339, unselected_stream,
 };
-
-/// For a [`Store::ONE_WRITER`] database: a transaction older than this is committed
-/// when the source has nothing ready, so another run's writes (or its refusal) wait at
-/// most about this long.
-const IDLE_COMMIT: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// A hub in an SQL database: the [`Destination`] every SQL store shares.
 pub struct SqlDestination<S: Store> {
