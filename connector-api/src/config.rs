@@ -114,6 +114,8 @@ fn redact_reason(reason: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde::Deserialize;
+    use serde_json::json;
 
     #[test]
     fn a_lookback_is_numbers_with_units_up_to_a_year() {
@@ -126,8 +128,6 @@ mod tests {
             assert_eq!(lookback("f", bad).unwrap_err().context_value("field"), Some("f"), "{bad}");
         }
     }
-    use serde::Deserialize;
-    use serde_json::json;
 
     #[test]
     fn a_source_url_is_https_unless_loopback_and_carries_no_credentials() {
