@@ -531,3 +531,73 @@ async fn numeric_ids_and_nul_characters_land_alike_everywhere() {
         assert_eq!(rows, ["42|A\u{FFFD}B", "u7|C"], "{dest}");
     }
 }
+
+/// `license_consumption` answered with `body` on every request, into a fresh SQLite file:
+/// the run, the rows stored, and the paths the simulator was asked for.
+async fn consumption_from(body: &str) -> (Run, i64, Vec<String>) {
+    let hostile = Hostile::Canned {
+        path: "/api/v1/licenses/consumption".into(),
+        status: 200,
+        content_type: Some("application/json".into()),
+        body: body.as_bytes().to_vec(),
+    };
+    let sim = Simulator::start(SimConfig::small()).await.unwrap();
+    sim.set_faults(Faults { hostile: Some(hostile), ..Faults::default() });
+    let dir = tempfile::tempdir().unwrap();
+    let config = qlik_config(dir.path(), &sim);
+    let db = dir.path().join("hub.db");
+    let dest = format!("sqlite:{}", db.display());
+    let run =
+        host(&["run", "--config", &config, "--dest", &dest, "--streams", "license_consumption"], &[]).await;
+    let rows = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT count(*) FROM qlik_sense__license_consumption", [], |r| r.get(0))
+        .unwrap_or(0);
+    (run, rows, sim.requests().into_iter().map(|r| r.path).collect())
+}
+
+/// An event whose `endTime` (the incremental cursor) is missing, null or not a time fails
+/// the stream naming the event and the field: loaded, it would lie outside every later
+/// incremental window and never be updated or removed (H5).
+#[tokio::test]
+async fn an_event_without_a_usable_cursor_fails_its_stream_naming_it() {
+    for (end_time, found) in [
+        (None, "it is missing or null"),
+        (Some("null"), "it is missing or null"),
+        (Some("1767225600"), "it is a number"),
+        (Some(r#"{"at":"2026-01-01T00:00:00Z"}"#), "it is an object"),
+    ] {
+        let bad = match end_time {
+            Some(v) => format!(r#"{{"id":"e2","userId":"u","endTime":{v}}}"#),
+            None => r#"{"id":"e2","userId":"u"}"#.to_string(),
+        };
+        let body = format!(
+            r#"{{"data":[{{"id":"e1","userId":"u","endTime":"2026-01-01T00:00:00Z"}},{bad}],"links":{{}}}}"#
+        );
+        let (run, rows, _) = consumption_from(&body).await;
+        assert_eq!(run.code, 4, "{found}: {}", run.output());
+        let said = format!(
+            "stream license_consumption: record id=\"e2\" has no usable `end_time`, the stream's incremental cursor: {found}"
+        );
+        assert!(run.output().contains(&said), "expected {said}\n{}", run.output());
+        assert_eq!(rows, 0, "{found}: nothing stored");
+    }
+}
+
+/// A next link that leaves the listing's path (`//evil.example:1/api/v1/users` from the
+/// consumption listing) is refused, not rebased onto the tenant and read into the
+/// consumption table (H5).
+#[tokio::test]
+async fn a_next_link_to_another_endpoint_is_refused() {
+    let body = r#"{"data":[{"id":"e1","userId":"u","endTime":"2026-01-01T00:00:00Z"}],"links":{"next":{"href":"//evil.example:1/api/v1/users?next=x"}}}"#;
+    let (run, rows, paths) = consumption_from(body).await;
+    assert_eq!(run.code, 4, "{}", run.output());
+    assert!(
+        run.stderr
+            .contains("/api/v1/licenses/consumption named a next page on another endpoint (`/api/v1/users`)"),
+        "{}",
+        run.output()
+    );
+    assert!(!paths.iter().any(|p| p == "/api/v1/users"), "users never read: {paths:?}");
+    assert_eq!(rows, 0);
+}

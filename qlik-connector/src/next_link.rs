@@ -26,12 +26,34 @@ pub fn keep_query(current: &Url, mut next: Url) -> Url {
     next
 }
 
+/// Whether `next` pages through the same listing as `current`: the same path, whether or
+/// not either carries the `/api` prefix Qlik's gateway serves its REST API under (a
+/// rebased link may lack it). A next link is a position in one listing; one that leaves
+/// the path (`/api/v1/users` from the consumption listing) would read another endpoint's
+/// items into this stream.
+pub fn same_listing(current: &Url, next: &Url) -> bool {
+    let path = |u: &Url| {
+        let p = u.path().trim_end_matches('/');
+        p.strip_prefix("/api").filter(|rest| rest.starts_with('/')).unwrap_or(p).to_string()
+    };
+    path(current) == path(next)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn url(s: &str) -> Url {
         Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn a_link_to_another_path_is_another_listing() {
+        let current = url("https://t.example/api/v1/licenses/consumption?limit=200");
+        assert!(same_listing(&current, &url("https://t.example/api/v1/licenses/consumption?page=2")));
+        assert!(same_listing(&current, &url("https://t.example/v1/licenses/consumption/?page=2")));
+        assert!(!same_listing(&current, &url("https://t.example/api/v1/users?next=a")));
+        assert!(!same_listing(&current, &url("https://t.example/api/v1/licenses/consumptions")));
     }
 
     #[test]

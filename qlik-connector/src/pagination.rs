@@ -7,7 +7,9 @@
 //! ([`next_link::keep_query`]). Each link goes through the tenant's
 //! [`OriginGuard`](connector_api::http::OriginGuard) (a link to another host is rebased
 //! onto the tenant, so the key never leaves it) and a
-//! [`CursorGuard`] (a link seen twice ends the listing with an error, never a loop).
+//! [`CursorGuard`] (a link seen twice ends the listing with an error, never a loop). A
+//! link to another path is refused ([`next_link::same_listing`]): its records would land in
+//! this listing's stream.
 //!
 //! A listing also ends with an error after [`MAX_EMPTY_PAGES`] pages in a row without
 //! records that still name a next page, or once it has delivered more than a page beyond
@@ -178,6 +180,13 @@ async fn fetch(client: &QlikClient, mut cursor: Cursor) -> Result<(Page, Option<
                 tracing::debug!(endpoint = %path, from = %from, "Rebased a next-page link onto the tenant");
             }
             let url = next_link::keep_query(&cursor.url, target.into_url());
+            if !next_link::same_listing(&cursor.url, &url) {
+                let what = format!(
+                    "named a next page on another endpoint (`{}`); refusing to read it into this listing",
+                    url.path()
+                );
+                return Err(protocol(&path, &what));
+            }
             cursor.seen.check(&path, url.as_str()).map_err(|e| e.with_hint(remediation::SOURCE_PROTOCOL))?;
             cursor.url = url;
             Some(cursor)

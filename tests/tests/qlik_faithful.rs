@@ -162,6 +162,56 @@ async fn assignment_rows_of_every_shape_land_once_with_their_holder() {
     assert!(named.iter().all(|a| a["name"].is_string() && a["orphan"] == false));
 }
 
+/// Reading consumption in time slices relies on a compound `filter`, and reading users from
+/// both ends on `sort`: neither is promised by Qlik's pages. A tenant that refuses the one and
+/// ignores the other is read the documented way, with a warning each, and loses nothing.
+#[tokio::test]
+async fn a_tenant_that_refuses_compound_filters_and_ignores_sort_lands_every_stream_exactly() {
+    let sim = Simulator::start(with(Situations {
+        compound_filters_refused: true,
+        users_sort_ignored: true,
+        ..Default::default()
+    }))
+    .await
+    .unwrap();
+    let c = config(&sim, &sim.keys().admin, json!({"include_orphans": true, "max_concurrency": 4}));
+    let first = read(&c, None, &State::default(), false).await;
+    let failed: Vec<_> = first.statuses.iter().filter(|s| s.event.error().is_some()).collect();
+    assert!(failed.is_empty(), "no stream fails: {failed:?}");
+    let full_refresh = full_refresh_streams();
+    let full_refresh: Vec<&str> = full_refresh.iter().map(String::as_str).collect();
+    assert_exact(&sim, &first, &full_refresh, "sort ignored");
+    assert_exact(&sim, &first, &["license_consumption"], "compound filter refused");
+    let warnings: Vec<&str> =
+        first.logs.iter().filter(|l| l.level == LogLevel::Warn).map(|l| l.message.as_str()).collect();
+    let refused = warnings.iter().filter(|w| w.contains("refused the compound filter")).count();
+    let unsorted = warnings.iter().filter(|w| w.contains("(sort=+id)")).count();
+    assert_eq!((refused, unsorted), (1, 1), "one warning each: {warnings:#?}");
+    let consumption_400s =
+        sim.requests().iter().filter(|r| r.path == "/api/v1/licenses/consumption" && r.status == 400).count();
+    assert_eq!(consumption_400s, 1, "one probe refused, no slice sent");
+
+    let second = read(&c, None, &first.final_state(), false).await;
+    assert_exact(&sim, &second, &full_refresh, "second sync");
+    let hub = upserted([first.stream("license_consumption"), second.stream("license_consumption")]);
+    assert_eq!(&digest("license_consumption", &hub), sim.ground_truth().stream("license_consumption"));
+}
+
+/// A server that sorts users by id only one way: the listing read downwards is out of
+/// order from its first page, is dropped before it claims anyone, and the upward listing
+/// reads every user once.
+#[tokio::test]
+async fn a_descending_listing_out_of_order_claims_nobody() {
+    let sim = Simulator::start(SimConfig::small()).await.unwrap();
+    let c = config(&sim, &sim.keys().admin, json!({"max_concurrency": 4}));
+    let plain = read(&c, Some(&["users"]), &State::default(), false).await;
+    assert_exact(&sim, &plain, &["users"], "sorted both ways");
+    assert!(plain.logs.iter().all(|l| l.level != LogLevel::Warn), "{:?}", plain.logs);
+    let downwards =
+        sim.requests().iter().filter(|r| r.path == "/api/v1/users" && r.query.contains("sort=-id")).count();
+    assert!(downwards >= 1, "the listing was read from both ends");
+}
+
 #[tokio::test]
 async fn the_tenant_keeps_every_licence_status_field() {
     let sim = Simulator::start(SimConfig::small()).await.unwrap();

@@ -19,6 +19,8 @@ pub struct Page {
     /// How far on the cursor the source has been read with this page, when the source
     /// says so beyond its items (the end of an archived day, events or not).
     pub(crate) through: Option<Cursor>,
+    /// What the operator should know about how this page was read (a fallback taken).
+    pub(crate) warnings: Vec<String>,
 }
 
 impl Page {
@@ -29,7 +31,7 @@ impl Page {
         I: IntoIterator<Item = Result<Map<String, Value>>>,
         I::IntoIter: Send + 'static,
     {
-        Page { items: Box::new(items.into_iter()), events, through: None }
+        Page { items: Box::new(items.into_iter()), events, through: None, warnings: Vec::new() }
     }
 
     /// Declares that, with this page, the source has been read up to `through` on the
@@ -38,6 +40,14 @@ impl Page {
     /// after the last day read.
     pub fn through(mut self, through: Cursor) -> Page {
         self.through = Some(through);
+        self
+    }
+
+    /// Adds a warning the engine logs for the operator before the page's records: a chain
+    /// that notices the source does not behave as it assumed (an order it asked for and did
+    /// not get) says so where it takes its fallback, since a chain has no context to log to.
+    pub fn warn(mut self, message: impl Into<String>) -> Page {
+        self.warnings.push(message.into());
         self
     }
 

@@ -129,6 +129,53 @@ pub fn read<C: Send + Sync + 'static>(
     Ok(Box::pin(stream))
 }
 
+/// The cursor value of `record`, a record of `def`, whose cursor column is `cursor`.
+///
+/// A record without a readable cursor fails its stream: loaded, it would sit outside every
+/// later incremental window (none of them asks for "no time"), so it could never be
+/// updated or removed by an incremental run, and a checkpoint cannot be placed after it.
+fn cursor_of(def: &StreamDef, cursor: &str, record: &Value) -> Result<Cursor> {
+    let mut value = record.get(cursor);
+    if let Some(at) = value.and_then(Value::as_str).and_then(Cursor::parse) {
+        return Ok(at);
+    }
+    // A value of the wrong type was moved to `_extra` under its source name by the mapping.
+    let source = def.fields.iter().find(|f| f.column == cursor).and_then(|f| f.source);
+    if value.is_none_or(Value::is_null)
+        && let Some(original) = source.and_then(|s| record.get(crate::stream_def::EXTRA)?.get(s))
+    {
+        value = Some(original);
+    }
+    let found = match value {
+        None | Some(Value::Null) => "it is missing or null".to_string(),
+        Some(Value::String(s)) => {
+            format!("`{}` is not an RFC 3339 time", s.chars().take(40).collect::<String>())
+        }
+        Some(Value::Number(_)) => "it is a number, not an RFC 3339 time".to_string(),
+        Some(Value::Bool(_)) => "it is a boolean, not an RFC 3339 time".to_string(),
+        Some(Value::Array(_)) => "it is an array, not an RFC 3339 time".to_string(),
+        Some(Value::Object(_)) => "it is an object, not an RFC 3339 time".to_string(),
+    };
+    let key: Vec<String> = def
+        .primary_key
+        .iter()
+        .map(|k| format!("{k}={}", record.get(*k).map(Value::to_string).unwrap_or_else(|| "?".into())))
+        .collect();
+    Err(Error::new(
+        ErrorKind::Source,
+        format!(
+            "stream {}: record {} has no usable `{cursor}`, the stream's incremental cursor: {found}",
+            def.name,
+            key.join(", ")
+        ),
+    )
+    .with_context("stream", def.name.to_string())
+    .with_context("field", cursor.to_string())
+    .with_hint(
+        "The source sent a record an incremental sync cannot place in time; the stream fails and its checkpoint does not move past this record. Report the record to the source's owner",
+    ))
+}
+
 /// The cursor a saved checkpoint of `stream` holds.
 fn saved_cursor(stream: &str, cursor: &str, saved: Option<&Value>) -> Result<Option<Cursor>> {
     let Some(saved) = saved.filter(|v| !v.is_null()) else { return Ok(None) };
@@ -245,8 +292,11 @@ impl<C: Send + Sync + 'static> SourceRun<C> {
         let primary = self.primary();
         let mut records = Records::default();
         let mut newest: Option<Cursor> = None;
-        while let Some(Page { items, events, through }) = pages.try_next().await? {
+        while let Some(Page { items, events, through, warnings }) = pages.try_next().await? {
             self.out.http_events(primary.name, &events).await?;
+            for warning in warnings {
+                self.out.log(LogLevel::Warn, warning).await?;
+            }
             if let Some(through) = through {
                 Cursor::advance(&mut newest, through);
             }
@@ -255,10 +305,8 @@ impl<C: Send + Sync + 'static> SourceRun<C> {
                 map(item?, &mut records)?;
                 for (stream, record) in records.drain() {
                     if stream == primary.name {
-                        if let Some(at) =
-                            primary.cursor.and_then(|c| record.get(c)?.as_str()).and_then(Cursor::parse)
-                        {
-                            Cursor::advance(&mut newest, at);
+                        if let Some(cursor) = primary.cursor {
+                            Cursor::advance(&mut newest, cursor_of(primary, cursor, &record)?);
                         }
                         if let Some(fanning) = fanning
                             && let Some(key) = record.get(fanning.key).and_then(key_text)

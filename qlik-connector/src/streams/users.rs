@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use connector_api::Result;
-use connector_api::read::{Chain, Pages, Plan, Records, Source};
+use connector_api::read::{Chain, Page, Pages, Plan, Records, Source};
 use futures::{StreamExt, future};
 use serde_json::{Map, Value};
 use tokio::sync::oneshot;
@@ -129,16 +129,30 @@ impl Source<Tenant> for Users {
         let mut more_tx = Some(more_tx);
         // The upper end starts once the lower end's second page arrives: a listing of one
         // page is read once, and the lower end's first ids are claimed before the upper
-        // end's first page, so a server that ignores `sort` is read by the lower end alone.
+        // end's first page. Those two pages must ascend by id; if they do not, the server
+        // did not sort as asked, the upper end never starts and the lower end reads alone.
+        let up_ends = ends.clone();
         let up = listing(&tenant, STABLE_ORDER).enumerate().map(move |(i, page)| {
-            if i == 1 {
+            let page = page?;
+            if i > 1 {
+                return Ok(page);
+            }
+            let page = in_order(page, &up_ends, true);
+            if lock(&up_ends).up_unsorted {
+                more_tx.take();
+            } else if i == 1 {
                 more_tx.take().map(|tx| tx.send(()));
             }
-            page
+            Ok(page)
         });
+        // The upper end stops at the first page that does not descend, before claiming any
+        // of its ids: the lower end then reads on past them, up to the last id claimed.
+        let (down_ends, broken_ends) = (ends.clone(), ends.clone());
         let down = futures::stream::once(more_rx)
             .filter_map(|more| future::ready(more.ok()))
-            .flat_map(move |()| listing(&tenant, "-id"));
+            .flat_map(move |()| listing(&tenant, "-id"))
+            .take_while(move |_| future::ready(!lock(&broken_ends).down_unsorted))
+            .map(move |page| page.map(|page| in_order(page, &down_ends, false)));
         let end = |up: bool, pages: Pages| {
             let (pages_end, items_end) = (ends.clone(), ends.clone());
             let pages = pages.take_while(move |_| future::ready(!lock(&pages_end).met(up))).boxed();
@@ -152,13 +166,56 @@ impl Source<Tenant> for Users {
 }
 
 /// How far the two ends of the users listing have read: the highest id the ascending end
-/// emitted and the lowest the descending end emitted.
+/// emitted and the lowest the descending end emitted; and whether either end found its
+/// listing out of the order it asked for.
 #[derive(Debug, Default)]
 struct Ends {
     low: Option<String>,
     high: Option<String>,
     up_met: bool,
     down_met: bool,
+    /// The last id of each end's latest page, to check the next page continues its order.
+    up_last: Option<String>,
+    down_last: Option<String>,
+    up_unsorted: bool,
+    down_unsorted: bool,
+}
+
+/// `page` of the end reading upwards (`up`) or downwards, checked against the order that
+/// end asked for: every id past the one before it (within the page and from the end's
+/// previous page). A page out of order marks its end unsorted and carries a warning saying
+/// what the read does instead; the end reading downwards gets it back empty (its ids
+/// unclaimed, so the end reading upwards reads on past them).
+/// Qlik documents `sort` on `/v1/users` (https://qlik.dev/apis/rest/users), but reading
+/// from both ends relies on it; a server that ignores it must not make the listing fail.
+fn in_order(page: Page, ends: &Mutex<Ends>, up: bool) -> Page {
+    let (items, events) = page.into_parts();
+    let items: Vec<Result<Map<String, Value>>> = items.collect();
+    let ids = items.iter().filter_map(|i| i.as_ref().ok()?.get("id").map(text));
+    let mut ends = lock(ends);
+    let last = if up { &mut ends.up_last } else { &mut ends.down_last };
+    let mut sorted = true;
+    for id in ids {
+        if last.as_ref().is_some_and(|l| if up { id <= *l } else { id >= *l }) {
+            sorted = false;
+        }
+        *last = Some(id);
+    }
+    let warned = if up { ends.up_unsorted } else { ends.down_unsorted };
+    if sorted || warned {
+        return Page::new(items, events);
+    }
+    let sort = if up { STABLE_ORDER } else { "-id" };
+    let warning = format!(
+        "Qlik Cloud did not list /api/v1/users in the order asked for (sort={sort}); reading the users listing from one end this run (slower; nothing is lost)"
+    );
+    if up {
+        ends.up_unsorted = true;
+        Page::new(items, events).warn(warning)
+    } else {
+        ends.down_unsorted = true;
+        Page::new(Vec::new(), events).warn(warning)
+    }
 }
 
 impl Ends {

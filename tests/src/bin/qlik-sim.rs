@@ -101,6 +101,13 @@ struct Args {
     /// Situation: licence assignment rows carry userId and name, or lack type.
     #[arg(long)]
     assignment_shape_variants: bool,
+    /// Latitude Qlik's pages leave: licenses/consumption answers a compound `filter` (two
+    /// comparisons joined by `and`) with 400.
+    #[arg(long)]
+    compound_filters_refused: bool,
+    /// Latitude Qlik's pages leave: /v1/users ignores `sort` and lists by name.
+    #[arg(long)]
+    users_sort_ignored: bool,
     /// A capacity-based subscription (a `fullUser` allotment, metering records in
     /// `consumption/executions`) instead of a user-based one (Professional, Analyzer and
     /// Analyzer-capacity allotments; `consumption/executions` answers 404).
@@ -154,6 +161,8 @@ impl Args {
                 space_deleted_mid_run: self.space_deleted_mid_run,
                 rename_during_users_listing: self.rename_during_users_listing,
                 assignment_shape_variants: self.assignment_shape_variants,
+                compound_filters_refused: self.compound_filters_refused,
+                users_sort_ignored: self.users_sort_ignored,
             },
             subscription: if self.capacity_based {
                 Subscription::CapacityBased

@@ -20,4 +20,15 @@ pub struct Situations {
     /// (https://qlik.dev/apis/rest/licenses): every fourth row of a current user carries
     /// `userId` and `name`, and every ninth row (orphans included) has no `type`.
     pub assignment_shape_variants: bool,
+    /// `licenses/consumption` answers a `filter` of more than one comparison (`endTime ge
+    /// "A" and endTime lt "B"`) with 400 "Invalid filter". Qlik documents the listing's filter
+    /// only as "the SCIM filter; filterable property is endTime" and shows no compound
+    /// example (https://qlik.dev/apis/rest/licenses), so a tenant may refuse one; a client
+    /// must then fall back to the single documented `endTime ge` comparison.
+    pub compound_filters_refused: bool,
+    /// `/v1/users` ignores `sort` and lists users in its default order, by name. Qlik
+    /// documents `sort` (https://qlik.dev/apis/rest/users), but a client that relies on
+    /// the order it asked for (reading a listing from both ends) must notice when it is not
+    /// given and read the listing one way.
+    pub users_sort_ignored: bool,
 }

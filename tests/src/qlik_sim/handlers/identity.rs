@@ -78,8 +78,9 @@ impl Selector {
 /// The order a users request asks for: `+name` without `sort`, Qlik's default
 /// (https://qlik.dev/apis/rest/users). Of the sort keys the definitions list, the simulator
 /// serves `name` and `id`; any other is refused rather than silently ignored.
-fn user_order(ctx: &Ctx) -> Result<UserOrder, ApiError> {
-    let raw = ctx.param("sort").unwrap_or("+name");
+fn user_order(t: &Tenant, ctx: &Ctx) -> Result<UserOrder, ApiError> {
+    let asked = ctx.param("sort").filter(|_| !t.situations.users_sort_ignored);
+    let raw = asked.unwrap_or("+name");
     let (descending, key) = match raw.strip_prefix('-') {
         Some(key) => (true, key),
         None => (false, raw.strip_prefix('+').unwrap_or(raw)),
@@ -102,7 +103,7 @@ pub(crate) fn users(t: &Tenant, ctx: &Ctx) -> Result<Reply, ApiError> {
     let limit = paging::limit(ctx, 20, 100)?;
     let selector = Selector::from_request(t, ctx)?;
     let total = paging::bool_param(ctx, "totalResults")?;
-    let order = user_order(ctx)?;
+    let order = user_order(t, ctx)?;
     let tag = format!("users.{:?}.{}", order.by, order.descending);
     let pred = |p: u64| selector.matches(t, &t.user(t.user_at(order, p)));
     let w = paging::cursor_window(ctx, &tag, 0..t.users, limit, pred)?;

@@ -188,6 +188,9 @@ pub(crate) fn consumption(t: &Tenant, ctx: &Ctx) -> Result<Reply, ApiError> {
     let mut range = 0..t.events;
     if let Some(f) = ctx.param("filter") {
         let parsed = scim::parse(f).map_err(|e| ApiError::bad_request(format!("Invalid `filter`: {e}.")))?;
+        if t.situations.compound_filters_refused && !matches!(parsed, scim::Filter::Cmp { .. }) {
+            return Err(ApiError::bad_request("Invalid filter"));
+        }
         range = narrow(t, &parsed, range)?;
     }
     let to_present = range.end == t.events;
