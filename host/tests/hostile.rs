@@ -601,3 +601,114 @@ async fn a_next_link_to_another_endpoint_is_refused() {
     assert!(!paths.iter().any(|p| p == "/api/v1/users"), "users never read: {paths:?}");
     assert_eq!(rows, 0);
 }
+
+/// An OAuth client whose secret Qlik refuses fails the run once, before any stream starts:
+/// one token request, one message, exit 3 (H7).
+#[tokio::test]
+async fn a_refused_oauth_secret_fails_once_before_any_stream() {
+    let sim = Simulator::start(SimConfig::small()).await.unwrap();
+    let (client_id, _) = sim.oauth_client();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("m2m.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "connector = \"qlik-sense\"\n[config]\ntenant_url = \"{}\"\nclient_id = \"{client_id}\"\nclient_secret = \"not-the-secret-of-this-client\"\n",
+            sim.base_url()
+        ),
+    )
+    .unwrap();
+    let dest = format!("sqlite:{}", dir.path().join("hub.db").display());
+    let run = host(&["run", "--config", &config.display().to_string(), "--dest", &dest], &[]).await;
+    assert_eq!(run.code, 3, "{}", run.output());
+    let token_requests = sim.requests().iter().filter(|r| r.path == "/oauth/token").count();
+    assert_eq!(token_requests, 1, "{}", run.output());
+    assert!(run.output().contains("refused the OAuth client's credentials"), "{}", run.output());
+    assert!(!run.output().to_lowercase().contains("stream failed"), "no stream started: {}", run.output());
+    assert!(!run.output().contains("not-the-secret-of-this-client"));
+}
+
+/// A Singer `--state` whose bookmark is not a time stops the tap before it reads anything,
+/// with exit 2, as the same state does through the Airbyte protocol (H7).
+#[tokio::test]
+async fn a_bookmark_that_is_not_a_time_is_a_config_error_for_singer_and_airbyte() {
+    let sim = Simulator::start(SimConfig::small()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.json");
+    let settings = serde_json::json!({"tenant_url": sim.base_url(), "api_key": sim.keys().admin});
+    std::fs::write(&config, settings.to_string()).unwrap();
+    let config = config.display().to_string();
+    let singer_state = dir.path().join("singer-state.json");
+    std::fs::write(&singer_state, r#"{"bookmarks": {"license_consumption": {"end_time": "last tuesday"}}}"#)
+        .unwrap();
+    let singer = host(
+        &[
+            "singer",
+            "--connector",
+            "qlik-sense",
+            "--config",
+            &config,
+            "--state",
+            &singer_state.display().to_string(),
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(singer.code, 2, "{}", singer.output());
+    assert!(!singer.stdout.contains("\"RECORD\""), "nothing read: {}", singer.output());
+    assert!(
+        singer.stderr.contains("the saved state of stream `license_consumption` is not a checkpoint"),
+        "{}",
+        singer.output()
+    );
+
+    let catalog = dir.path().join("catalog.json");
+    let discovered =
+        host(&["airbyte", "--connector", "qlik-sense", "discover", "--config", &config], &[]).await;
+    let streams: serde_json::Value = discovered
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|m| m["type"] == "CATALOG")
+        .unwrap()["catalog"]["streams"]
+        .clone();
+    let configured: Vec<serde_json::Value> = streams
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let incremental = s["name"] == "license_consumption";
+            serde_json::json!({
+                "stream": s,
+                "sync_mode": if incremental { "incremental" } else { "full_refresh" },
+                "destination_sync_mode": if incremental { "append_dedup" } else { "overwrite" },
+            })
+        })
+        .collect();
+    std::fs::write(&catalog, serde_json::json!({ "streams": configured }).to_string()).unwrap();
+    let airbyte_state = dir.path().join("airbyte-state.json");
+    std::fs::write(
+        &airbyte_state,
+        r#"[{"type": "STREAM", "stream": {"stream_descriptor": {"name": "license_consumption"}, "stream_state": {"end_time": "last tuesday"}}}]"#,
+    )
+    .unwrap();
+    let airbyte = host(
+        &[
+            "airbyte",
+            "--connector",
+            "qlik-sense",
+            "read",
+            "--config",
+            &config,
+            "--catalog",
+            &catalog.display().to_string(),
+            "--state",
+            &airbyte_state.display().to_string(),
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(airbyte.code, 2, "{}", airbyte.output());
+    assert!(airbyte.stdout.contains("config_error"), "{}", airbyte.output());
+    assert!(!airbyte.stdout.contains("\"RECORD\""), "nothing read: {}", airbyte.output());
+}

@@ -150,6 +150,12 @@ impl QlikClient {
         }
     }
 
+    /// Gets the OAuth client's first token, so that credentials Qlik refuses fail the read
+    /// once, before any stream starts, instead of once per stream; a key needs nothing.
+    pub async fn sign_in(&self) -> Result<()> {
+        self.authorization(None, &mut Vec::new()).await.map(drop)
+    }
+
     /// GETs `url` with the key or token, retrying transient failures; 2xx JSON (read as
     /// `T`) and 3xx come back as a [`Reply`], anything else as an error naming the
     /// endpoint. An OAuth token answered with 401 is replaced once.

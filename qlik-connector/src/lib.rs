@@ -89,6 +89,7 @@ impl Connector for QlikConnector {
         let mut catalog = catalog.clone();
         catalog.streams.retain(|s| settings.streams.contains(&s.stream.name.as_str()));
         let client = Arc::new(client::QlikClient::new(&settings, sign_in)?);
+        client.sign_in().await?;
         let options = connector_api::read::Options { max_concurrency: settings.max_concurrency };
         connector_api::read::read(
             Arc::new(read::Tenant::new(client, settings)),

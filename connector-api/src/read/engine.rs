@@ -49,8 +49,10 @@ impl Default for Options {
 /// streams from `state`, and returns the message stream.
 ///
 /// A selected stream no source feeds is a [`ErrorKind::Config`] error listing the known
-/// streams. A saved checkpoint that is not this engine's (`{"<cursor>": "<RFC 3339>"}`)
-/// fails its stream with a hint to start it over; the other streams are read.
+/// streams. So is a saved checkpoint of a selected incremental stream that is not this
+/// engine's (`{"<cursor>": "<RFC 3339>"}`): the state is the caller's input (a Singer
+/// `--state`, an Airbyte state, the hub's), and a wrong input stops the read before any
+/// stream starts, the same way whichever protocol passed it.
 pub fn read<C: Send + Sync + 'static>(
     ctx: Arc<C>,
     sources: &'static [&'static dyn Source<C>],
@@ -72,7 +74,7 @@ pub fn read<C: Send + Sync + 'static>(
     let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
     let out = Emitter::new(tx, selected);
     let permits = Arc::new(Semaphore::new(options.max_concurrency.max(1)));
-    let mut tasks = JoinSet::new();
+    let mut planned = Vec::new();
     for source in sources.iter().copied() {
         let streams: Vec<&'static str> =
             source.streams().iter().map(|d| d.name).filter(|s| out.wants(s)).collect();
@@ -82,9 +84,13 @@ pub fn read<C: Send + Sync + 'static>(
         let primary = source.streams()[0];
         let incremental = catalog.stream(primary.name).is_some_and(|s| s.sync_mode == SyncMode::Incremental);
         let resume = match (incremental, primary.cursor) {
-            (true, Some(cursor)) => saved_cursor(primary.name, cursor, state.get(primary.name)),
-            _ => Ok(None),
+            (true, Some(cursor)) => saved_cursor(primary.name, cursor, state.get(primary.name))?,
+            _ => None,
         };
+        planned.push((source, streams, resume));
+    }
+    let mut tasks = JoinSet::new();
+    for (source, streams, resume) in planned {
         let run = SourceRun { source, out: out.clone(), permits: permits.clone(), options };
         let ctx = ctx.clone();
         tasks.spawn(async move {
@@ -93,20 +99,20 @@ pub fn read<C: Send + Sync + 'static>(
                     return;
                 }
             }
-            let result = match resume {
-                // A panic in a connector's plan or mapper fails its streams like any other
-                // error, instead of leaving them started and never finished.
-                Ok(resume) => AssertUnwindSafe(run.run(ctx, resume)).catch_unwind().await.unwrap_or_else(|panic| {
+            // A panic in a connector's plan or mapper fails its streams like any other
+            // error, instead of leaving them started and never finished.
+            let result = AssertUnwindSafe(run.run(ctx, resume))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| {
                     let what = panic
                         .downcast_ref::<&str>()
                         .map(|s| s.to_string())
                         .or_else(|| panic.downcast_ref::<String>().cloned())
                         .unwrap_or_else(|| "a panic".to_string());
                     Err(Error::internal(format!("the connector panicked: {what}")))
-                }),
-                Err(err) => Err(err),
-            }
-            .map_err(|err| err.with_context("stream", streams.join(", ")));
+                })
+                .map_err(|err| err.with_context("stream", streams.join(", ")));
             for s in &streams {
                 let event = match &result {
                     Ok(()) => StreamEvent::Completed { records: run.out.count(s) },
@@ -186,7 +192,10 @@ fn saved_cursor(stream: &str, cursor: &str, saved: Option<&Value>) -> Result<Opt
             format!("the saved state of stream `{stream}` is not a checkpoint of its cursor `{cursor}`"),
         )
         .with_context("stream", stream)
-        .with_hint("Run the stream once with --full-refresh to start it over")),
+        .with_context("field", "state")
+        .with_hint(
+            "Start the stream over without its saved state: `connector-host run --full-refresh --streams <stream>` for a hub, or leave the stream's bookmark out of the state passed in",
+        )),
     }
 }
 
@@ -617,17 +626,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_saved_state_of_another_shape_fails_only_its_stream() {
+    async fn a_saved_state_of_another_shape_stops_the_read_before_any_stream() {
         static SOURCES: &[&dyn Source<()>] = &[&Events, &Family { broken_child: None }];
         let mut state = State::default();
         state.set("events", json!({"cursor": 3}));
-        let messages = read_all(SOURCES, &state).await.unwrap();
-        let StreamEvent::Failed { kind, hint, .. } = last_event(&messages, "events") else {
-            panic!("not failed")
-        };
-        assert_eq!(kind, ErrorKind::Config);
-        assert!(hint.unwrap().contains("--full-refresh"));
-        assert_eq!(last_event(&messages, "parents"), StreamEvent::Completed { records: 3 });
+        let Err(err) = read_all(SOURCES, &state).await else { panic!("the read started") };
+        assert_eq!(err.kind(), ErrorKind::Config);
+        assert_eq!(err.context_value("stream"), Some("events"));
+        assert!(err.hint().unwrap().contains("--full-refresh"));
     }
 
     #[tokio::test]
