@@ -130,13 +130,13 @@ pub enum Command {
     /// `read --config --catalog [--state]` with a JSON config holding the connector's
     /// `config` object, secrets inline. Errors are TRACE messages; `check` exits 0 once it
     /// printed its CONNECTION_STATUS, the other commands with connector-host's exit codes.
-    Airbyte(crate::commands::airbyte::AirbyteArgs),
+    Airbyte(AirbyteArgs),
     /// Run a connector as a Singer tap: SCHEMA, RECORD and STATE messages on stdout.
     ///
     /// `--discover` prints the Singer catalog; a catalog passed back with `--catalog`
     /// selects streams (`selected`), their replication method and fields; `--state`
     /// resumes incremental streams from the bookmarks of the last STATE message.
-    Singer(crate::commands::singer::SingerArgs),
+    Singer(SingerArgs),
     /// Run a full Qlik Sense sync from a built-in simulated tenant: no account needed.
     #[cfg(feature = "demo")]
     Demo {
@@ -233,4 +233,71 @@ fn stream_name(value: &str) -> Result<String, String> {
         return Err("empty stream name; separate names with commas, e.g. users,groups".into());
     }
     Ok(name.to_string())
+}
+
+/// Flags of `airbyte`.
+#[derive(Debug, Args)]
+pub struct AirbyteArgs {
+    /// The connector to run, as `list` shows it (`qlik-sense`, `scim`). A container image
+    /// sets it in its environment, so Airbyte's `spec`, `check` … reach it unchanged.
+    #[arg(long, env = "CONNECTOR_HOST_CONNECTOR")]
+    pub connector: String,
+    /// The Airbyte command.
+    #[command(subcommand)]
+    pub command: AirbyteCommand,
+}
+
+/// The commands of the Airbyte protocol.
+#[derive(Debug, Subcommand)]
+pub enum AirbyteCommand {
+    /// Print the SPEC message: the config's JSON Schema, secret fields marked
+    /// `airbyte_secret`.
+    Spec,
+    /// Print a CONNECTION_STATUS: whether the config can read its source, and if not, why.
+    Check {
+        /// JSON file holding the connector's config object, secrets inline.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Print the CATALOG message: streams, schemas, primary keys, cursors, sync modes.
+    Discover {
+        /// JSON file holding the connector's config object, secrets inline.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Read the streams the configured catalog selects: RECORD, STATE, stream statuses.
+    Read {
+        /// JSON file holding the connector's config object, secrets inline.
+        #[arg(long)]
+        config: PathBuf,
+        /// The configured catalog: the streams to read and each one's sync mode.
+        #[arg(long)]
+        catalog: PathBuf,
+        /// The per-stream STATE messages of the last read (a JSON list) to resume from.
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
+}
+
+/// Flags of `singer`.
+#[derive(Debug, Args)]
+pub struct SingerArgs {
+    /// The connector to run, as `list` shows it (`qlik-sense`, `scim`); a Meltano plugin
+    /// or container sets it in its environment.
+    #[arg(long, env = "CONNECTOR_HOST_CONNECTOR")]
+    pub connector: String,
+    /// JSON file holding the connector's config object, secrets inline.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Print the Singer catalog instead of reading (`--catalog` and `--state` are then
+    /// ignored: Meltano passes its state to discovery too).
+    #[arg(long)]
+    pub discover: bool,
+    /// The catalog choosing streams (`selected`), their `replication-method` and fields;
+    /// every stream in its default mode without one.
+    #[arg(long, visible_alias = "properties")]
+    pub catalog: Option<PathBuf>,
+    /// The value of the last STATE message of a previous sync, to resume from.
+    #[arg(long)]
+    pub state: Option<PathBuf>,
 }

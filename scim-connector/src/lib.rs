@@ -4,17 +4,19 @@
 pub mod client;
 pub mod config;
 pub mod error;
-pub mod read;
+pub mod server;
 pub mod streams;
 
 use async_trait::async_trait;
 use connector_api::http::{HttpEvent, RetryPolicy};
+use connector_api::read::Options;
 use connector_api::{
     Catalog, CheckReport, CheckStatus, ConfiguredCatalog, Connector, ErrorKind, MessageStream, Metadata,
     Result, Spec, State,
 };
 use serde::Deserialize;
 use serde_json::Value;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use client::ScimClient;
@@ -147,7 +149,10 @@ impl Connector for ScimConnector {
         state: &State,
     ) -> Result<MessageStream> {
         let config = ScimConfig::from_json(config)?;
-        read::read(self.client(&config)?, &config, catalog, state)
+        let server = Arc::new(server::Server::new(self.client(&config)?, &config)?);
+        // Streams one after another: a SCIM server is often a small service of an identity
+        // provider, so at most three pages are in memory however large the directory.
+        connector_api::read::read(server, streams::SOURCES, catalog, state, Options::default())
     }
 }
 

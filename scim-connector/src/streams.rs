@@ -13,7 +13,7 @@ use connector_api::stream_def::{StreamDef, Ty, col, derived, record_spreading};
 use connector_api::{Catalog, Error, ErrorKind, Result};
 use serde_json::{Map, Value};
 
-use crate::read::{Ctx, Server};
+use crate::server::{Ctx, Server};
 
 /// The property incremental reads of `users` resume from.
 pub const USERS_CURSOR: &str = "last_modified";

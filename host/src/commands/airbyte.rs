@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use connector_api::registry::Registry;
 use connector_api::{
@@ -22,51 +22,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::source;
+use crate::cli::{AirbyteArgs, AirbyteCommand};
 use crate::exit::Exit;
-
-/// Flags of `airbyte`.
-#[derive(Debug, clap::Args)]
-pub struct AirbyteArgs {
-    /// The connector to run, as `list` shows it (`qlik-sense`, `scim`). A container image
-    /// sets it in its environment, so Airbyte's `spec`, `check` … reach it unchanged.
-    #[arg(long, env = "CONNECTOR_HOST_CONNECTOR")]
-    pub connector: String,
-    /// The Airbyte command.
-    #[command(subcommand)]
-    pub command: AirbyteCommand,
-}
-
-/// The commands of the Airbyte protocol.
-#[derive(Debug, clap::Subcommand)]
-pub enum AirbyteCommand {
-    /// Print the SPEC message: the config's JSON Schema, secret fields marked
-    /// `airbyte_secret`.
-    Spec,
-    /// Print a CONNECTION_STATUS: whether the config can read its source, and if not, why.
-    Check {
-        /// JSON file holding the connector's config object, secrets inline.
-        #[arg(long)]
-        config: PathBuf,
-    },
-    /// Print the CATALOG message: streams, schemas, primary keys, cursors, sync modes.
-    Discover {
-        /// JSON file holding the connector's config object, secrets inline.
-        #[arg(long)]
-        config: PathBuf,
-    },
-    /// Read the streams the configured catalog selects: RECORD, STATE, stream statuses.
-    Read {
-        /// JSON file holding the connector's config object, secrets inline.
-        #[arg(long)]
-        config: PathBuf,
-        /// The configured catalog: the streams to read and each one's sync mode.
-        #[arg(long)]
-        catalog: PathBuf,
-        /// The per-stream STATE messages of the last read (a JSON list) to resume from.
-        #[arg(long)]
-        state: Option<PathBuf>,
-    },
-}
 
 /// Runs one Airbyte command. Every failure becomes a TRACE error on stdout, where
 /// Airbyte looks for it, and exits with its documented code.

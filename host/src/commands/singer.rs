@@ -12,7 +12,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
-use std::path::PathBuf;
 
 use connector_api::registry::Registry;
 use connector_api::{
@@ -24,30 +23,8 @@ use serde_json::{Map, Value, json};
 use time::format_description::well_known::Rfc3339;
 
 use super::source::{self, emit};
+use crate::cli::SingerArgs;
 use crate::exit::Exit;
-
-/// Flags of `singer`.
-#[derive(Debug, clap::Args)]
-pub struct SingerArgs {
-    /// The connector to run, as `list` shows it (`qlik-sense`, `scim`); a Meltano plugin
-    /// or container sets it in its environment.
-    #[arg(long, env = "CONNECTOR_HOST_CONNECTOR")]
-    pub connector: String,
-    /// JSON file holding the connector's config object, secrets inline.
-    #[arg(long)]
-    pub config: PathBuf,
-    /// Print the Singer catalog instead of reading (`--catalog` and `--state` are then
-    /// ignored: Meltano passes its state to discovery too).
-    #[arg(long)]
-    pub discover: bool,
-    /// The catalog choosing streams (`selected`), their `replication-method` and fields;
-    /// every stream in its default mode without one.
-    #[arg(long, visible_alias = "properties")]
-    pub catalog: Option<PathBuf>,
-    /// The value of the last STATE message of a previous sync, to resume from.
-    #[arg(long)]
-    pub state: Option<PathBuf>,
-}
 
 /// Runs the tap: the catalog with `--discover`, else a sync.
 pub async fn singer(registry: &Registry, args: SingerArgs, out: &mut (dyn Write + Send)) -> Result<Exit> {

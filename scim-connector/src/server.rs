@@ -1,5 +1,5 @@
 //! The server a read goes to, and its listings as pages for the read engine
-//! ([`connector_api::read`]), which runs the streams of [`crate::streams`].
+//! ([`connector_api::read`]).
 //!
 //! SCIM pages by 1-based `startIndex` and `count` (RFC 7644 §3.4.2.4); the shared offset
 //! pager walks them and `read_ahead` keeps the next page in flight while the engine
@@ -7,18 +7,16 @@
 //! service of an identity provider), so at most three pages are in memory however large
 //! the directory.
 
+use connector_api::Result;
 use connector_api::http::offset::{OffsetPage, paginate_offset};
 use connector_api::http::read_ahead;
-use connector_api::read::{Options, Page, Pages, StreamCtx, read as run};
-use connector_api::{ConfiguredCatalog, MessageStream, Result, State};
+use connector_api::read::{Page, Pages, StreamCtx};
 use futures::StreamExt;
 use serde_json::Value;
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::client::ScimClient;
 use crate::config::ScimConfig;
-use crate::streams::SOURCES;
 
 /// The SCIM server a read goes to.
 pub struct Server {
@@ -32,6 +30,11 @@ pub struct Server {
 pub type Ctx = StreamCtx<Server>;
 
 impl Server {
+    /// The server `config` names, reached through `client`.
+    pub fn new(client: ScimClient, config: &ScimConfig) -> Result<Server> {
+        Ok(Server { client, page_size: config.page_size, lookback: config.lookback()? })
+    }
+
     /// The pages of `resource` (`Users`, `Groups`), filtered by `filter` when given.
     pub fn pages(&self, resource: &'static str, filter: Option<String>) -> Pages {
         let client = self.client.clone();
@@ -63,16 +66,4 @@ impl Server {
         });
         read_ahead(pages).boxed()
     }
-}
-
-/// Starts reading `catalog`'s streams from the server `config` names with `client`, one
-/// after another, resuming `users` from `state`.
-pub fn read(
-    client: ScimClient,
-    config: &ScimConfig,
-    catalog: &ConfiguredCatalog,
-    state: &State,
-) -> Result<MessageStream> {
-    let server = Arc::new(Server { client, page_size: config.page_size, lookback: config.lookback()? });
-    run(server, SOURCES, catalog, state, Options::default())
 }
