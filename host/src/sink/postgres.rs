@@ -227,6 +227,14 @@ impl Store for Postgres {
         ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2)";
     const COLUMNS: &'static str = "SELECT column_name::text, data_type::text FROM information_schema.columns
         WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position";
+    const SHAPE: &'static str = "SELECT CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'partitioned table'
+            WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'f' THEN 'foreign table'
+            WHEN 'i' THEN 'index' WHEN 'S' THEN 'sequence' ELSE 'relation of kind ' || c.relkind::text END,
+        EXISTS (SELECT 1 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a
+            ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+            WHERE i.indrelid = c.oid AND i.indisprimary AND a.attname = '_instance')
+        FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = $1 AND c.relname = $2";
 
     fn describe(&self) -> String {
         format!("PostgreSQL database {}", self.shown_url)

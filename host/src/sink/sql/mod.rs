@@ -10,6 +10,7 @@
 
 pub mod books;
 pub mod run;
+pub mod shape;
 
 use async_trait::async_trait;
 use connector_api::{Result, ViewDescriptor};
@@ -92,6 +93,11 @@ pub trait Store: Send {
 
     /// The columns of table `$1.$2`: name and declared type, in order.
     const COLUMNS: &'static str;
+
+    /// What object `$1.$2` is, as one row if it exists: its kind as the database names
+    /// it (`table` for a plain table only), and `1` when `_instance` is a column of its
+    /// primary key (see [`shape`]).
+    const SHAPE: &'static str;
 
     /// Where the data goes, for people; never holds a password.
     fn describe(&self) -> String;

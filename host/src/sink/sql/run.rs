@@ -1,8 +1,9 @@
 //! The run state machine of SQL hubs, written once over a [`Store`].
 //!
-//! - `begin` gives every stream its table (refusing one `_tables` does not list,
-//!   stopping on a changed column type, adding new columns, keeping old ones) and a
-//!   load: a staging table for full refresh, an upsert for incremental;
+//! - `begin` gives every stream its table (refusing one `_tables` does not list, and
+//!   one it lists that is no longer the table we made: [`shape`]; stopping on a
+//!   changed column type, adding new columns, keeping old ones) and a load: a staging
+//!   table for full refresh, an upsert for incremental;
 //! - incremental checkpoints wait in `pending_states` and are committed with every
 //!   incremental row written before them once the [`CommitPolicy`] says so;
 //!   full-refresh checkpoints wait for the final swap;
@@ -16,7 +17,7 @@ use async_trait::async_trait;
 use connector_api::{Error, Result, State, SyncMode, ViewDescriptor};
 use serde_json::Value;
 
-use super::{Batch, Store, Table, books, column_defs, ident, ident_list};
+use super::{Batch, Store, Table, books, column_defs, ident, ident_list, shape};
 use crate::sink::lock::held_by_another_run;
 use crate::sink::schema::{INSTANCE, reconcile, sql_name};
 use crate::sink::{
@@ -102,6 +103,7 @@ impl<S: Store> SqlDestination<S> {
         }
         let q = table.quoted();
         if exists {
+            shape::ensure_ours(store, &table, &plan.stream).await?;
             let existing = books::existing_columns(store, &table).await?;
             let changes = reconcile(&table.to_string(), plan, &existing, S::type_name)?;
             for (name, ty) in &changes.add {
