@@ -128,7 +128,8 @@ impl Store for Sqlite {
     const EXISTS: &'static str =
         "EXISTS (SELECT 1 FROM sqlite_master WHERE type IN ('table', 'view') AND name = $2)";
     const COLUMNS: &'static str = "SELECT name, type FROM pragma_table_info($2)";
-    const SHAPE: &'static str = "SELECT CASE WHEN sql LIKE 'CREATE VIRTUAL%' THEN 'virtual table' ELSE type END,
+    const SHAPE: &'static str =
+        "SELECT CASE WHEN sql LIKE 'CREATE VIRTUAL%' THEN 'virtual table' ELSE type END,
         EXISTS (SELECT 1 FROM pragma_table_info($2) WHERE name = '_instance' AND pk > 0)
         FROM sqlite_master WHERE name = $2 AND type IN ('table', 'view')";
 

@@ -134,6 +134,11 @@ pub trait Store: Send {
     /// Runs `sql`, statements without parameters.
     async fn execute(&mut self, sql: &str) -> Result<()>;
 
+    /// Stops what a call the run gave up on (a signal dropped it while it waited) may
+    /// still be doing on the server, so the rollback that follows can run and the
+    /// locks go with it.
+    async fn cancel(&mut self) {}
+
     /// Rolls the open transaction back (a failure is only logged: the database rolls
     /// back a transaction whose session ends, too).
     async fn rollback(&mut self) {

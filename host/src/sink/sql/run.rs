@@ -340,6 +340,7 @@ impl<S: Store> Destination for SqlDestination<S> {
     }
 
     async fn abort(&mut self, outcome: &RunOutcome) -> Result<()> {
+        self.store.cancel().await;
         self.rollback().await;
         if let Some(run) = self.run.take() {
             self.store.drop_loads(run.targets.values().map(|t| &t.load).collect()).await;

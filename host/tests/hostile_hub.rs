@@ -1,0 +1,213 @@
+//! Hostile hubs, driven through the real `connector-host` binary: a table an operator
+//! replaced under a name `_tables` lists, a PostgreSQL run stopped while it waits on an
+//! operator's lock, a SQLite file with damaged pages, a file that is not a database.
+//! Each must end with the documented exit code and a message that says what happened and
+//! what to do, and leave what is not ours untouched.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::Db;
+use tests::qlik_sim::{SimConfig, Simulator};
+
+/// No run may take longer than this.
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// What one run of the binary did.
+struct Run {
+    code: i32,
+    stderr: String,
+}
+
+/// A Qlik tenant (the simulator) and a config file reading it, in a folder of its own.
+struct Tenant {
+    _sim: Simulator,
+    dir: tempfile::TempDir,
+    config: String,
+}
+
+impl Tenant {
+    async fn start() -> Tenant {
+        let sim = Simulator::start(SimConfig::small()).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("key"), &sim.keys().admin).unwrap();
+        let config = dir.path().join("qlik.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "connector = \"qlik-sense\"\n[config]\ntenant_url = \"{}\"\napi_key = {{ file = \"key\" }}\nrequests_per_minute = 1000000\n",
+                sim.base_url()
+            ),
+        )
+        .unwrap();
+        Tenant { _sim: sim, config: config.display().to_string(), dir }
+    }
+
+    /// The binary's `run` of this tenant into `db`, with `extra` arguments.
+    fn command(&self, db: &Db, extra: &[&str]) -> tokio::process::Command {
+        let mut args = vec!["run", "--config", &self.config, "--dest"];
+        let dest = db.dest();
+        args.push(&dest);
+        args.extend_from_slice(extra);
+        binary(&args)
+    }
+
+    /// Runs this tenant into `db` with `extra` arguments.
+    async fn run(&self, db: &Db, extra: &[&str]) -> Run {
+        finish(self.command(db, extra).spawn().unwrap()).await
+    }
+}
+
+/// `connector-host args`, its output piped, killed if the test ends first.
+fn binary(args: &[&str]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_connector-host"));
+    command
+        .args(args)
+        .env_remove("PGPASSWORD")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+/// Waits for `child`, failing the test if it outlives [`DEADLINE`].
+async fn finish(child: tokio::process::Child) -> Run {
+    let output = tokio::time::timeout(DEADLINE, child.wait_with_output())
+        .await
+        .expect("connector-host still running after the deadline")
+        .unwrap();
+    Run {
+        code: output.status.code().expect("exited, not killed"),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// The Qlik `users` table in `db`.
+fn users_table(db: &Db) -> &'static str {
+    match db {
+        Db::Sqlite(_) => "qlik_sense__users",
+        Db::Postgres(_) => "qlik_sense.users",
+    }
+}
+
+/// `db` as connector-host names it in messages.
+fn described(db: &Db) -> String {
+    match db {
+        Db::Sqlite(path) => format!("SQLite database {path}"),
+        Db::Postgres(url) => format!("PostgreSQL database {url}"),
+    }
+}
+
+/// The column names of the object called `users_table` (empty when it has none).
+async fn users_columns(db: &Db) -> String {
+    let sql = match db {
+        Db::Sqlite(_) => "SELECT group_concat(name, ',') FROM pragma_table_info('qlik_sense__users')",
+        Db::Postgres(_) => {
+            "SELECT string_agg(column_name, ',' ORDER BY ordinal_position) FROM information_schema.columns WHERE table_schema = 'qlik_sense' AND table_name = 'users'"
+        }
+    };
+    db.scalar(sql).await
+}
+
+/// H6: an operator dropped the users table and put something else under its name, which
+/// `_tables` still lists. The run must stop with exit 7 naming the table and what it is,
+/// and leave it exactly as it was (before, a view got exit 2 "column type changed: id
+/// was , is now TEXT", and a table without `_instance` got 10 columns added before the
+/// run failed on raw SQL). Once the operator moves it away, a full refresh makes the
+/// table anew and lists it again.
+async fn a_replaced_table_is_not_ours(db: Db, tenant: &Tenant) {
+    let first = tenant.run(&db, &["--streams", "users"]).await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let table = users_table(&db);
+    let loaded = db.scalar(&format!("SELECT count(*) FROM {table}")).await;
+    let mut replacements = vec![
+        ("a view", format!("DROP TABLE {table}; CREATE VIEW {table} AS SELECT 'u1' AS id")),
+        (
+            "a table without _instance in its primary key",
+            format!("DROP VIEW {table}; CREATE TABLE {table} (id TEXT PRIMARY KEY, name TEXT)"),
+        ),
+    ];
+    if let Db::Postgres(_) = db {
+        replacements.push((
+            "a foreign table",
+            format!(
+                "DROP TABLE {table}; CREATE EXTENSION IF NOT EXISTS file_fdw;
+                 CREATE SERVER files FOREIGN DATA WRAPPER file_fdw;
+                 CREATE FOREIGN TABLE {table} (id text) SERVER files OPTIONS (filename '/dev/null')"
+            ),
+        ));
+    }
+    let mut last = "";
+    for (what, sql) in &replacements {
+        db.execute(sql).await;
+        let columns = users_columns(&db).await;
+        let run = tenant.run(&db, &["--streams", "users"]).await;
+        assert_eq!(run.code, 7, "{what}: {}", run.stderr);
+        let said = format!("{table} in {} is {what}, not the table connector-host made", described(&db));
+        assert!(run.stderr.contains(&said), "{what}: wanted `{said}` in {}", run.stderr);
+        assert!(run.stderr.contains("rerun with --full-refresh"), "{}", run.stderr);
+        assert_eq!(users_columns(&db).await, columns, "{what} was changed");
+        last = what;
+    }
+    let kind = if last == "a foreign table" { "FOREIGN TABLE" } else { "TABLE" };
+    db.execute(&format!("DROP {kind} {table}")).await;
+    let reloaded = tenant.run(&db, &["--streams", "users", "--full-refresh"]).await;
+    assert_eq!(reloaded.code, 0, "{}", reloaded.stderr);
+    assert_eq!(db.scalar(&format!("SELECT count(*) FROM {table}")).await, loaded);
+}
+
+#[tokio::test]
+async fn a_listed_sqlite_table_an_operator_replaced_is_not_ours_and_stays_untouched() {
+    let tenant = Tenant::start().await;
+    let db = common::sqlite(tenant.dir.path());
+    a_replaced_table_is_not_ours(db, &tenant).await;
+}
+
+#[tokio::test]
+async fn a_listed_postgres_table_an_operator_replaced_is_not_ours_and_stays_untouched() {
+    let Some(db) = common::postgres().await else { return };
+    let tenant = Tenant::start().await;
+    a_replaced_table_is_not_ours(db, &tenant).await;
+}
+
+/// H2: a PostgreSQL run waiting on an operator's `LOCK TABLE` is stopped with SIGTERM.
+/// It must cancel its waiting statement, roll back and let go of the tenant before it
+/// exits, and record its end: the tenant's next run (of another stream, while the
+/// operator still holds the lock) proceeds at once. Before, the dead run's session kept
+/// waiting and kept both advisory locks until `lock_timeout` (60 s): every rerun in
+/// between exited 7 naming the dead run, which `_runs` showed `running`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_run_stopped_while_waiting_on_a_lock_lets_go_of_the_tenant() {
+    let Some(db) = common::postgres().await else { return };
+    let tenant = Tenant::start().await;
+    let first = tenant.run(&db, &["--streams", "users"]).await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+
+    let (operator, connection) = tokio_postgres::connect(&db.dest(), tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    operator.batch_execute("BEGIN; LOCK TABLE qlik_sense.users IN ACCESS EXCLUSIVE MODE").await.unwrap();
+    let child = tenant.command(&db, &["--streams", "users"]).spawn().unwrap();
+    let waiting =
+        "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'qlik_sense.users'::regclass";
+    let since = Instant::now();
+    while db.scalar(waiting).await != "1" {
+        assert!(since.elapsed() < Duration::from_secs(30), "the run never waited on the operator's lock");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pid = child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let stopped = finish(child).await;
+    assert_eq!(stopped.code, 130, "{}", stopped.stderr);
+    assert!(stopped.stderr.contains("interrupted by SIGTERM"), "{}", stopped.stderr);
+
+    assert_eq!(db.scalar(waiting).await, "0", "the stopped run's statement still waits on the server");
+    let rerun = tenant.run(&db, &["--streams", "spaces"]).await;
+    assert_eq!(rerun.code, 0, "{}", rerun.stderr);
+    let ended = "SELECT count(*) FROM datahub._runs WHERE status = 'interrupted' AND finished_at IS NOT NULL AND error LIKE '%SIGTERM%'";
+    assert_eq!(db.scalar(ended).await, "1");
+    assert_eq!(db.scalar("SELECT count(*) FROM datahub._runs WHERE status = 'running'").await, "0");
+    operator.batch_execute("COMMIT").await.unwrap();
+}
