@@ -211,3 +211,92 @@ async fn a_postgres_run_stopped_while_waiting_on_a_lock_lets_go_of_the_tenant() 
     assert_eq!(db.scalar("SELECT count(*) FROM datahub._runs WHERE status = 'running'").await, "0");
     operator.batch_execute("COMMIT").await.unwrap();
 }
+
+/// Overwrites the first three leaf pages of `table` in the SQLite file at `path` with
+/// bytes from a fixed seed, as a failing disk or a stray write would.
+fn damage_three_pages(path: &str, table: &str) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let page_size: u64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT pageno FROM dbstat WHERE name = ?1 AND pagetype = 'leaf' ORDER BY pageno LIMIT 3")
+        .unwrap();
+    let pages: Vec<u64> = stmt.query_map([table], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+    assert_eq!(pages.len(), 3, "{table} has fewer than three leaf pages");
+    drop(stmt);
+    drop(conn);
+    let mut bytes = std::fs::read(path).unwrap();
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    for page in pages {
+        let start = ((page - 1) * page_size) as usize;
+        for byte in &mut bytes[start..start + page_size as usize] {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            *byte = seed as u8;
+        }
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// H8: pages of a table in a SQLite hub are damaged, and the tenant's last run ended
+/// uncleanly (left `running`, as a killed process leaves it). The next run must check
+/// the file before writing anything, stop with exit 6 saying the hub is damaged and how
+/// to recover, and leave the file exactly as it was; a run that meets the damage while
+/// writing says the same. Before, the hub was written into and the damage surfaced, if
+/// at all, as "database disk image is malformed".
+#[tokio::test]
+async fn a_damaged_sqlite_hub_is_named_and_not_written_into() {
+    let tenant = Tenant::start().await;
+    let db = common::sqlite(tenant.dir.path());
+    let first = tenant.run(&db, &["--streams", "users"]).await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let Db::Sqlite(path) = &db else { unreachable!() };
+    db.execute(
+        "INSERT INTO _runs (run_id, connector, instance, config_fingerprint, started_at, status)
+         SELECT 'killed', connector, instance, config_fingerprint, started_at, 'running' FROM _runs;
+         PRAGMA wal_checkpoint(TRUNCATE);",
+    )
+    .await;
+    damage_three_pages(path, "qlik_sense__users");
+    let before = std::fs::read(path).unwrap();
+
+    let stopped = tenant.run(&db, &["--streams", "users"]).await;
+    assert_eq!(stopped.code, 6, "{}", stopped.stderr);
+    let said = format!("SQLite database {path} is damaged");
+    assert!(stopped.stderr.contains(&said), "wanted `{said}` in {}", stopped.stderr);
+    assert!(stopped.stderr.contains(&format!("sqlite3 {path} .recover")), "{}", stopped.stderr);
+    assert!(std::fs::read(path).unwrap() == before, "the damaged hub was written into");
+    let wal = std::fs::metadata(format!("{path}-wal")).map(|m| m.len()).unwrap_or(0);
+    assert_eq!(wal, 0, "the run left writes for the damaged hub in its WAL");
+
+    db.execute("DELETE FROM _runs WHERE run_id = 'killed'").await;
+    let met = tenant.run(&db, &["--streams", "users"]).await;
+    assert_eq!(met.code, 6, "{}", met.stderr);
+    assert!(met.stderr.contains(&said), "wanted `{said}` in {}", met.stderr);
+}
+
+/// H7: `runs` and `state show` on a file that is not a database say so with exit 6, as
+/// `run` does; a path where nothing exists still says that no hub is there (exit 2).
+#[tokio::test]
+async fn runs_and_state_on_a_file_that_is_not_a_database_say_so_as_run_does() {
+    let tenant = Tenant::start().await;
+    let path = tenant.dir.path().join("notes.txt");
+    std::fs::write(&path, "not a database, only notes\n".repeat(200)).unwrap();
+    let dest = format!("sqlite:{}", path.display());
+    let said = format!("{} is not an SQLite database", path.display());
+    let commands: [Vec<&str>; 3] = [
+        vec!["run", "--config", &tenant.config, "--dest", &dest, "--streams", "users"],
+        vec!["runs", "--dest", &dest],
+        vec!["state", "show", "--config", &tenant.config, "--dest", &dest],
+    ];
+    for args in &commands {
+        let out = finish(binary(args).spawn().unwrap()).await;
+        assert_eq!(out.code, 6, "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains(&said), "{args:?}: wanted `{said}` in {}", out.stderr);
+        assert!(out.stderr.contains("Check --dest"), "{args:?}: {}", out.stderr);
+    }
+    let missing = format!("sqlite:{}", tenant.dir.path().join("missing.db").display());
+    let out = finish(binary(&["runs", "--dest", &missing]).spawn().unwrap()).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("there is no hub at"), "{}", out.stderr);
+}

@@ -159,6 +159,13 @@ pub trait Store: Send {
     /// Lets go of the instance lock, if held.
     async fn unlock(&mut self);
 
+    /// Checks, where that is cheap enough, that the database came through a run of the
+    /// instance that ended uncleanly (SQLite's quick check); a damaged database is a
+    /// destination error saying how to recover. A server database looks after itself.
+    async fn check_sound(&mut self) -> Result<()> {
+        Ok(())
+    }
+
     /// Holding `instance`'s lock: removes what a killed run of it left behind.
     async fn drop_leftovers(&mut self, instance: &str) -> Result<()> {
         let _ = instance;

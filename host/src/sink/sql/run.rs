@@ -199,6 +199,14 @@ impl<S: Store> Destination for SqlDestination<S> {
             books::insert_run(&mut self.store, run, RunStatus::Refused, Some(&err.to_string())).await?;
             return Err(err);
         }
+        // A run of this instance left `running` ended uncleanly (killed, or the machine
+        // went down): before anything is written, make sure the database came through.
+        if books::running_run(&mut self.store, &run.instance).await?.is_some()
+            && let Err(e) = self.store.check_sound().await
+        {
+            self.store.unlock().await;
+            return Err(e);
+        }
         books::interrupt_killed(&mut self.store, &run.instance).await?;
         self.store.drop_leftovers(&run.instance).await?;
         books::insert_run(&mut self.store, run, RunStatus::Running, None).await
