@@ -173,14 +173,14 @@ async fn a_listed_postgres_table_an_operator_replaced_is_not_ours_and_stays_unto
     a_replaced_table_is_not_ours(db, &tenant).await;
 }
 
-/// H2: a PostgreSQL run waiting on an operator's `LOCK TABLE` is stopped with SIGTERM.
-/// It must cancel its waiting statement, roll back and let go of the tenant before it
-/// exits, and record its end: the tenant's next run (of another stream, while the
-/// operator still holds the lock) proceeds at once. Before, the dead run's session kept
-/// waiting and kept both advisory locks until `lock_timeout` (60 s): every rerun in
-/// between exited 7 naming the dead run, which `_runs` showed `running`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_postgres_run_stopped_while_waiting_on_a_lock_lets_go_of_the_tenant() {
+/// H2: a PostgreSQL run waiting on an operator's lock of the users table (taken in
+/// `mode`) is stopped with SIGTERM. It must cancel its waiting statement, roll back and
+/// let go of the tenant before it exits, and record its end: the tenant's next run (of
+/// another stream, while the operator still holds the lock) proceeds at once. Before, the
+/// dead run's session kept waiting and kept both advisory locks until `lock_timeout`
+/// (60 s): every rerun in between exited 7 naming the dead run, which `_runs` showed
+/// `running`.
+async fn a_run_stopped_while_waiting_lets_go(mode: &str) {
     let Some(db) = common::postgres().await else { return };
     let tenant = Tenant::start().await;
     let first = tenant.run(&db, &["--streams", "users"]).await;
@@ -188,7 +188,7 @@ async fn a_postgres_run_stopped_while_waiting_on_a_lock_lets_go_of_the_tenant() 
 
     let (operator, connection) = tokio_postgres::connect(&db.dest(), tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(connection);
-    operator.batch_execute("BEGIN; LOCK TABLE qlik_sense.users IN ACCESS EXCLUSIVE MODE").await.unwrap();
+    operator.batch_execute(&format!("BEGIN; LOCK TABLE qlik_sense.users IN {mode} MODE")).await.unwrap();
     let child = tenant.command(&db, &["--streams", "users"]).spawn().unwrap();
     let waiting =
         "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'qlik_sense.users'::regclass";
@@ -210,6 +210,20 @@ async fn a_postgres_run_stopped_while_waiting_on_a_lock_lets_go_of_the_tenant() 
     assert_eq!(db.scalar(ended).await, "1");
     assert_eq!(db.scalar("SELECT count(*) FROM datahub._runs WHERE status = 'running'").await, "0");
     operator.batch_execute("COMMIT").await.unwrap();
+}
+
+/// An `ACCESS EXCLUSIVE` lock (an `ALTER`, a `LOCK TABLE`) holds the run while it
+/// prepares its tables.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_run_stopped_while_preparing_its_tables_lets_go_of_the_tenant() {
+    a_run_stopped_while_waiting_lets_go("ACCESS EXCLUSIVE").await;
+}
+
+/// A `SHARE` lock (a `CREATE INDEX`) lets the run read and load, and holds its final
+/// commit, which replaces the tenant's rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_run_stopped_while_committing_lets_go_of_the_tenant() {
+    a_run_stopped_while_waiting_lets_go("SHARE").await;
 }
 
 /// Overwrites the first three leaf pages of `table` in the SQLite file at `path` with
