@@ -173,6 +173,27 @@ async fn a_listed_postgres_table_an_operator_replaced_is_not_ours_and_stays_unto
     a_replaced_table_is_not_ours(db, &tenant).await;
 }
 
+/// H6, for the connector's view: an operator replaced the `licence_usage` view, which
+/// `_tables` lists, with a table of their own. The run loads its streams (views are made
+/// after the data is committed) and says the view is not ours, leaving the table as it
+/// was; before, SQLite failed on `DROP VIEW` with raw SQL.
+#[tokio::test]
+async fn a_listed_view_an_operator_replaced_with_a_table_is_left_alone() {
+    let tenant = Tenant::start().await;
+    let db = common::sqlite(tenant.dir.path());
+    let first = tenant.run(&db, &[]).await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    db.execute("DROP VIEW qlik_sense__licence_usage; CREATE TABLE qlik_sense__licence_usage (note TEXT); INSERT INTO qlik_sense__licence_usage VALUES ('mine')").await;
+    let run = tenant.run(&db, &[]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let said = format!(
+        "qlik_sense__licence_usage in {} is a table, not the view connector-host made",
+        described(&db)
+    );
+    assert!(run.stderr.contains(&said), "wanted `{said}` in {}", run.stderr);
+    assert_eq!(db.scalar("SELECT group_concat(note) FROM qlik_sense__licence_usage").await, "mine");
+}
+
 /// H2: a PostgreSQL run waiting on an operator's lock of the users table (taken in
 /// `mode`) is stopped with SIGTERM. It must cancel its waiting statement, roll back and
 /// let go of the tenant before it exits, and record its end: the tenant's next run (of

@@ -103,7 +103,7 @@ impl<S: Store> SqlDestination<S> {
         }
         let q = table.quoted();
         if exists {
-            shape::ensure_ours(store, &table, &plan.stream).await?;
+            shape::ensure_table(store, &table, &plan.stream).await?;
             let existing = books::existing_columns(store, &table).await?;
             let changes = reconcile(&table.to_string(), plan, &existing, S::type_name)?;
             for (name, ty) in &changes.add {
@@ -331,6 +331,9 @@ impl<S: Store> Destination for SqlDestination<S> {
                 let (exists, ours) = books::table_status(&mut self.store, &name).await?;
                 if exists && !ours {
                     return Err(foreign_table(&name.to_string(), &self.store.describe()));
+                }
+                if exists {
+                    shape::ensure_view(&mut self.store, &name).await?;
                 }
                 self.store.execute(&S::replace_view(&name, &sql)).await?;
                 if !ours {

@@ -1,4 +1,4 @@
-//! Whether a table `_tables` lists is still the table connector-host made.
+//! Whether a table or view `_tables` lists is still the one connector-host made.
 //!
 //! `_tables` says a name is ours, not that the object behind it still is: an operator
 //! may have dropped the table and put a view, a foreign table or a table of their own
@@ -13,17 +13,17 @@ use crate::sink::schema::INSTANCE;
 
 /// What stands under a listed name, from [`Store::SHAPE`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Shape {
+struct Shape {
     /// `table`, `view`, `foreign table`, … as the database calls it.
-    pub kind: String,
+    kind: String,
     /// Whether `_instance` is a column of its primary key.
-    pub keyed_by_instance: bool,
+    keyed_by_instance: bool,
 }
 
 impl Shape {
-    /// Whether it is what connector-host makes: a plain table keyed by `_instance`
+    /// Whether it is a table connector-host makes: a plain table keyed by `_instance`
     /// (first in tables made since the key was reordered, last in older ones).
-    pub fn is_ours(&self) -> bool {
+    fn is_ours(&self) -> bool {
         self.kind == "table" && self.keyed_by_instance
     }
 
@@ -39,7 +39,7 @@ impl Shape {
 }
 
 /// What stands under `table`'s name, if anything does.
-pub async fn of<S: Store>(store: &mut S, table: &Table) -> Result<Option<Shape>> {
+async fn of<S: Store>(store: &mut S, table: &Table) -> Result<Option<Shape>> {
     let rows = store.query(S::SHAPE, &[table.schema.as_deref().unwrap_or_default(), &table.name]).await?;
     Ok(rows.into_iter().next().map(|mut row| Shape {
         kind: row[0].take().unwrap_or_default(),
@@ -49,26 +49,45 @@ pub async fn of<S: Store>(store: &mut S, table: &Table) -> Result<Option<Shape>>
 
 /// Fails unless `table`, which `_tables` lists as `stream`'s, is still a table
 /// connector-host made; nothing is changed either way.
-pub async fn ensure_ours<S: Store>(store: &mut S, table: &Table, stream: &str) -> Result<()> {
+pub async fn ensure_table<S: Store>(store: &mut S, table: &Table, stream: &str) -> Result<()> {
     match of(store, table).await? {
-        Some(shape) if !shape.is_ours() => Err(replaced(table, &shape, stream, &store.describe())),
+        Some(shape) if !shape.is_ours() => {
+            let what = format!("the table connector-host made for stream {stream}");
+            let hint = format!(
+                "Rename {table} (or drop it if nothing needs it), then rerun with --full-refresh: the run makes the table anew and reloads {stream} whole"
+            );
+            let err = replaced(table, &shape.described(), &what, &store.describe(), hint);
+            Err(err.with_context("stream", stream.to_string()))
+        }
         _ => Ok(()),
     }
 }
 
-/// The error for a listed `table` that is now `shape`: not ours to change.
-fn replaced(table: &Table, shape: &Shape, stream: &str, destination: &str) -> Error {
+/// Fails unless `view`, which `_tables` lists, is still a view; nothing is changed
+/// either way.
+pub async fn ensure_view<S: Store>(store: &mut S, view: &Table) -> Result<()> {
+    match of(store, view).await? {
+        Some(shape) if shape.kind != "view" => {
+            let hint = format!(
+                "Rename {view} (or drop it if nothing needs it) and rerun: the run makes the view anew"
+            );
+            let is = format!("a {}", shape.kind);
+            Err(replaced(view, &is, "the view connector-host made", &store.describe(), hint))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The error for a listed `name` that now `is` something else than `made`: not ours
+/// to change.
+fn replaced(name: &Table, is: &str, made: &str, destination: &str, hint: String) -> Error {
     Error::new(
         ErrorKind::Conflict,
         format!(
-            "{table} in {destination} is {}, not the table connector-host made for stream {stream} (it is listed in _tables, but was replaced since); it is not ours to change, and nothing was changed",
-            shape.described()
+            "{name} in {destination} is {is}, not {made} (it is listed in _tables, but was replaced since); it is not ours to change, and nothing was changed"
         ),
     )
-    .with_context("stream", stream.to_string())
-    .with_hint(format!(
-        "Rename {table} (or drop it if nothing needs it), then rerun with --full-refresh: the run makes the table anew and reloads {stream} whole"
-    ))
+    .with_hint(hint)
 }
 
 #[cfg(test)]
