@@ -282,12 +282,15 @@ async fn load(
     let status = if failures.is_empty() { RunStatus::Succeeded } else { RunStatus::Partial };
     let first = run.first_failure();
     let outcome = run.outcome(status, first.as_ref());
-    // A commit waiting on a lock is still stopped by a signal; the database rolls the
-    // transaction back when the connection closes, and the next run of this instance
-    // marks this one interrupted.
+    // A commit waiting on a lock is still stopped by a signal, and aborted like any
+    // other phase: the destination cancels what waits on the server and rolls back.
     let committed = tokio::select! {
         committed = dest.commit(&outcome) => committed,
-        signal = &mut stop => return Err(interrupted(signal)),
+        signal = &mut stop => {
+            let err = interrupted(signal);
+            record_abort(dest, &run.outcome(RunStatus::Interrupted, Some(&err))).await;
+            return Err(err);
+        }
     };
     match committed {
         Ok(stats) => {

@@ -17,7 +17,8 @@
 //! - a stream that failed keeps its previous rows (and its checkpointed progress);
 //!   every stream that completed is committed;
 //! - a table with our name that our bookkeeping (`_tables`) does not list is not ours,
-//!   and the run stops rather than replace it.
+//!   and the run stops rather than replace it; so does one it lists that is no longer
+//!   the table we made (a view, a table without `_instance` in its key).
 
 pub mod csv;
 pub mod file_keys;
@@ -256,7 +257,8 @@ pub trait Destination: Send {
     /// `running`. When another run holds it, records this run as `refused` and fails
     /// with [`ErrorKind::Conflict`] at once. Holding the lock, marks the instance's runs
     /// left `running` by a killed process as `interrupted` and removes their staging
-    /// leftovers.
+    /// leftovers; before that, a database that checks itself cheaply (SQLite's quick
+    /// check) is checked, and a damaged one stops the run before anything is written.
     async fn lock(&mut self, run: &RunInfo) -> Result<()>;
 
     /// Prepares tables (refusing tables that are not ours, checking column types

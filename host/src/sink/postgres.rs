@@ -59,6 +59,10 @@ pub struct Postgres {
     inflight: Inflight,
     /// The instance whose advisory lock this session holds.
     locked: Option<String>,
+    /// A statement was sent and its answer not read: set around every statement, and
+    /// left set when the run stopped waiting for it (a signal drops the call), so
+    /// [`Store::cancel`] knows the server may still be running it.
+    sent: bool,
 }
 
 /// The batch being loaded in the background, if any.
@@ -160,6 +164,15 @@ impl PostgresDestination {
 }
 
 impl Postgres {
+    /// Awaits `call`, a statement on this session, marked [`Postgres::sent`] until it
+    /// answers.
+    async fn answer<T>(&mut self, call: impl Future<Output = T>) -> T {
+        self.sent = true;
+        let answer = call.await;
+        self.sent = false;
+        answer
+    }
+
     /// Connects to `url` and prepares the bookkeeping tables.
     async fn connect(url: &str) -> Result<Self> {
         let shown_url = redact_destination(url);
@@ -211,7 +224,8 @@ impl Postgres {
         if !lock_timeout.is_empty() {
             client.batch_execute(&lock_timeout).await.map_err(pg_err(&lock_timeout))?;
         }
-        let mut store = Postgres { shown_url, client: Arc::new(client), inflight: None, locked: None };
+        let mut store =
+            Postgres { shown_url, client: Arc::new(client), inflight: None, locked: None, sent: false };
         books::prepare(&mut store).await?;
         Ok(store)
     }
@@ -227,6 +241,15 @@ impl Store for Postgres {
         ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2)";
     const COLUMNS: &'static str = "SELECT column_name::text, data_type::text FROM information_schema.columns
         WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position";
+    const SHAPE: &'static str =
+        "SELECT CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'partitioned table'
+            WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'f' THEN 'foreign table'
+            WHEN 'i' THEN 'index' WHEN 'S' THEN 'sequence' ELSE 'relation of kind ' || c.relkind::text END,
+        EXISTS (SELECT 1 FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a
+            ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+            WHERE i.indrelid = c.oid AND i.indisprimary AND a.attname = '_instance')
+        FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = $1 AND c.relname = $2";
 
     fn describe(&self) -> String {
         format!("PostgreSQL database {}", self.shown_url)
@@ -274,13 +297,14 @@ impl Store for Postgres {
 
     async fn exec(&mut self, sql: &str, args: &[&str]) -> Result<u64> {
         let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a as &(dyn ToSql + Sync)).collect();
-        self.client.execute(sql, &params).await.map_err(pg_err(sql))
+        let client = Arc::clone(&self.client);
+        self.answer(client.execute(sql, &params)).await.map_err(pg_err(sql))
     }
 
     async fn query(&mut self, sql: &str, args: &[&str]) -> Result<Vec<Vec<Option<String>>>> {
         let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a as &(dyn ToSql + Sync)).collect();
-        let rows = self.client.query(sql, &params).await;
-        let rows = rows.map_err(pg_err(sql))?;
+        let client = Arc::clone(&self.client);
+        let rows = self.answer(client.query(sql, &params)).await.map_err(pg_err(sql))?;
         let text = |row: &tokio_postgres::Row, i: usize| match *row.columns()[i].type_() {
             Type::BOOL => row.get::<_, Option<bool>>(i).map(|b| if b { "1" } else { "0" }.to_string()),
             Type::INT8 => row.get::<_, Option<i64>>(i).map(|n| n.to_string()),
@@ -290,7 +314,25 @@ impl Store for Postgres {
     }
 
     async fn execute(&mut self, sql: &str) -> Result<()> {
-        self.client.batch_execute(sql).await.map_err(pg_err(sql))
+        let client = Arc::clone(&self.client);
+        self.answer(client.batch_execute(sql)).await.map_err(pg_err(sql))
+    }
+
+    /// Sends a cancel request when a statement may still run on the server: one the run
+    /// stopped waiting for, or a batch loading in the background. A statement waiting
+    /// on another session's lock would otherwise keep waiting (up to `lock_timeout`)
+    /// after this process exits, holding the instance's lock and the transaction's
+    /// locks, and the rollback queued behind it could not run. The server ignores a
+    /// cancel that reaches an idle session.
+    async fn cancel(&mut self) {
+        let loading = self.inflight.as_ref().is_some_and(|h| !h.is_finished());
+        if !(std::mem::take(&mut self.sent) || loading) {
+            return;
+        }
+        tracing::info!("Cancelling the statement the run left waiting on the server");
+        if let Err(e) = self.client.cancel_token().cancel_query(tls_connector()).await {
+            tracing::warn!(error = %pg_error("PostgreSQL: cancel request", &e), "Could not cancel the waiting statement; the server ends it at lock_timeout");
+        }
     }
 
     async fn lock_table_changes(&mut self) -> Result<()> {

@@ -104,7 +104,7 @@ pub async fn table_status<S: Store>(store: &mut S, table: &Table) -> Result<(boo
 }
 
 /// Lists `table` in `_tables` as `connector`'s, for `stream`, made by `run_id` if a run
-/// made it.
+/// made it; a listing left by a table an operator dropped is replaced.
 pub async fn register<S: Store>(
     store: &mut S,
     table: &Table,
@@ -115,7 +115,9 @@ pub async fn register<S: Store>(
     let (schema_col, schema_arg) = if S::BOOKS.is_some() { ("schema_name, ", "$1, ") } else { ("", "") };
     let sql = format!(
         "INSERT INTO {} ({schema_col}table_name, connector, stream, created_at, created_by_run)
-         VALUES ({schema_arg}$2, $3, $4, {}, NULLIF($6, ''))",
+         VALUES ({schema_arg}$2, $3, $4, {}, NULLIF($6, ''))
+         ON CONFLICT ({schema_col}table_name) DO UPDATE SET connector = EXCLUDED.connector,
+             stream = EXCLUDED.stream, created_at = EXCLUDED.created_at, created_by_run = EXCLUDED.created_by_run",
         book::<S>("_tables"),
         S::cast("$5", ColumnType::Timestamp)
     );

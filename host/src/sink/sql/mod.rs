@@ -10,6 +10,7 @@
 
 pub mod books;
 pub mod run;
+pub mod shape;
 
 use async_trait::async_trait;
 use connector_api::{Result, ViewDescriptor};
@@ -93,6 +94,11 @@ pub trait Store: Send {
     /// The columns of table `$1.$2`: name and declared type, in order.
     const COLUMNS: &'static str;
 
+    /// What object `$1.$2` is, as one row if it exists: its kind as the database names
+    /// it (`table` for a plain table only), and `1` when `_instance` is a column of its
+    /// primary key (see [`shape`]).
+    const SHAPE: &'static str;
+
     /// Where the data goes, for people; never holds a password.
     fn describe(&self) -> String;
 
@@ -128,6 +134,11 @@ pub trait Store: Send {
     /// Runs `sql`, statements without parameters.
     async fn execute(&mut self, sql: &str) -> Result<()>;
 
+    /// Stops what a call the run gave up on (a signal dropped it while it waited) may
+    /// still be doing on the server, so the rollback that follows can run and the
+    /// locks go with it.
+    async fn cancel(&mut self) {}
+
     /// Rolls the open transaction back (a failure is only logged: the database rolls
     /// back a transaction whose session ends, too).
     async fn rollback(&mut self) {
@@ -147,6 +158,13 @@ pub trait Store: Send {
 
     /// Lets go of the instance lock, if held.
     async fn unlock(&mut self);
+
+    /// Checks, where that is cheap enough, that the database came through a run of the
+    /// instance that ended uncleanly (SQLite's quick check); a damaged database is a
+    /// destination error saying how to recover. A server database looks after itself.
+    async fn check_sound(&mut self) -> Result<()> {
+        Ok(())
+    }
 
     /// Holding `instance`'s lock: removes what a killed run of it left behind.
     async fn drop_leftovers(&mut self, instance: &str) -> Result<()> {

@@ -1,8 +1,9 @@
 //! The run state machine of SQL hubs, written once over a [`Store`].
 //!
-//! - `begin` gives every stream its table (refusing one `_tables` does not list,
-//!   stopping on a changed column type, adding new columns, keeping old ones) and a
-//!   load: a staging table for full refresh, an upsert for incremental;
+//! - `begin` gives every stream its table (refusing one `_tables` does not list, and
+//!   one it lists that is no longer the table we made: [`shape`]; stopping on a
+//!   changed column type, adding new columns, keeping old ones) and a load: a staging
+//!   table for full refresh, an upsert for incremental;
 //! - incremental checkpoints wait in `pending_states` and are committed with every
 //!   incremental row written before them once the [`CommitPolicy`] says so;
 //!   full-refresh checkpoints wait for the final swap;
@@ -16,7 +17,7 @@ use async_trait::async_trait;
 use connector_api::{Error, Result, State, SyncMode, ViewDescriptor};
 use serde_json::Value;
 
-use super::{Batch, Store, Table, books, column_defs, ident, ident_list};
+use super::{Batch, Store, Table, books, column_defs, ident, ident_list, shape};
 use crate::sink::lock::held_by_another_run;
 use crate::sink::schema::{INSTANCE, reconcile, sql_name};
 use crate::sink::{
@@ -102,6 +103,7 @@ impl<S: Store> SqlDestination<S> {
         }
         let q = table.quoted();
         if exists {
+            shape::ensure_table(store, &table, &plan.stream).await?;
             let existing = books::existing_columns(store, &table).await?;
             let changes = reconcile(&table.to_string(), plan, &existing, S::type_name)?;
             for (name, ty) in &changes.add {
@@ -196,6 +198,14 @@ impl<S: Store> Destination for SqlDestination<S> {
             let err = held_by_another_run(&run.instance, &self.store.describe(), other);
             books::insert_run(&mut self.store, run, RunStatus::Refused, Some(&err.to_string())).await?;
             return Err(err);
+        }
+        // A run of this instance left `running` ended uncleanly (killed, or the machine
+        // went down): before anything is written, make sure the database came through.
+        if books::running_run(&mut self.store, &run.instance).await?.is_some()
+            && let Err(e) = self.store.check_sound().await
+        {
+            self.store.unlock().await;
+            return Err(e);
         }
         books::interrupt_killed(&mut self.store, &run.instance).await?;
         self.store.drop_leftovers(&run.instance).await?;
@@ -322,6 +332,9 @@ impl<S: Store> Destination for SqlDestination<S> {
                 if exists && !ours {
                     return Err(foreign_table(&name.to_string(), &self.store.describe()));
                 }
+                if exists {
+                    shape::ensure_view(&mut self.store, &name).await?;
+                }
                 self.store.execute(&S::replace_view(&name, &sql)).await?;
                 if !ours {
                     books::register(&mut self.store, &name, connector, view.name, None).await?;
@@ -338,6 +351,7 @@ impl<S: Store> Destination for SqlDestination<S> {
     }
 
     async fn abort(&mut self, outcome: &RunOutcome) -> Result<()> {
+        self.store.cancel().await;
         self.rollback().await;
         if let Some(run) = self.run.take() {
             self.store.drop_loads(run.targets.values().map(|t| &t.load).collect()).await;
