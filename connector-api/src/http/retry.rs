@@ -319,12 +319,16 @@ impl RetryingClient {
         if announced.is_some_and(|announced| announced > self.max_body_bytes) {
             return Err(too_large());
         }
-        // One buffer, sized when the length is announced (a large body's in its turn):
-        // keeping the chunks and joining them at the end held every body twice.
+        // An announced length is read into one buffer of that size (a large body's in its
+        // turn); an unknown one is kept in chunks as they come and joined once at the end,
+        // each chunk freed as it is copied: growing one buffer by doubling held a body up
+        // to twice over while it copied, and so did keeping every chunk until a join.
         let mut body = Vec::with_capacity(announced.unwrap_or(0).min(LARGE_BODY_BYTES));
+        let mut chunks = Vec::new();
+        let mut len = 0;
         let mut turn = None;
         while let Some(chunk) = response.chunk().await.map_err(SendError::Transport)? {
-            let len = body.len() + chunk.len();
+            len += chunk.len();
             if len > self.max_body_bytes {
                 return Err(too_large());
             }
@@ -333,7 +337,16 @@ impl RetryingClient {
                 turn = Some(large_bodies.acquire_owned().await.expect("the semaphore is never closed"));
                 body.reserve_exact(announced.unwrap_or(0).saturating_sub(body.len()));
             }
-            body.extend_from_slice(&chunk);
+            match announced {
+                Some(_) => body.extend_from_slice(&chunk),
+                None => chunks.push(chunk),
+            }
+        }
+        if announced.is_none() {
+            body = Vec::with_capacity(len);
+            for chunk in chunks {
+                body.extend_from_slice(&chunk);
+            }
         }
         Ok((Fetched { url, status, headers, body }, turn))
     }
