@@ -27,6 +27,9 @@ const SCRUBBED_HEAD: usize = 64 * 1024;
 /// What to check when something other than the API answered.
 pub const NOT_JSON_HINT: &str = "Something other than the API answered: check that the configured URL is the API's address (not a web page or a sign-in portal), and whether a proxy or captive portal in between answers with a login page";
 
+/// What to check when JSON comes in another encoding than UTF-8.
+pub const NOT_UTF8_HINT: &str = "JSON is UTF-8 text (RFC 8259), and another attempt gets the same bytes: something re-encodes the answer (a proxy or gateway in between converting it to Latin-1 or another charset). Check what sits between here and the source; if the source itself sends it, report the response to its operators";
+
 /// What to do about JSON nested past [`NESTING_LIMIT`].
 pub const TOO_DEEP_HINT: &str = "No real answer nests that deep: check that the configured URL is the API's address; if it is, report the response to the source's operators";
 
@@ -55,6 +58,9 @@ pub fn parse<T: DeserializeOwned>(fetched: &Fetched, endpoint: &str) -> Result<T
     if is_nesting_limit(&error) {
         return fail(too_deep(endpoint), Some(TOO_DEEP_HINT));
     }
+    if let Some(at) = invalid_utf8_inside_json(&error, &fetched.body) {
+        return fail(not_utf8(fetched, endpoint, content_type, at), Some(NOT_UTF8_HINT));
+    }
     if error.is_data() {
         // The connector knows its API best: it adds the hint for a broken contract.
         return fail(format!("{endpoint} answered JSON of an unexpected shape: {error}"), None);
@@ -69,6 +75,19 @@ pub fn parse<T: DeserializeOwned>(fetched: &Fetched, endpoint: &str) -> Result<T
     fail(not_json(fetched, endpoint, content_type), Some(NOT_JSON_HINT))
 }
 
+/// Where the first byte that is not UTF-8 sits in `body`, when that is what `error`
+/// refuses: `serde_json` reached the end of a string holding it (it reports such bytes,
+/// and escapes of no character, as an invalid code point; it exposes no code for it, only
+/// its message). Such a body came whole, since the string around the bytes was closed,
+/// and another attempt gets the same bytes. A body that breaks off inside a character,
+/// or is mangled before a string closes, fails on something else first and is retried.
+fn invalid_utf8_inside_json(error: &serde_json::Error, body: &[u8]) -> Option<usize> {
+    if !error.to_string().starts_with("invalid unicode code point") {
+        return None;
+    }
+    std::str::from_utf8(body).err().map(|e| e.valid_up_to())
+}
+
 /// Whether `error` is `serde_json` refusing input nested past [`NESTING_LIMIT`].
 /// `serde_json` exposes no code for it, only its message.
 pub fn is_nesting_limit(error: &serde_json::Error) -> bool {
@@ -79,6 +98,18 @@ pub fn is_nesting_limit(error: &serde_json::Error) -> bool {
 fn too_deep(endpoint: &str) -> String {
     format!(
         "{endpoint} answered JSON nested more than {NESTING_LIMIT} levels deep, past serde_json's recursion limit"
+    )
+}
+
+/// `/p answered HTTP 200 with application/json, 77 bytes of JSON that is not UTF-8 text
+/// (the first invalid byte at offset 32): "{'data':[{'name':'Jos\u{FFFD}…"`.
+fn not_utf8(fetched: &Fetched, endpoint: &str, content_type: Option<&str>, at: usize) -> String {
+    format!(
+        "{endpoint} answered HTTP {} with {}, {} bytes of JSON that is not UTF-8 text (the first invalid byte at offset {at}): \"{}\"",
+        fetched.status.as_u16(),
+        content_type.unwrap_or("no content type"),
+        fetched.body.len(),
+        sample(&fetched.body)
     )
 }
 
@@ -208,6 +239,28 @@ mod tests {
         assert!(err.message().contains("with a blank body"), "{err}");
         let err = failure(&fetched(200, Some("text/plain; charset=iso-8859-1"), b"caf\xe9 ferm\xe9"));
         assert!(err.message().contains("not UTF-8 text, not JSON: \"caf\u{FFFD} ferm\u{FFFD}\""), "{err}");
+    }
+
+    #[test]
+    fn complete_json_that_is_not_utf8_fails_at_once_naming_where() {
+        let body = b"{\"data\":[{\"id\":\"u-1\",\"name\":\"Jos\xe9 Garc\xeda\"}],\"links\":{}}";
+        let err = failure(&fetched(200, Some("application/json"), body));
+        assert_eq!(err.kind(), ErrorKind::Source);
+        assert_eq!(
+            err.message(),
+            format!(
+                "/api/v1/users answered HTTP 200 with application/json, {} bytes of JSON that is not UTF-8 text (the first invalid byte at offset 32): \"{{'data':[{{'id':'u-1','name':'Jos\u{FFFD} Garc\u{FFFD}a'}}],'links':{{}}}}\"",
+                body.len()
+            )
+        );
+        assert_eq!(err.hint(), Some(NOT_UTF8_HINT));
+        // A body cut inside a character, or mangled before its string closes, is retried.
+        for broken in
+            [&b"{\"data\":[{\"name\":\"Jos\xc3"[..], b"{\"data\":[{\"name\":\"Jos\xc3\x00<!-- upstream"]
+        {
+            let err = parse::<Value>(&fetched(200, Some("application/json"), broken), "/p").unwrap_err();
+            assert!(err.is_retryable(), "{err}");
+        }
     }
 
     #[test]

@@ -110,6 +110,14 @@ impl RateLimiter {
         }
     }
 
+    /// How much of a pause asked for with [`RateLimiter::defer_until`] is left, if one is in
+    /// force.
+    pub fn pause_left(&self) -> Option<Duration> {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        state.deferred_until.filter(|until| *until > now).map(|until| until - now)
+    }
+
     /// Holds every caller back until `until`, those already waiting included, e.g. after
     /// the source answered 429 with a `Retry-After`: the other streams would only collect
     /// 429s of their own.

@@ -136,6 +136,23 @@ pub enum Hostile {
         /// The total each page reports, if any.
         reported_total: Option<u64>,
     },
+    /// 429 with this `Retry-After` (delay seconds or an HTTP date), and Qlik's error
+    /// envelope: a tenant asking for a pause longer than any run can wait.
+    Throttled {
+        /// Path prefix answered this way.
+        path: String,
+        /// The `Retry-After` value.
+        retry_after: String,
+    },
+    /// The tenant's own successful JSON answers, padded with whitespace after the JSON to
+    /// `page_bytes`: the same data in pages as large as a page may get (a body cap is 64
+    /// MiB), so what a client holds per byte received shows.
+    Padded {
+        /// Path prefix answered this way.
+        path: String,
+        /// The size of every padded body.
+        page_bytes: usize,
+    },
 }
 
 impl Hostile {
@@ -166,7 +183,9 @@ impl Hostile {
             Hostile::EchoAuthorization { path }
             | Hostile::Canned { path, .. }
             | Hostile::EndlessBody { path }
-            | Hostile::EndlessListing { path, .. } => path,
+            | Hostile::EndlessListing { path, .. }
+            | Hostile::Throttled { path, .. }
+            | Hostile::Padded { path, .. } => path,
         }
     }
 }
@@ -232,6 +251,35 @@ pub(crate) fn hostile_reply(
                 }),
             )
         }
+        Hostile::Throttled { retry_after, .. } => Response::builder()
+            .status(429)
+            .header(CONTENT_TYPE, "application/json")
+            .header(hyper::header::RETRY_AFTER, retry_after.as_str())
+            .body(full(
+                serde_json::to_vec(&json!({"errors": [{
+                    "code": "HTTP-429",
+                    "title": "Too Many Requests",
+                    "detail": format!("Rate limit exceeded; retry after {retry_after}."),
+                    "status": "429",
+                }]}))
+                .expect("JSON serialises"),
+            )),
+        // Padding changes the tenant's own answer, after it is made ([`padded`]).
+        Hostile::Padded { .. } => return None,
     };
     Some(reply.expect("valid response"))
+}
+
+/// `body`, a successful JSON answer to `ctx`, padded with spaces to the size `hostile` asks
+/// for if it pads that path; otherwise as it is.
+pub(crate) fn padded(hostile: &Hostile, ctx: &Ctx, body: Bytes) -> Bytes {
+    match hostile {
+        Hostile::Padded { path, page_bytes } if ctx.path.starts_with(path.as_str()) => {
+            let mut out = Vec::with_capacity(body.len().max(*page_bytes));
+            out.extend_from_slice(&body);
+            out.resize(body.len().max(*page_bytes), b' ');
+            Bytes::from(out)
+        }
+        _ => body,
+    }
 }

@@ -265,6 +265,10 @@ async fn handle(
     let ok_json = reply.status == 200 && matches!(reply.body, Body::Json(_));
     let bytes =
         if ok_json && faults::roll(f.malformed_json_rate) { faults::malformed(&bytes) } else { bytes };
+    let bytes = match &f.hostile {
+        Some(hostile) if ok_json => faults::padded(hostile, &ctx, bytes),
+        _ => bytes,
+    };
     let mut builder = Response::builder().status(reply.status).header(CONTENT_TYPE, content_type);
     for (name, value) in &reply.headers {
         builder = builder.header(*name, value);
