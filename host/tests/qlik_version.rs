@@ -87,7 +87,9 @@ async fn every_request_names_the_api_release() {
     let check = host(&["check", "--config", &cfg]).await;
     assert_eq!(check.code, 0, "{}", check.stdout);
     assert!(
-        check.stdout.contains(&format!("ok       API version: every request named {API_VERSION}")),
+        check.stdout.contains(&format!(
+            "ok       API version: every request named {API_VERSION}; Qlik announced no deprecation"
+        )),
         "{}",
         check.stdout
     );

@@ -321,7 +321,7 @@ fn refusal(err: &Error) -> String {
 async fn version(c: &mut Checking) -> Next {
     let notices = c.client.notices();
     let sent = match notices.version() {
-        v if v == api_version::API_VERSION => format!("{v} (the release this connector is tested against)"),
+        v if v == api_version::API_VERSION => v.to_string(),
         v => format!("{v} (api_version)"),
     };
     let announced = notices.warnings();
@@ -446,9 +446,9 @@ const REFUSED_TO_NON_ADMINS: [&str; 9] = [
 /// Streams a key without Tenant Admin rights reads only in part, and what it misses.
 const PARTIAL_TO_NON_ADMINS: [(&str, &str); 5] = [
     ("tenant", "licence columns null"),
-    ("spaces", "only the spaces the user can access"),
-    ("space_assignments", "only those of the spaces the user can access"),
-    ("apps", "only the apps the user can access"),
+    ("spaces", "only those the user can access"),
+    ("space_assignments", "only of spaces the user can access"),
+    ("apps", "only those the user can access"),
     ("api_keys", "only the user's own keys"),
 ];
 

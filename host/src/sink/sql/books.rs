@@ -67,7 +67,7 @@ pub async fn prepare<S: Store>(store: &mut S) -> Result<()> {
         store.execute(&sql).await?;
         for (column, definition) in ADDED_RUN_COLUMNS {
             if !has_columns(store, &[("_runs", column)]).await? {
-                let definition = definition.replace("{json}", &json);
+                let definition = definition.replace("{json}", json);
                 let alter = format!("ALTER TABLE {} ADD COLUMN {column} {definition}", book::<S>("_runs"));
                 store.execute(&alter).await?;
             }
