@@ -1,5 +1,9 @@
 //! The result of [`Connector::check`](crate::Connector::check): named steps, each ok,
 //! warning, failed or skipped.
+//!
+//! A step's remediation is kept apart from what it found ([`CheckStep::hint`]): steps that
+//! fail for one cause (every licence endpoint refusing a non-admin key) share one hint, and
+//! a host prints each distinct hint once instead of once per step.
 
 use serde::{Deserialize, Serialize};
 
@@ -27,8 +31,11 @@ pub struct CheckStep {
     pub name: String,
     /// How it went.
     pub status: CheckStatus,
-    /// What was found, and for warnings and failures what to do.
+    /// What was found, on one line.
     pub message: String,
+    /// For warnings and failures, what to do about it; steps with the same cause share it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
     /// For a failed step, the kind of the error behind it, so a host can tell a
     /// rejected key (exit 3) from an unreachable source (exit 4).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -42,18 +49,53 @@ pub struct CheckReport {
     pub steps: Vec<CheckStep>,
 }
 
+impl CheckStep {
+    /// The message followed by `Hint: …` on its own line, for hosts that show one step at a
+    /// time (Airbyte's `CONNECTION_STATUS`).
+    pub fn detail(&self) -> String {
+        match &self.hint {
+            Some(hint) => format!("{}\nHint: {hint}", self.message),
+            None => self.message.clone(),
+        }
+    }
+}
+
 impl CheckReport {
     /// Appends a step.
     pub fn push(&mut self, name: impl Into<String>, status: CheckStatus, message: impl Into<String>) {
-        self.steps.push(CheckStep { name: name.into(), status, message: message.into(), error_kind: None });
+        self.steps.push(CheckStep {
+            name: name.into(),
+            status,
+            message: message.into(),
+            hint: None,
+            error_kind: None,
+        });
     }
 
-    /// Appends a failed step caused by `error`: its message, hint and kind.
+    /// Appends a step with what to do about what it found.
+    pub fn push_with_hint(
+        &mut self,
+        name: impl Into<String>,
+        status: CheckStatus,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
+        self.steps.push(CheckStep {
+            name: name.into(),
+            status,
+            message: message.into(),
+            hint: Some(hint.into()),
+            error_kind: None,
+        });
+    }
+
+    /// Appends a failed step caused by `error`: its message (with context), hint and kind.
     pub fn fail(&mut self, name: impl Into<String>, error: &Error) {
         self.steps.push(CheckStep {
             name: name.into(),
             status: CheckStatus::Failed,
-            message: error.to_string(),
+            message: error.without_hint(),
+            hint: error.hint().map(str::to_string),
             error_kind: Some(error.kind()),
         });
     }

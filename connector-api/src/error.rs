@@ -217,6 +217,22 @@ impl Error {
         self.retryable
     }
 
+    /// `message (key: value, …)` without the hint, scrubbed: what a report that lists each
+    /// distinct hint once (`check`) shows beside the hint.
+    pub fn without_hint(&self) -> String {
+        let mut text = self.message.clone();
+        let shown: Vec<_> = self
+            .context
+            .iter()
+            .filter(|(k, v)| !(*k == "field" && self.message.starts_with(v.as_str())))
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect();
+        if !shown.is_empty() {
+            text.push_str(&format!(" ({})", shown.join(", ")));
+        }
+        crate::secret::scrub(&text).into_owned()
+    }
+
     /// What failed at the HTTP level, when the error came from a request.
     pub fn http_failure(&self) -> Option<HttpFailure> {
         self.http
@@ -228,16 +244,7 @@ impl fmt::Display for Error {
     /// scrubbed again, for a secret registered after the error was built (a licence token
     /// read later in the run).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut text = self.message.clone();
-        let shown: Vec<_> = self
-            .context
-            .iter()
-            .filter(|(k, v)| !(*k == "field" && self.message.starts_with(v.as_str())))
-            .map(|(k, v)| format!("{k}: {v}"))
-            .collect();
-        if !shown.is_empty() {
-            text.push_str(&format!(" ({})", shown.join(", ")));
-        }
+        let mut text = self.without_hint();
         if let Some(hint) = &self.hint {
             text.push_str(&format!("\nHint: {hint}"));
         }

@@ -129,6 +129,7 @@ async fn sink_only(dest: &str, rows: u64) -> f64 {
         records: [("events".to_string(), rows)].into(),
         error: None,
         failed: Default::default(),
+        warnings: Vec::new(),
     };
     d.commit(&outcome).await.expect("commit");
     rows as f64 / started.elapsed().as_secs_f64()

@@ -5,7 +5,8 @@
 //! (a token Qlik answers 401 to is replaced once and the request sent again); JSON bodies that
 //! are retried when cut off; redirects (`users/me` → `users/{id}`) followed by hand so
 //! the key never follows one to another origin; Qlik's error envelopes mapped by
-//! [`crate::error`].
+//! [`crate::error`]. Every request names the API release in `qlik-api-version`, and every
+//! response is read for the deprecations Qlik announces ([`crate::api_version`]).
 
 use std::sync::Arc;
 
@@ -14,11 +15,12 @@ use connector_api::http::{
     json_body,
 };
 use connector_api::{Error, ErrorKind, Result};
-use reqwest::header::{AUTHORIZATION, HeaderValue, LOCATION};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue, LOCATION};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use url::Url;
 
+use crate::api_version::{self, Notices};
 use crate::auth::{Credentials, KeyClaims};
 use crate::config::{Auth, Settings};
 use crate::error;
@@ -37,6 +39,7 @@ pub struct QlikClient {
     guard: OriginGuard,
     tenant: Url,
     bearer: Bearer,
+    notices: Arc<Notices>,
 }
 
 /// What signs the requests.
@@ -104,6 +107,7 @@ impl QlikClient {
         let mut options = ClientOptions::new(USER_AGENT);
         options.request_timeout = settings.request_timeout;
         options.pool_max_idle_per_host = settings.max_concurrency * 2;
+        options.default_headers = version_header(&settings.api_version)?;
         let http = RetryingClient::new(build_client(&options)?, policy).with_limiter(limiter);
         Ok(QlikClient {
             http,
@@ -113,7 +117,13 @@ impl QlikClient {
                 SignIn::Key(credentials) => Bearer::Key(credentials.header),
                 SignIn::OAuth(source) => Bearer::OAuth(Arc::new(source)),
             },
+            notices: Arc::new(Notices::new(&settings.api_version)),
         })
+    }
+
+    /// The deprecations Qlik announced to this client and its clones so far.
+    pub fn notices(&self) -> Arc<Notices> {
+        self.notices.clone()
     }
 
     /// The same client with another retry policy (quick probes in `check`).
@@ -189,7 +199,10 @@ impl QlikClient {
             .execute(
                 &endpoint,
                 |client| client.get(url.clone()).header(AUTHORIZATION, auth.clone()),
-                |fetched| interpret(fetched, &path),
+                |fetched| {
+                    self.notices.observe(&fetched.headers, &endpoint);
+                    interpret(fetched, &path)
+                },
                 events,
             )
             .await
@@ -202,7 +215,15 @@ impl QlikClient {
         let url = self.tenant.clone();
         let mut events = Vec::new();
         self.http
-            .execute("GET /", |client| client.get(url.clone()), |f| Ok(f.status.as_u16()), &mut events)
+            .execute(
+                "GET /",
+                |client| client.get(url.clone()),
+                |f| {
+                    self.notices.observe(&f.headers, "GET /");
+                    Ok(f.status.as_u16())
+                },
+                &mut events,
+            )
             .await
             .map_err(error::with_remediation)
     }
@@ -230,6 +251,14 @@ impl QlikClient {
         .with_context("endpoint", url.path().to_string())
         .with_hint(crate::remediation::SOURCE_PROTOCOL))
     }
+}
+
+/// The header every request carries: `qlik-api-version: <version>`, set on the HTTP client
+/// itself so that no request (the OAuth token's included) goes without it.
+fn version_header(version: &str) -> Result<HeaderMap> {
+    let value = HeaderValue::from_str(version)
+        .map_err(|_| Error::config("api_version", format!("`{version}` cannot be sent in a header")))?;
+    Ok(HeaderMap::from_iter([(HeaderName::from_static(api_version::HEADER), value)]))
 }
 
 /// Classifies a response: an error status by [`error::from_response`] (429 and 5xx are

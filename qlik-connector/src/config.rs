@@ -119,6 +119,13 @@ pub struct QlikConfig {
     /// event after later ones; rows read again are updated in place, keyed by event id.
     #[serde(default = "default_consumption_lookback")]
     pub sessions_lookback: String,
+    /// The Qlik Cloud API release every request names in its `qlik-api-version` header
+    /// (`YYYY-MM`: 2026-05, 2026-08, 2026-11 …). Qlik answers deprecations of what that
+    /// release relies on in response headers, which the run summary, `_runs` and `check`
+    /// show. 2026-11, the release this connector is tested against, when omitted; set it
+    /// only to hear of deprecations announced to another release.
+    #[serde(default)]
+    pub api_version: Option<String>,
 }
 
 fn default_max_concurrency() -> usize {
@@ -170,6 +177,8 @@ pub struct Settings {
     pub sessions_lookback: Duration,
     /// Whether to run the `orphans=true` assignments pass.
     pub include_orphans: bool,
+    /// The API release sent in `qlik-api-version` ([`crate::api_version`]).
+    pub api_version: String,
 }
 
 /// How the connector signs in: exactly one of an API key and an OAuth client.
@@ -279,6 +288,10 @@ impl Settings {
             connector_api::config::lookback("consumption_lookback", &raw.consumption_lookback)?;
         let sessions_start = start("sessions_start", raw.sessions_start.as_deref())?;
         let sessions_lookback = connector_api::config::lookback("sessions_lookback", &raw.sessions_lookback)?;
+        let api_version = match raw.api_version.as_deref() {
+            Some(v) => crate::api_version::validate(v)?,
+            None => crate::api_version::API_VERSION.to_string(),
+        };
         Ok(Settings {
             tenant,
             auth,
@@ -293,6 +306,7 @@ impl Settings {
             sessions_start,
             sessions_lookback,
             include_orphans: raw.include_orphans,
+            api_version,
         })
     }
 
@@ -420,6 +434,22 @@ mod tests {
         )
         .unwrap();
         assert_eq!((s.limit(100), s.limit(200)), (100, 150));
+    }
+
+    #[test]
+    fn api_version_defaults_to_the_tested_release_and_is_validated() {
+        let with = |v: Value| {
+            let mut c = json!({"tenant_url": "https://a.eu.qlikcloud.com", "api_key": "k"});
+            if !v.is_null() {
+                c["api_version"] = v;
+            }
+            Settings::from_json(&c)
+        };
+        assert_eq!(with(Value::Null).unwrap().api_version, crate::api_version::API_VERSION);
+        assert_eq!(with(json!("2026-08")).unwrap().api_version, "2026-08");
+        let err = with(json!("2026-09")).unwrap_err();
+        assert_eq!(err.context_value("field"), Some("api_version"));
+        assert!(err.message().contains("`2026-09` is not a Qlik API release"), "{err}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 #![doc = include_str!("../docs.md")]
 #![deny(missing_docs)]
 
+pub mod api_version;
 pub mod auth;
 pub mod check;
 pub mod client;
@@ -90,14 +91,16 @@ impl Connector for QlikConnector {
         catalog.streams.retain(|s| settings.streams.contains(&s.stream.name.as_str()));
         let client = Arc::new(client::QlikClient::new(&settings, sign_in)?);
         client.sign_in().await?;
+        let notices = client.notices();
         let options = connector_api::read::Options { max_concurrency: settings.max_concurrency };
-        connector_api::read::read(
+        let messages = connector_api::read::read(
             Arc::new(read::Tenant::new(client, settings)),
             streams::SOURCES,
             &catalog,
             state,
             options,
-        )
+        )?;
+        Ok(api_version::surface(messages, notices))
     }
 }
 

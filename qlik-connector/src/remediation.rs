@@ -41,6 +41,12 @@ pub const SOURCE_PROTOCOL: &str = "Qlik Cloud returned a response the connector 
 /// The token endpoint refused the OAuth client's credentials.
 pub const OAUTH_CLIENT_REJECTED: &str = "Qlik Cloud refused the OAuth client's credentials. In the Administration activity center > OAuth, check that the client exists, is a machine-to-machine (web, client credentials) client with consent trusted, and that client_id and client_secret are this client's; a client secret is shown once when created, so generate a new one if in doubt.";
 
+/// Qlik announced a deprecation (or a sunset) in its response headers.
+pub const API_DEPRECATED: &str = "What the connector reads may stop working on or after the sunset date, whatever api_version says: upgrade connector-host to a release that no longer relies on it before then, and read Qlik's changelog (https://qlik.dev/changelog) for what changes.";
+
+/// `api_version` names no Qlik API release.
+pub const API_VERSION_INVALID: &str = "Leave api_version out to send the release this connector is tested against, or name a release listed in Qlik's changelog (https://qlik.dev/changelog), such as 2026-11.";
+
 /// Every hint above, for the documentation test.
 pub const ALL: &[&str] = &[
     OAUTH_CLIENT_REJECTED,
@@ -55,4 +61,6 @@ pub const ALL: &[&str] = &[
     RATE_LIMITED,
     SOURCE_UNAVAILABLE,
     SOURCE_PROTOCOL,
+    API_DEPRECATED,
+    API_VERSION_INVALID,
 ];

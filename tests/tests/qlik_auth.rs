@@ -34,7 +34,8 @@ async fn admin_key_passes_every_step() {
             check::STEP_SUBSCRIPTION
         ]
     );
-    let probed: Vec<&str> = names[8..]
+    assert_eq!(names.last(), Some(&check::STEP_VERSION), "the API version is checked last");
+    let probed: Vec<&str> = names[8..names.len() - 1]
         .iter()
         .map(|n| n.strip_prefix("stream access: ").unwrap_or_else(|| panic!("not a probe step: {n}")))
         .flat_map(|streams| streams.split(", "))
@@ -60,7 +61,8 @@ async fn a_tenant_reached_through_an_alias_is_named_by_its_own_hostname() {
         message.contains(&format!("reached through its alias {reached} (its own hostname is {own})")),
         "{message}"
     );
-    assert!(message.contains("same tenant_url in every config"), "{message}");
+    let hint = step(&report, check::STEP_TENANT).hint.as_deref().unwrap_or_default();
+    assert!(hint.contains("same tenant_url in every config"), "{hint}");
 
     let plain = Simulator::start(SimConfig::small()).await.unwrap();
     let report = QlikConnector.check(&config(&plain, &plain.keys().admin, json!({}))).await.unwrap();
@@ -76,7 +78,7 @@ async fn expired_key_fails_before_any_request() {
     let s = step(&report, check::STEP_EXPIRY);
     assert_eq!(s.status, CheckStatus::Failed);
     assert!(s.message.contains("expired on 20"), "{}", s.message);
-    assert!(s.message.contains(remediation::KEY_EXPIRED));
+    assert_eq!(s.hint.as_deref(), Some(remediation::KEY_EXPIRED));
     assert_eq!(step(&report, check::STEP_KEY).status, CheckStatus::Skipped);
     let outcome = read(&c, None, &State::default(), false).await;
     let err = outcome.error.expect("read refuses");
@@ -92,7 +94,7 @@ async fn expiring_key_is_a_warning() {
     let report = QlikConnector.check(&c).await.unwrap();
     let s = step(&report, check::STEP_EXPIRY);
     assert_eq!(s.status, CheckStatus::Warning);
-    assert!(s.message.contains(remediation::KEY_EXPIRING_SOON));
+    assert_eq!(s.hint.as_deref(), Some(remediation::KEY_EXPIRING_SOON));
     assert!(report.passed());
     let outcome = read(&c, Some(&["roles"]), &State::default(), false).await;
     assert!(outcome.error.is_none());
@@ -107,7 +109,7 @@ async fn rejected_keys_say_how_to_get_a_working_one() {
         let s = step(&report, check::STEP_KEY);
         assert_eq!(s.status, CheckStatus::Failed);
         assert!(s.message.contains("HTTP 401"), "{}", s.message);
-        assert!(s.message.contains(remediation::KEY_REJECTED));
+        assert_eq!(s.hint.as_deref(), Some(remediation::KEY_REJECTED));
         assert_eq!(step(&report, check::STEP_TENANT).status, CheckStatus::Skipped);
         let err = read(&c, Some(&["users"]), &State::default(), false).await.error.expect("read fails");
         assert_eq!(err.kind(), ErrorKind::Auth);
@@ -141,11 +143,17 @@ async fn non_admin_key_loses_licence_streams_with_a_warning() {
     let sim = Simulator::start(SimConfig::small()).await.unwrap();
     let c = config(&sim, &sim.keys().non_admin, json!({}));
     let report = QlikConnector.check(&c).await.unwrap();
-    let s = step(&report, "stream access: license_overview, license_allotments");
+    // The refused streams are grouped by their fix: one line for the licence endpoints.
+    let s = step(
+        &report,
+        "stream access: license_overview, license_allotments, license_assignments, license_consumption, license_settings",
+    );
     assert_eq!(s.status, CheckStatus::Warning, "{report:#?}");
-    assert!(s.message.contains("cannot read license_overview, license_allotments"), "{}", s.message);
-    assert!(s.message.contains(remediation::LICENCE_NEEDS_TENANT_ADMIN));
-    assert_eq!(step(&report, "stream access: users, user_roles, user_groups").status, CheckStatus::Ok);
+    assert_eq!(s.message, "refused (HTTP 403): these streams will fail");
+    assert_eq!(s.hint.as_deref(), Some(remediation::LICENCE_NEEDS_TENANT_ADMIN));
+    let readable =
+        report.steps.iter().find(|s| s.status == CheckStatus::Ok && s.name.starts_with("stream access: "));
+    assert!(readable.unwrap().name.contains("users, user_roles, user_groups"), "{report:#?}");
     assert!(report.passed(), "warnings only");
 
     // What check warns about is exactly what a read then loses.
@@ -182,5 +190,5 @@ async fn wrong_tenant_url_and_plain_http_are_config_failures() {
         QlikConnector.check(&json!({"tenant_url": "http://127.0.0.1:1", "api_key": "k"})).await.unwrap();
     let s = step(&report, check::STEP_REACH);
     assert_eq!(s.status, CheckStatus::Failed);
-    assert!(s.message.contains(remediation::TENANT_UNREACHABLE), "{}", s.message);
+    assert_eq!(s.hint.as_deref(), Some(remediation::TENANT_UNREACHABLE), "{}", s.message);
 }

@@ -109,11 +109,11 @@ async fn a_non_admin_key_is_flagged_by_check_and_reads_what_its_user_sees() {
     for named in [
         "not a Tenant Admin",
         "Refused: license_overview, license_allotments, license_assignments, license_consumption, license_settings, api_key_policy, oauth_clients, user_sessions, consumption_executions.",
-        "Partial: tenant (licence columns null), spaces (only the spaces the user can access), space_assignments (only those of the spaces the user can access), apps (only the apps the user can access), api_keys (only the user's own keys).",
-        remediation::LICENCE_NEEDS_TENANT_ADMIN,
+        "Partial: tenant (licence columns null), spaces (only those the user can access), space_assignments (only of spaces the user can access), apps (only those the user can access), api_keys (only the user's own keys).",
     ] {
         assert!(rights.message.contains(named), "{named}: {}", rights.message);
     }
+    assert_eq!(rights.hint.as_deref(), Some(remediation::LICENCE_NEEDS_TENANT_ADMIN));
     let only_licences =
         config(&sim, &sim.keys().non_admin, json!({"streams": ["users", "license_overview"]}));
     let report = QlikConnector.check(&only_licences).await.unwrap();

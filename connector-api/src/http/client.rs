@@ -16,6 +16,9 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
     /// Idle pooled connections kept per host; enough for the read's concurrency.
     pub pool_max_idle_per_host: usize,
+    /// Headers every request carries (an API version a source asks its clients to send),
+    /// whichever code path builds the request.
+    pub default_headers: reqwest::header::HeaderMap,
 }
 
 impl ClientOptions {
@@ -27,6 +30,7 @@ impl ClientOptions {
             request_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
             pool_max_idle_per_host: 16,
+            default_headers: reqwest::header::HeaderMap::new(),
         }
     }
 }
@@ -43,6 +47,7 @@ pub fn build_client(options: &ClientOptions) -> Result<reqwest::Client> {
         .timeout(options.request_timeout)
         .connect_timeout(options.connect_timeout)
         .pool_max_idle_per_host(options.pool_max_idle_per_host)
+        .default_headers(options.default_headers.clone())
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| Error::new(ErrorKind::Internal, "could not build the HTTP client").with_source(e))

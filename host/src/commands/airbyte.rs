@@ -100,7 +100,7 @@ impl Messages<'_> {
                     .steps
                     .iter()
                     .filter(|s| passed || s.status == CheckStatus::Failed)
-                    .map(|s| format!("{}: {}", s.name, s.message))
+                    .map(|s| format!("{}: {}", s.name, s.detail()))
                     .collect::<Vec<_>>()
                     .join("; ");
                 (if passed { "SUCCEEDED" } else { "FAILED" }, shown)

@@ -5,11 +5,13 @@
 //!
 //! - [`pump`]: the connector's messages into the destination, in batches;
 //! - [`summary`]: what a run did, per stream, for people and scripts;
+//! - [`warnings`]: what the connector warned of during the run, for the summary and `_runs`;
 //! - [`signal`]: Ctrl-C and SIGTERM, raced against every phase that may wait.
 
 mod pump;
 mod signal;
 pub mod summary;
+mod warnings;
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -22,6 +24,7 @@ use crate::sink::schema::SeenKeys;
 use crate::sink::{Destination, LoadStats, RunInfo, RunOutcome, RunStatus, StreamPlan, now_rfc3339};
 use signal::{interrupted, stop_signal};
 pub use summary::{RunSummary, StreamResult, StreamSummary};
+use warnings::Warnings;
 
 /// What to read.
 #[derive(Debug, Clone, Default)]
@@ -58,6 +61,7 @@ pub async fn sync(
         ended: BTreeMap::new(),
         keys: BTreeMap::new(),
         locked: false,
+        warnings: Warnings::default(),
     };
     let result = load(config, dest, options, progress, &mut run).await;
     progress.finish();
@@ -92,6 +96,7 @@ pub async fn sync(
         seconds: clock.elapsed().as_secs_f64(),
         streams,
         error: error.as_ref().map(Error::to_string),
+        warnings: run.warnings.list(),
         sample_query,
     };
     (summary, error)
@@ -108,6 +113,8 @@ pub(crate) struct Run {
     keys: BTreeMap<String, SeenKeys>,
     /// Whether the run holds its instance's lock (a run refused never does).
     locked: bool,
+    /// What the connector warned of.
+    warnings: Warnings,
 }
 
 impl Run {
@@ -141,6 +148,7 @@ impl Run {
             records: self.counts.clone(),
             error: error.map(Error::to_string),
             failed: self.failures(),
+            warnings: self.warnings.list(),
         }
     }
 
@@ -155,13 +163,7 @@ impl Run {
             .map(|p| {
                 let prog = progress.get(&p.stream);
                 let failure = self.ended.get(&p.stream).and_then(Option::as_ref);
-                let error = failure.map(|e| {
-                    let text = e.to_string();
-                    match e.hint() {
-                        Some(hint) => text.trim_end_matches(&format!("\nHint: {hint}")).to_string(),
-                        None => text,
-                    }
-                });
+                let error = failure.map(Error::without_hint);
                 let result = if error.is_some() {
                     StreamResult::Failed
                 } else if matches!(status, RunStatus::Succeeded | RunStatus::Partial) {

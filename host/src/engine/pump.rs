@@ -26,7 +26,8 @@ const CHANNEL: usize = 8;
 /// Moves the connector's messages into `dest` until the read ends: records in batches,
 /// checkpoints after the records they cover, per-stream endings into `run`. A stream
 /// that fails (at the source, or with a record that does not fit its table) is
-/// recorded and its later records and checkpoints are dropped; the others go on.
+/// recorded and its later records and checkpoints are dropped; the others go on. Every
+/// warning the connector logs is kept for the summary and `_runs`.
 pub(super) async fn pump(
     messages: connector_api::MessageStream,
     dest: &mut dyn Destination,
@@ -110,7 +111,10 @@ pub(super) async fn pump(
                 Message::Log(l) => match l.level {
                     LogLevel::Debug => tracing::debug!(connector = %run.info.connector, "{}", l.message),
                     LogLevel::Info => tracing::info!(connector = %run.info.connector, "{}", l.message),
-                    LogLevel::Warn => tracing::warn!(connector = %run.info.connector, "{}", l.message),
+                    LogLevel::Warn => {
+                        tracing::warn!(connector = %run.info.connector, "{}", l.message);
+                        run.warnings.add(&l.message);
+                    }
                     LogLevel::Error => tracing::error!(connector = %run.info.connector, "{}", l.message),
                 },
             }

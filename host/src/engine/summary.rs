@@ -67,6 +67,9 @@ pub struct RunSummary {
     pub streams: Vec<StreamSummary>,
     /// Why the run (or its first failed stream) failed.
     pub error: Option<String>,
+    /// What the connector warned of during the run (a deprecation its source announced),
+    /// each distinct warning once.
+    pub warnings: Vec<String>,
     /// How to look at the data.
     pub sample_query: Option<String>,
 }
@@ -112,6 +115,12 @@ impl RunSummary {
         }
         for hint in hints {
             writeln!(out, "Hint: {hint}")?;
+        }
+        if !self.warnings.is_empty() {
+            writeln!(out, "Warnings:")?;
+            for warning in &self.warnings {
+                writeln!(out, "  - {warning}")?;
+            }
         }
         match self.status {
             RunStatus::Succeeded | RunStatus::Partial => {

@@ -203,6 +203,7 @@ impl FileDestination {
             records: outcome.records.clone(),
             error: outcome.error.clone(),
             failed: outcome.failed.clone(),
+            warnings: outcome.warnings.clone(),
         }
     }
 
@@ -388,6 +389,7 @@ impl Destination for FileDestination {
                 records: BTreeMap::new(),
                 error: Some(err.to_string()),
                 failed: BTreeMap::new(),
+                warnings: Vec::new(),
             };
             self.append_run(&Self::run_record(run, &refused))?;
             return Err(err);

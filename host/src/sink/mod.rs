@@ -156,6 +156,8 @@ pub struct RunOutcome {
     pub error: Option<String>,
     /// Streams that failed, with why: a commit keeps their previous rows.
     pub failed: BTreeMap<String, String>,
+    /// What the connector warned of during the run, each distinct warning once.
+    pub warnings: Vec<String>,
 }
 
 /// What a stream's load changed, from [`Destination::commit`].
@@ -230,6 +232,9 @@ pub struct RunRecord {
     /// Streams that failed, with why.
     #[serde(default)]
     pub failed: BTreeMap<String, String>,
+    /// What the connector warned of during the run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// A store `run` loads into.

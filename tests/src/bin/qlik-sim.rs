@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use tests::qlik_sim::{Faults, SimConfig, Simulator, Situations, Subscription};
+use tests::qlik_sim::{Deprecation, Faults, SimConfig, Simulator, Situations, Subscription};
 
 /// The simulator renders every page afresh, allocating a JSON value per field; on a
 /// benchmark machine it shares the cores with the connector it serves, so it uses the
@@ -117,12 +117,31 @@ struct Args {
     /// the address the simulator is reached at is then one of its aliases.
     #[arg(long)]
     hostname: Option<String>,
+    /// Announce a deprecation in every REST API response: `Deprecation` (RFC 9745) with this
+    /// day (YYYY-MM-DD), beside `Sunset` (RFC 8594) with --sunset.
+    #[arg(long, value_name = "DATE", requires = "sunset")]
+    deprecated_since: Option<String>,
+    /// The removal date announced with --deprecated-since (YYYY-MM-DD).
+    #[arg(long, value_name = "DATE", requires = "deprecated_since")]
+    sunset: Option<String>,
+    /// The newest API release the deprecation is announced to (`qlik-api-version`); requests
+    /// naming a newer one get no headers.
+    #[arg(long, value_name = "YYYY-MM", default_value = "2026-11", value_parser = ["2026-05", "2026-08", "2026-11"])]
+    deprecated_through: String,
     /// Write the ground truth (per stream: count and key digest) to this JSON file.
     #[arg(long)]
     ground_truth: Option<PathBuf>,
     /// Print one line of JSON with the base URL and keys, and nothing else on stdout.
     #[arg(long)]
     json: bool,
+}
+
+/// Unix seconds of midnight UTC of `day` (YYYY-MM-DD), for the `--name` flag.
+fn day(name: &str, day: &str) -> Result<i64, String> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(day, format)
+        .map(|d| d.midnight().assume_utc().unix_timestamp())
+        .map_err(|_| format!("--{name} must be a date as YYYY-MM-DD, got {day}"))
 }
 
 fn rate(name: &str, v: f64) -> Result<f64, String> {
@@ -170,6 +189,17 @@ impl Args {
                 Subscription::UserBased
             },
             hostname: self.hostname.clone(),
+            deprecation: match (&self.deprecated_since, &self.sunset) {
+                (Some(since), Some(sunset)) => Some(Deprecation {
+                    since: day("deprecated-since", since)?,
+                    sunset: day("sunset", sunset)?,
+                    through: ["2026-05", "2026-08", "2026-11"]
+                        .into_iter()
+                        .find(|r| *r == self.deprecated_through)
+                        .unwrap_or("2026-11"),
+                }),
+                _ => None,
+            },
         })
     }
 }

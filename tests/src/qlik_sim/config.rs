@@ -44,6 +44,25 @@ pub struct SimConfig {
     /// aliases", https://qlik.dev/apis/rest/tenants). `None`: the reached address is the
     /// tenant's hostname.
     pub hostname: Option<String>,
+    /// A deprecation the tenant announces in the headers of its REST API responses; none
+    /// when `None`.
+    pub deprecation: Option<Deprecation>,
+}
+
+/// A deprecation announced in response headers. Qlik says it returns deprecation warnings in
+/// response headers, chosen by the API release a request is served as, without naming the
+/// headers (https://qlik.dev/apis/versioning); the simulator sends the standard ones.
+#[derive(Clone, Debug)]
+pub struct Deprecation {
+    /// `Deprecation: @<seconds>` (RFC 9745): when the functionality was deprecated, Unix
+    /// seconds.
+    pub since: i64,
+    /// `Sunset: <HTTP date>` (RFC 8594): when it may be removed, Unix seconds.
+    pub sunset: i64,
+    /// The newest release it is announced to: requests served as this release or an older
+    /// one get the headers, requests naming a newer one do not. A request without
+    /// `qlik-api-version`, or naming an unsupported release, is served as the oldest.
+    pub through: &'static str,
 }
 
 /// The two ways Qlik sells Qlik Cloud Analytics. User-based subscriptions (Qlik Sense
@@ -83,6 +102,7 @@ impl SimConfig {
             situations: Situations::default(),
             subscription: Subscription::UserBased,
             hostname: None,
+            deprecation: None,
         }
     }
 

@@ -2,6 +2,44 @@
 //! service like a real tenant's do.
 
 use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::macros::format_description;
+
+use super::config::Deprecation;
+
+/// The request header naming the API release a client knows (https://qlik.dev/apis/versioning).
+pub(crate) const API_VERSION_HEADER: &str = "qlik-api-version";
+
+/// The releases the simulated tenant supports, oldest first: those Qlik supports from its
+/// 2026-11 release on (https://qlik.dev/changelog/266-quarterly-api-versioning-2026-11-release).
+pub(crate) const SUPPORTED_API_VERSIONS: [&str; 3] = ["2026-05", "2026-08", "2026-11"];
+
+/// The release a request is served as. The header changes no request or response shape; Qlik
+/// reads it to pick the deprecation warnings it returns, and serves a request without it, or
+/// naming a release it does not support (malformed ones included), as its oldest supported
+/// release, without an error (https://qlik.dev/apis/versioning,
+/// https://qlik.dev/changelog/266-quarterly-api-versioning-2026-11-release).
+pub(crate) fn served_api_version(header: Option<&str>) -> &'static str {
+    let asked = header.map(str::trim);
+    SUPPORTED_API_VERSIONS.into_iter().find(|v| Some(*v) == asked).unwrap_or(SUPPORTED_API_VERSIONS[0])
+}
+
+/// The headers announcing `deprecation` to a request served as `served` (a supported
+/// release): `Deprecation: @<seconds>` (RFC 9745) and `Sunset: <HTTP date>` (RFC 8594); none
+/// when the request names a release newer than the announcement's.
+pub(crate) fn deprecation_headers(deprecation: &Deprecation, served: &str) -> Vec<(&'static str, String)> {
+    if served > deprecation.through {
+        return Vec::new();
+    }
+    let sunset =
+        OffsetDateTime::from_unix_timestamp(deprecation.sunset).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let sunset = sunset
+        .format(format_description!(
+            "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+        ))
+        .unwrap_or_default();
+    vec![("deprecation", format!("@{}", deprecation.since)), ("sunset", sunset)]
+}
 
 /// What a handler needs of a request.
 #[derive(Clone, Debug)]

@@ -17,6 +17,8 @@ pub struct LoggedRequest {
     pub authorized: bool,
     /// The `Host` header.
     pub host: String,
+    /// The `qlik-api-version` header as sent, if it was.
+    pub api_version: Option<String>,
 }
 
 /// Every request since the last clear.

@@ -46,7 +46,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-pub use config::{Faults, SimConfig, Subscription};
+pub use config::{Deprecation, Faults, SimConfig, Subscription};
 pub use faults::{FOREIGN_HOST, Hostile};
 pub use ground_truth::{GroundTruth, UNTYPED, execution_key, non_admin};
 pub use keys::ApiKeys;

@@ -19,11 +19,11 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
-use super::config::{Faults, SimConfig};
+use super::config::{Deprecation, Faults, SimConfig};
 use super::faults;
 use super::ground_truth::{self, GroundTruth};
 use super::handlers::{self, Principal};
-use super::http::{ApiError, Body, Ctx, Reply};
+use super::http::{self as api, ApiError, Body, Ctx, Reply};
 use super::keys::{ApiKeys, KeyKind, mint};
 use super::log::{LoggedRequest, RequestLog};
 use super::oauth::Tokens;
@@ -49,6 +49,8 @@ pub(crate) struct State {
     pub truth: [OnceLock<GroundTruth>; 2],
     /// `Host` assumed when a request carries none.
     fallback_host: String,
+    /// The deprecation announced in REST API responses, if any.
+    deprecation: Option<Deprecation>,
 }
 
 impl State {
@@ -81,6 +83,7 @@ impl State {
             tokens: Tokens::default(),
             truth: [OnceLock::new(), OnceLock::new()],
             fallback_host,
+            deprecation: config.deprecation.clone(),
         }
     }
 
@@ -221,6 +224,10 @@ async fn handle(
 ) -> Result<Response<RespBody>, Infallible> {
     let ctx = context(&state, &req);
     let authorization = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let api_version = req
+        .headers()
+        .get(api::API_VERSION_HEADER)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     let f = state.faults_for(&ctx);
     let delay = f.latency + faults::jitter(f.jitter);
     if !delay.is_zero() {
@@ -234,6 +241,7 @@ async fn handle(
             status,
             authorized: authorization.is_some(),
             host: ctx.host.clone(),
+            api_version: api_version.clone(),
         })
     };
     if let Some(reply) =
@@ -253,7 +261,12 @@ async fn handle(
     } else if ctx.method == "GET" && ctx.path == PRODUCT_INFO {
         Reply::ok(product_info())
     } else {
-        state.answer(&ctx, authorization.as_deref(), &f)
+        let mut reply = state.answer(&ctx, authorization.as_deref(), &f);
+        if let Some(deprecation) = state.deprecation.as_ref().filter(|_| ctx.path.starts_with("/api/")) {
+            let served = api::served_api_version(api_version.as_deref());
+            reply.headers.extend(api::deprecation_headers(deprecation, served));
+        }
+        reply
     };
     log(reply.status);
     let (content_type, bytes) = match &reply.body {

@@ -21,12 +21,22 @@ fn book<S: Store>(name: &str) -> String {
     book_table::<S>(name).quoted()
 }
 
-/// Creates the bookkeeping tables a new hub lacks, and the `failed` column hubs from
-/// before it lack. A hub that has them is only read: creating takes the write lock,
-/// which a run of another instance may hold for a moment. The timestamps have defaults
-/// because hosts of older versions, loading the same hub, leave them out.
+/// Columns `_runs` gained after it was first made, with their definitions (the JSON type
+/// goes in `{json}`), in the order they came: hubs made before them get them in place.
+/// `warnings` is nullable: runs recorded before it, and runs without warnings, have none.
+const ADDED_RUN_COLUMNS: [(&str, &str); 2] =
+    [("failed", "{json} NOT NULL DEFAULT '{}'"), ("warnings", "{json}")];
+
+/// Creates the bookkeeping tables a new hub lacks, and the `_runs` columns hubs from
+/// before them lack ([`ADDED_RUN_COLUMNS`]). A hub that has them is only read: creating
+/// takes the write lock, which a run of another instance may hold for a moment. The
+/// timestamps have defaults because hosts of older versions, loading the same hub, leave
+/// them out.
 pub async fn prepare<S: Store>(store: &mut S) -> Result<()> {
-    if has_columns(store, &[("_state", "value"), ("_tables", "table_name"), ("_runs", "failed")]).await? {
+    let added = ADDED_RUN_COLUMNS.map(|(column, _)| ("_runs", column));
+    if has_columns(store, &[("_state", "value"), ("_tables", "table_name")]).await?
+        && has_columns(store, &added).await?
+    {
         return Ok(());
     }
     let ty = S::type_name;
@@ -55,12 +65,12 @@ pub async fn prepare<S: Store>(store: &mut S) -> Result<()> {
     let made = async {
         store.lock_table_changes().await?;
         store.execute(&sql).await?;
-        if !has_columns(store, &[("_runs", "failed")]).await? {
-            let alter = format!(
-                "ALTER TABLE {} ADD COLUMN failed {json} NOT NULL DEFAULT '{{}}'",
-                book::<S>("_runs")
-            );
-            store.execute(&alter).await?;
+        for (column, definition) in ADDED_RUN_COLUMNS {
+            if !has_columns(store, &[("_runs", column)]).await? {
+                let definition = definition.replace("{json}", json);
+                let alter = format!("ALTER TABLE {} ADD COLUMN {column} {definition}", book::<S>("_runs"));
+                store.execute(&alter).await?;
+            }
         }
         store.execute("COMMIT").await
     }
@@ -71,7 +81,7 @@ pub async fn prepare<S: Store>(store: &mut S) -> Result<()> {
     made
 }
 
-/// Whether every bookkeeping table of `wanted` has its column (`_runs.failed` came last).
+/// Whether every bookkeeping table of `wanted` has its column.
 async fn has_columns<S: Store>(store: &mut S, wanted: &[(&str, &str)]) -> Result<bool> {
     for (table, column) in wanted {
         if !existing_columns(store, &book_table::<S>(table)).await?.iter().any(|(name, _)| name == column) {
@@ -200,15 +210,22 @@ pub async fn insert_run<S: Store>(
     store.exec(&sql, &args).await.map(drop)
 }
 
-/// Records how `outcome`'s run ended.
+/// Records how `outcome`'s run ended; its warnings as a JSON array, NULL when there were
+/// none.
 pub async fn record_outcome<S: Store>(store: &mut S, outcome: &RunOutcome) -> Result<()> {
     let sql = format!(
-        "UPDATE {} SET status = $2, finished_at = {}, records = {}, error = NULLIF($5, ''), failed = {} WHERE run_id = $1",
+        "UPDATE {} SET status = $2, finished_at = {}, records = {}, error = NULLIF($5, ''), failed = {},
+             warnings = {} WHERE run_id = $1",
         book::<S>("_runs"),
         S::cast("$3", ColumnType::Timestamp),
         S::cast("$4", ColumnType::Json),
-        S::cast("$6", ColumnType::Json)
+        S::cast("$6", ColumnType::Json),
+        S::cast("NULLIF($7, '')", ColumnType::Json)
     );
+    let warnings = match outcome.warnings.is_empty() {
+        true => String::new(),
+        false => serde_json::to_string(&outcome.warnings).unwrap_or_default(),
+    };
     let args = [
         outcome.run_id.as_str(),
         outcome.status.as_str(),
@@ -216,6 +233,7 @@ pub async fn record_outcome<S: Store>(store: &mut S, outcome: &RunOutcome) -> Re
         &json_text(&outcome.records),
         outcome.error.as_deref().unwrap_or_default(),
         &json_text(&outcome.failed),
+        &warnings,
     ];
     store.exec(&sql, &args).await.map(drop)
 }
@@ -244,12 +262,13 @@ pub async fn running_run<S: Store>(store: &mut S, instance: &str) -> Result<Opti
 /// The `limit` most recent runs, newest first.
 pub async fn recent_runs<S: Store>(store: &mut S, limit: usize) -> Result<Vec<RunRecord>> {
     let sql = format!(
-        "SELECT run_id, connector, instance, config_fingerprint, {}, {}, status, {}, error, {}
+        "SELECT run_id, connector, instance, config_fingerprint, {}, {}, status, {}, error, {}, {}
          FROM {} ORDER BY started_at DESC, run_id DESC LIMIT {limit}",
         S::text("started_at", ColumnType::Timestamp),
         S::text("finished_at", ColumnType::Timestamp),
         S::text("records", ColumnType::Json),
         S::text("failed", ColumnType::Json),
+        S::text("warnings", ColumnType::Json),
         book::<S>("_runs")
     );
     let rows = store.query(&sql, &[]).await?;
@@ -268,6 +287,7 @@ pub async fn recent_runs<S: Store>(store: &mut S, limit: usize) -> Result<Vec<Ru
                 records: parse(take(7)),
                 error: take(8),
                 failed: parse(take(9)),
+                warnings: parse(take(10)),
             }
         })
         .collect())
