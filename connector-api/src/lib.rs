@@ -44,7 +44,7 @@ pub use error::{Error, ErrorKind, HttpFailure, Result};
 pub use message::{Checkpoint, LogLevel, LogMessage, Message, Record, StreamEvent, StreamStatus};
 pub use registry::Registration;
 pub use state::State;
-pub use stream_def::{Field, StreamDef, Ty};
+pub use stream_def::{Access, Field, StreamDef, Ty};
 pub use view::ViewDescriptor;
 
 #[doc(hidden)]

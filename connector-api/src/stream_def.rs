@@ -85,6 +85,20 @@ pub const fn derived(column: &'static str, ty: Ty, description: &'static str) ->
     Field { column, source: None, ty, description }
 }
 
+/// Who may read a stream, where the source answers according to the caller's rights (a
+/// key acts with its user's): everyone it accepts, only its administrators, or everyone
+/// but with less for the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Every caller the source accepts reads all of it.
+    Everyone,
+    /// Only administrators; the source refuses everyone else, so the stream fails for them.
+    AdminOnly,
+    /// Everyone, but callers who are not administrators get part of it, without an
+    /// error: what they miss.
+    Partial(&'static str),
+}
+
 /// A stream: name, docs, keys, columns.
 #[derive(Debug)]
 pub struct StreamDef {
@@ -96,6 +110,9 @@ pub struct StreamDef {
     pub primary_key: &'static [&'static str],
     /// Cursor column of incremental streams.
     pub cursor: Option<&'static str>,
+    /// Who may read it: declared with the stream, so `check`, the docs and the tests
+    /// learn a stream's rights from one place.
+    pub access: Access,
     /// Columns.
     pub fields: &'static [Field],
     /// Source fields that are neither columns nor `_extra`: used elsewhere (child
@@ -250,6 +267,7 @@ mod tests {
         description: "A test stream.",
         primary_key: &["number"],
         cursor: None,
+        access: Access::Everyone,
         fields: &[
             col("number", "licenseNumber", Ty::String, "Number."),
             col("status", "status", Ty::String, "Status."),

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use connector_api::http::RetryPolicy;
 use connector_api::read;
-use connector_api::{CheckReport, CheckStatus, Error, ErrorKind, Result};
+use connector_api::{Access, CheckReport, CheckStatus, Error, ErrorKind, Result};
 use futures::future::BoxFuture;
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -430,28 +430,6 @@ pub fn subscription(overview: &Value) -> Subscription {
     }
 }
 
-/// Streams a key without Tenant Admin rights may not read at all.
-const REFUSED_TO_NON_ADMINS: [&str; 9] = [
-    "license_overview",
-    "license_allotments",
-    "license_assignments",
-    "license_consumption",
-    "license_settings",
-    "api_key_policy",
-    "oauth_clients",
-    "user_sessions",
-    "consumption_executions",
-];
-
-/// Streams a key without Tenant Admin rights reads only in part, and what it misses.
-const PARTIAL_TO_NON_ADMINS: [(&str, &str); 5] = [
-    ("tenant", "licence columns null"),
-    ("spaces", "only those the user can access"),
-    ("space_assignments", "only of spaces the user can access"),
-    ("apps", "only those the user can access"),
-    ("api_keys", "only the user's own keys"),
-];
-
 /// `None` when the key's user (`me`, the `users/me` answer) is a Tenant Admin; otherwise a
 /// warning naming the selected streams that will be refused and those that will be
 /// partial. Qlik answers a non-admin with less, not with an error, on the partial ones.
@@ -469,12 +447,15 @@ fn rights(me: &Value, who: &str, streams: &[&'static str]) -> Option<String> {
     if roles.iter().any(|r| r == "TenantAdmin") {
         return None;
     }
-    let refused: Vec<&str> = REFUSED_TO_NON_ADMINS.into_iter().filter(|s| streams.contains(s)).collect();
-    let partial: Vec<String> = PARTIAL_TO_NON_ADMINS
-        .into_iter()
-        .filter(|(s, _)| streams.contains(s))
-        .map(|(s, what)| format!("{s} ({what})"))
-        .collect();
+    let selected = crate::streams::all().filter(|d| streams.contains(&d.name));
+    let (mut refused, mut partial) = (Vec::new(), Vec::new());
+    for def in selected {
+        match def.access {
+            Access::AdminOnly => refused.push(def.name.to_string()),
+            Access::Partial(what) => partial.push(format!("{} ({what})", def.name)),
+            Access::Everyone => {}
+        }
+    }
     let mut message = format!("{who} is not a Tenant Admin, and the key acts with that user's rights.");
     if !refused.is_empty() {
         message.push_str(&format!(" Refused: {}.", refused.join(", ")));

@@ -9,7 +9,7 @@
 use async_trait::async_trait;
 use connector_api::cursor::Cursor;
 use connector_api::read::{Chain, Plan, Records, Source};
-use connector_api::stream_def::{StreamDef, Ty, col, derived, record_spreading};
+use connector_api::stream_def::{Access, StreamDef, Ty, col, derived, record_spreading};
 use connector_api::{Catalog, Error, ErrorKind, Result};
 use serde_json::{Map, Value};
 
@@ -24,6 +24,7 @@ pub const USERS: StreamDef = StreamDef {
     description: "A user account of the service provider (RFC 7643 §4.1).",
     primary_key: &["id"],
     cursor: Some(USERS_CURSOR),
+    access: Access::Everyone,
     fields: &[
         col("id", "id", Ty::String, "The server's stable identifier of the user."),
         col("external_id", "externalId", Ty::String, "The identifier the provisioning client assigned."),
@@ -56,6 +57,7 @@ pub const GROUPS: StreamDef = StreamDef {
     description: "A group of users (RFC 7643 §4.2).",
     primary_key: &["id"],
     cursor: None,
+    access: Access::Everyone,
     fields: &[
         col("id", "id", Ty::String, "The server's stable identifier of the group."),
         col("external_id", "externalId", Ty::String, "The identifier the provisioning client assigned."),
@@ -73,6 +75,7 @@ pub const GROUP_MEMBERS: StreamDef = StreamDef {
     description: "A direct member (user or nested group) of a group.",
     primary_key: &["group_id", "member_id"],
     cursor: None,
+    access: Access::Everyone,
     fields: &[
         derived("group_id", Ty::String, "The group's id."),
         col(

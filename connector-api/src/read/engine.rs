@@ -412,6 +412,7 @@ mod tests {
     use serde_json::{Map, Value, json};
 
     use super::*;
+    use crate::Access;
     use crate::read::{Chain, FanOut, Pages, Plan, Source};
     use crate::stream_def::{StreamDef, Ty, col};
     use crate::{Catalog, Message};
@@ -421,6 +422,7 @@ mod tests {
         description: "Events.",
         primary_key: &["id"],
         cursor: Some("at"),
+        access: Access::Everyone,
         fields: &[col("id", "id", Ty::String, "Id."), col("at", "at", Ty::DateTime, "When.")],
         consumed: &[],
     };
@@ -429,6 +431,7 @@ mod tests {
         description: "Parents.",
         primary_key: &["id"],
         cursor: None,
+        access: Access::Everyone,
         fields: &[col("id", "id", Ty::String, "Id.")],
         consumed: &[],
     };
@@ -437,6 +440,7 @@ mod tests {
         description: "Children.",
         primary_key: &["id"],
         cursor: None,
+        access: Access::Everyone,
         fields: &[col("id", "id", Ty::String, "Id.")],
         consumed: &[],
     };

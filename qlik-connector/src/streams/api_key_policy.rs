@@ -2,7 +2,7 @@
 //! how long a key may live and how many one user may hold. Keys outliving their owners'
 //! need are a security and a licence-hygiene fact.
 
-use super::{StreamDef, Ty, col, derived};
+use super::{Access, StreamDef, Ty, col, derived};
 use crate::read::TenantDocument;
 
 /// The `api_key_policy` stream.
@@ -11,6 +11,7 @@ pub const API_KEY_POLICY: StreamDef = StreamDef {
     description: "The tenant's API key policy: maximum key lifetime and keys per user (one record).",
     primary_key: &["tenant_id"],
     cursor: None,
+    access: Access::AdminOnly,
     fields: &[
         derived("tenant_id", Ty::String, "Tenant id (from tenants/me)."),
         col(

@@ -1,7 +1,7 @@
 //! `api_keys`: the tenant's API keys (`/v1/api-keys`); a key's expiry is a SAM and a
 //! security fact. Only metadata: Qlik never returns a key's value after creation.
 
-use super::{StreamDef, Ty, col};
+use super::{Access, StreamDef, Ty, col};
 use crate::read::Listing;
 
 /// Largest `limit` the endpoint accepts.
@@ -13,6 +13,7 @@ pub const API_KEYS: StreamDef = StreamDef {
     description: "API keys of the tenant (metadata only: owner, status, expiry).",
     primary_key: &["id"],
     cursor: None,
+    access: Access::Partial("only the user's own keys"),
     fields: &[
         col("id", "id", Ty::String, "Key id (not the key itself)."),
         col("description", "description", Ty::String, "Description given when the key was generated."),

@@ -8,7 +8,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{StreamDef, Ty, col, derived, record_spreading};
+use super::{Access, StreamDef, Ty, col, derived, record_spreading};
 use crate::read::Listing;
 
 /// Largest `limit` the endpoint accepts.
@@ -24,6 +24,7 @@ pub const APPS: StreamDef = StreamDef {
     description: "Qlik Sense apps and QlikView documents on the tenant, with owner, space, reload status, views and size.",
     primary_key: &["id"],
     cursor: None,
+    access: Access::Partial("only those the user can access"),
     fields: &[
         col("id", "id", Ty::String, "Item id of the app."),
         col("name", "name", Ty::String, "App name."),

@@ -21,7 +21,7 @@ use futures::StreamExt;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::{StreamDef, Ty, col, derived};
+use super::{Access, StreamDef, Ty, col, derived};
 use crate::read::{Ctx, Tenant};
 
 /// Largest `limit` the endpoint accepts.
@@ -64,6 +64,7 @@ pub const CONSUMPTION_EXECUTIONS: StreamDef = StreamDef {
     description: "Metering records of a capacity subscription: per period and meter (data volume, automation runs, reports, reloads), the limit, the use and any overage. None on a user-based tenant.",
     primary_key: &["execution_key"],
     cursor: None,
+    access: Access::AdminOnly,
     fields: &[
         derived(
             "execution_key",

@@ -1,6 +1,6 @@
 //! `groups`: the tenant's groups (`/v1/groups`).
 
-use super::{StreamDef, Ty, col};
+use super::{Access, StreamDef, Ty, col};
 use crate::read::Listing;
 
 /// Largest `limit` the endpoint accepts.
@@ -12,6 +12,7 @@ pub const GROUPS: StreamDef = StreamDef {
     description: "Groups of the tenant (from the identity provider or created in Qlik), with the roles they grant.",
     primary_key: &["id"],
     cursor: None,
+    access: Access::Everyone,
     fields: &[
         col("id", "id", Ty::String, "Group id."),
         col("name", "name", Ty::String, "Group name."),

@@ -24,7 +24,7 @@ use connector_api::read::{Chain, Plan, Source};
 use futures::TryStreamExt;
 use serde_json::{Map, Value};
 
-use super::{StreamDef, Ty, col, derived};
+use super::{Access, StreamDef, Ty, col, derived};
 use crate::read::{Ctx, Tenant};
 
 /// Largest `limit` the endpoint accepts.
@@ -39,6 +39,7 @@ pub const LICENSE_ASSIGNMENTS: StreamDef = StreamDef {
     description: "Licence assignments of the entitlement, orphans included: which subject holds which licence type. Join to users on subject.",
     primary_key: &["subject", "type"],
     cursor: None,
+    access: Access::AdminOnly,
     fields: &[
         col("subject", "subject", Ty::String, "Subject of the holder; equals users.subject."),
         col(

@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::{StreamDef, Ty, col};
+use super::{Access, StreamDef, Ty, col};
 use crate::read::{Ctx, Tenant, get_object};
 
 /// Largest `limit` the endpoint accepts.
@@ -32,6 +32,7 @@ pub const LICENSE_CONSUMPTION: StreamDef = StreamDef {
     description: "Licence consumption events: engine sessions and the analyzer capacity they used. Incremental on end_time.",
     primary_key: &["id"],
     cursor: Some("end_time"),
+    access: Access::AdminOnly,
     fields: &[
         col("id", "id", Ty::String, "Event id; when Qlik sends none, the SHA-256 of the event's fields."),
         col("end_time", "endTime", Ty::DateTime, "When the engine session ended; the incremental cursor."),

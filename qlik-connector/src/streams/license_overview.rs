@@ -8,7 +8,7 @@ use connector_api::Result;
 use connector_api::read::{Chain, Plan, Records, Source, once};
 use serde_json::{Map, Value};
 
-use super::{StreamDef, Ty, col, derived};
+use super::{Access, StreamDef, Ty, col, derived};
 use crate::read::{Ctx, Tenant, get_object};
 
 /// The `license_overview` stream.
@@ -17,6 +17,7 @@ pub const LICENSE_OVERVIEW: StreamDef = StreamDef {
     description: "The tenant's licence (one record). The licence key itself is never emitted.",
     primary_key: &["license_number"],
     cursor: None,
+    access: Access::AdminOnly,
     fields: &[
         col("license_number", "licenseNumber", Ty::String, "Licence number."),
         col("secondary_number", "secondaryNumber", Ty::String, "Secondary licence number."),
@@ -46,6 +47,7 @@ pub const LICENSE_ALLOTMENTS: StreamDef = StreamDef {
     description: "Allotments of the licence: units bought and used per licence type (professional, analyzer, analyzer_time).",
     primary_key: &["license_number", "name"],
     cursor: None,
+    access: Access::AdminOnly,
     fields: &[
         derived("license_number", Ty::String, "Licence number."),
         col(

@@ -3,7 +3,7 @@
 //! opens an app, a common cause of licence creep, so a hub reclaiming seats needs to know
 //! it is on.
 
-use super::{StreamDef, Ty, col, derived};
+use super::{Access, StreamDef, Ty, col, derived};
 use crate::read::TenantDocument;
 
 /// The `license_settings` stream.
@@ -12,6 +12,7 @@ pub const LICENSE_SETTINGS: StreamDef = StreamDef {
     description: "The tenant's automatic licence assignment settings (one record).",
     primary_key: &["tenant_id"],
     cursor: None,
+    access: Access::AdminOnly,
     fields: &[
         derived("tenant_id", Ty::String, "Tenant id (from tenants/me)."),
         col(

@@ -30,7 +30,9 @@ pub mod users;
 
 use connector_api::Catalog;
 use connector_api::read::Source;
-pub use connector_api::stream_def::{EXTRA, Field, StreamDef, Ty, col, derived, flatten, record_spreading};
+pub use connector_api::stream_def::{
+    Access, EXTRA, Field, StreamDef, Ty, col, derived, flatten, record_spreading,
+};
 
 use crate::read::Tenant;
 

@@ -2,7 +2,7 @@
 //! belong to no person: machine-to-machine integrations, embedded and web apps. Only
 //! metadata; Qlik never returns a client secret after creation.
 
-use super::{StreamDef, Ty, col};
+use super::{Access, StreamDef, Ty, col};
 use crate::read::Listing;
 
 /// Largest `limit` the endpoint accepts.
@@ -14,6 +14,7 @@ pub const OAUTH_CLIENTS: StreamDef = StreamDef {
     description: "OAuth clients of the tenant (non-human identities): type, scopes, grant types, owner.",
     primary_key: &["client_id"],
     cursor: None,
+    access: Access::AdminOnly,
     fields: &[
         col("client_id", "clientId", Ty::String, "Client id (not the secret)."),
         col("client_name", "clientName", Ty::String, "Client name."),

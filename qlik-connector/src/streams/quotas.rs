@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{StreamDef, Ty, col, derived, record_spreading};
+use super::{Access, StreamDef, Ty, col, derived, record_spreading};
 use crate::read::Listing;
 
 /// The `quotas` stream.
@@ -14,6 +14,7 @@ pub const QUOTAS: StreamDef = StreamDef {
     description: "Quotas of the tenant's subscription (app memory, upload size, spaces …) with their limit and use.",
     primary_key: &["id"],
     cursor: None,
+    access: Access::Everyone,
     fields: &[
         col(
             "id",

@@ -1,6 +1,6 @@
 //! `roles`: default and custom roles (`/v1/roles`).
 
-use super::{StreamDef, Ty, col};
+use super::{Access, StreamDef, Ty, col};
 use crate::read::Listing;
 
 /// Largest `limit` the endpoint accepts.
@@ -12,6 +12,7 @@ pub const ROLES: StreamDef = StreamDef {
     description: "Roles defined on the tenant, default and custom, with their permissions.",
     primary_key: &["id"],
     cursor: None,
+    access: Access::Everyone,
     fields: &[
         col("id", "id", Ty::String, "Role id."),
         col("name", "name", Ty::String, "Role name."),

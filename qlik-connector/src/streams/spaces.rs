@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use connector_api::Result;
 use connector_api::read::{Chain, FanOut, Plan, Source};
 
-use super::{StreamDef, Ty, col};
+use super::{Access, StreamDef, Ty, col};
 use crate::read::{Ctx, Tenant};
 
 /// Largest `limit` the endpoints accept.
@@ -25,6 +25,7 @@ pub const SPACES: StreamDef = StreamDef {
     description: "Shared, managed and data spaces of the tenant.",
     primary_key: &["id"],
     cursor: None,
+    access: Access::Partial("only those the user can access"),
     fields: &[
         col("id", "id", Ty::String, "Space id."),
         col("name", "name", Ty::String, "Space name."),
@@ -45,6 +46,7 @@ pub const SPACE_ASSIGNMENTS: StreamDef = StreamDef {
     description: "Members of each space (users and groups) and their roles in it.",
     primary_key: &["id"],
     cursor: None,
+    access: Access::Partial("only of spaces the user can access"),
     fields: &[
         col("id", "id", Ty::String, "Assignment id."),
         col("space_id", "spaceId", Ty::String, "Space id."),

@@ -6,7 +6,7 @@ use connector_api::read::{Chain, Plan, Records, Source, once};
 use connector_api::{ErrorKind, LogLevel, Result};
 use serde_json::{Map, Value};
 
-use super::{EXTRA, StreamDef, Ty, col, derived, flatten};
+use super::{Access, EXTRA, StreamDef, Ty, col, derived, flatten};
 use crate::read::{Ctx, Tenant, get, get_object};
 
 /// The `tenant` stream.
@@ -15,6 +15,7 @@ pub const TENANT: StreamDef = StreamDef {
     description: "The Qlik Cloud tenant the key belongs to, with its licence status (one record).",
     primary_key: &["id"],
     cursor: None,
+    access: Access::Partial("licence columns null"),
     fields: &[
         col("id", "id", Ty::String, "Tenant id."),
         col("name", "name", Ty::String, "Display name of the tenant."),

@@ -28,7 +28,7 @@ use serde_json::{Map, Value};
 use time::{Date, Duration, OffsetDateTime, Time};
 
 use super::license_consumption::fallback_id;
-use super::{StreamDef, Ty, col, derived};
+use super::{Access, StreamDef, Ty, col, derived};
 use crate::read::{Ctx, Tenant, expect_object, get_object};
 
 /// Largest `limit` the endpoint accepts.
@@ -43,6 +43,7 @@ pub const USER_SESSIONS: StreamDef = StreamDef {
     description: "User-session audit events (session begun or ended): who used the tenant and when. Incremental on event_time.",
     primary_key: &["event_id"],
     cursor: Some("event_time"),
+    access: Access::AdminOnly,
     fields: &[
         col("event_id", "eventId", Ty::String, "Event id, shared by the online listing and the archive."),
         col(

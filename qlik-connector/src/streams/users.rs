@@ -16,7 +16,7 @@ use futures::{StreamExt, future};
 use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 
-use super::{StreamDef, Ty, col, derived};
+use super::{Access, StreamDef, Ty, col, derived};
 use crate::read::{Ctx, Tenant};
 
 /// Largest `limit` the endpoint accepts.
@@ -39,6 +39,7 @@ pub const USERS: StreamDef = StreamDef {
     description: "Every user of the tenant, whatever their status (active, invited, disabled, deleted, provisioned).",
     primary_key: &["id"],
     cursor: None,
+    access: Access::Everyone,
     fields: &[
         col("id", "id", Ty::String, "User id."),
         col(
@@ -78,6 +79,7 @@ pub const USER_ROLES: StreamDef = StreamDef {
     description: "Roles assigned directly to each user (users[].assignedRoles).",
     primary_key: &["user_id", "role_id"],
     cursor: None,
+    access: Access::Everyone,
     fields: &[
         derived("user_id", Ty::String, "User id."),
         col("role_id", "id", Ty::String, "Role id."),
@@ -94,6 +96,7 @@ pub const USER_GROUPS: StreamDef = StreamDef {
     description: "Groups each user belongs to (users[].assignedGroups).",
     primary_key: &["user_id", "group_id"],
     cursor: None,
+    access: Access::Everyone,
     fields: &[
         derived("user_id", Ty::String, "User id."),
         col("group_id", "id", Ty::String, "Group id."),
