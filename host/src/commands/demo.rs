@@ -5,7 +5,7 @@
 use std::io::Write;
 
 use connector_api::{Error, Result};
-use tests::qlik_sim::{SimConfig, Simulator};
+use qlik_sim::{SimConfig, Simulator};
 
 use super::run::report;
 use super::write_err;

@@ -13,8 +13,8 @@
 use serde_json::{Value, json};
 
 use super::Tenant;
-use crate::qlik_sim::config::Subscription;
-use crate::qlik_sim::synth::{Kind, alnum, h, rfc3339_ms};
+use crate::config::Subscription;
+use crate::synth::{Kind, alnum, h, rfc3339_ms};
 
 /// The periods, oldest first: `periodStart`, `periodEnd` (dates, as in Qlik's examples) and
 /// the Unix milliseconds of the period's last update. The last is the current period (the

@@ -7,7 +7,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
-//! use tests::qlik_sim::{SimConfig, Simulator};
+//! use qlik_sim::{SimConfig, Simulator};
 //! let sim = Simulator::start(SimConfig::small()).await?;
 //! let users_url = format!("{}/api/v1/users", sim.base_url());
 //! let bearer = format!("Bearer {}", sim.keys().admin);
@@ -25,8 +25,14 @@
 //! metering records on a capacity tenant only and answers 404 on a user-based one, with next
 //! links of `limit` and `page` alone. [`Situations`] switch on what a tenant does only now
 //! and then.
+//!
+//! A crate of its own, apart from the integration tests, so that `connector-host demo` links
+//! the simulator and nothing else of the tests; a production build (`--no-default-features`)
+//! links neither. The `qlik-sim` binary (`cargo run -p tests --bin qlik-sim`) serves it.
+#![deny(missing_docs)]
 
 mod config;
+pub mod digest;
 mod faults;
 mod ground_truth;
 mod handlers;

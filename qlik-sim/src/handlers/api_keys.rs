@@ -3,10 +3,10 @@
 use serde_json::{Value, json};
 
 use super::Principal;
-use crate::qlik_sim::http::{ApiError, Ctx, Reply};
-use crate::qlik_sim::paging::{self, Window};
-use crate::qlik_sim::synth::{Kind, decode_id};
-use crate::qlik_sim::tenant::Tenant;
+use crate::http::{ApiError, Ctx, Reply};
+use crate::paging::{self, Window};
+use crate::synth::{Kind, decode_id};
+use crate::tenant::Tenant;
 
 const CURSORS: [&str; 2] = ["startingAfter", "endingBefore"];
 

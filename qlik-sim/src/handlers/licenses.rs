@@ -8,11 +8,11 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
-use crate::qlik_sim::http::{ApiError, Ctx, Reply};
-use crate::qlik_sim::paging;
-use crate::qlik_sim::scim::{self, Filter, Op};
-use crate::qlik_sim::synth::parse_rfc3339_ms;
-use crate::qlik_sim::tenant::Tenant;
+use crate::http::{ApiError, Ctx, Reply};
+use crate::paging;
+use crate::scim::{self, Filter, Op};
+use crate::synth::parse_rfc3339_ms;
+use crate::tenant::Tenant;
 
 /// A licence listing's page token: `next:` or `prev:` and the offset of the page it points
 /// to, base64-encoded. Qlik's examples decode to `next:` + a position

@@ -3,9 +3,9 @@
 
 use serde_json::{Value, json};
 
-use crate::qlik_sim::http::{ApiError, Ctx, Reply};
-use crate::qlik_sim::paging;
-use crate::qlik_sim::tenant::Tenant;
+use crate::http::{ApiError, Ctx, Reply};
+use crate::paging;
+use crate::tenant::Tenant;
 
 /// `GET /api/v1/oauth-clients`: every client of the tenant, as listed to a Tenant Admin.
 /// The simulator refuses anyone else (403), stricter than Qlik, which lists a developer's

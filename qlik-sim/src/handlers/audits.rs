@@ -5,10 +5,10 @@
 
 use serde_json::{Value, json};
 
-use crate::qlik_sim::http::{ApiError, Ctx, Reply};
-use crate::qlik_sim::paging;
-use crate::qlik_sim::synth::{date_only, parse_rfc3339_ms};
-use crate::qlik_sim::tenant::{AUDIT_RETENTION_S, AUDIT_TYPES, Tenant};
+use crate::http::{ApiError, Ctx, Reply};
+use crate::paging;
+use crate::synth::{date_only, parse_rfc3339_ms};
+use crate::tenant::{AUDIT_RETENTION_S, AUDIT_TYPES, Tenant};
 
 /// `GET /api/v1/audits`: the events of the last 90 days.
 pub(crate) fn list(t: &Tenant, ctx: &Ctx) -> Result<Reply, ApiError> {

@@ -4,11 +4,11 @@ use std::sync::atomic::Ordering;
 
 use serde_json::{Value, json};
 
-use crate::qlik_sim::http::{ApiError, Ctx, Reply};
-use crate::qlik_sim::paging;
-use crate::qlik_sim::scim::{self, Filter};
-use crate::qlik_sim::synth::{Kind, decode_id};
-use crate::qlik_sim::tenant::{SortKey, Tenant, UserOrder, UserRec, UserStatus};
+use crate::http::{ApiError, Ctx, Reply};
+use crate::paging;
+use crate::scim::{self, Filter};
+use crate::synth::{Kind, decode_id};
+use crate::tenant::{SortKey, Tenant, UserOrder, UserRec, UserStatus};
 
 /// Which users a request selects.
 enum Selector {

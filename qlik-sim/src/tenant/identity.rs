@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use serde_json::{Value, json};
 
 use super::Tenant;
-use crate::qlik_sim::synth::{Kind, TENANT_CREATED_MS, date_only, h, pick, rfc3339_ms, spread_ms};
+use crate::synth::{Kind, TENANT_CREATED_MS, date_only, h, pick, rfc3339_ms, spread_ms};
 
 /// Qlik's default roles: `(name, level)`. Ids are role indices 0.. in this order; custom roles follow.
 pub(crate) const DEFAULT_ROLES: [(&str, &str); 10] = [
@@ -274,7 +274,7 @@ impl Tenant {
     }
 
     /// The display name of user `i` now: after the rename of
-    /// [`Situations::rename_during_users_listing`](crate::qlik_sim::Situations), the last user
+    /// [`Situations::rename_during_users_listing`](crate::Situations), the last user
     /// in name order sorts first and the first sorts last.
     pub(crate) fn user_name(&self, i: u64) -> String {
         if self.renamed.load(Ordering::Relaxed) {

@@ -3,10 +3,10 @@
 use serde_json::{Value, json};
 
 use super::Principal;
-use crate::qlik_sim::http::{ApiError, Ctx, Reply};
-use crate::qlik_sim::paging;
-use crate::qlik_sim::synth::{Kind, decode_id};
-use crate::qlik_sim::tenant::Tenant;
+use crate::http::{ApiError, Ctx, Reply};
+use crate::paging;
+use crate::synth::{Kind, decode_id};
+use crate::tenant::Tenant;
 
 /// Qlik documents no maximum for spaces; real tenants cap `limit` at 100, and so do we.
 const SPACES_MAX_LIMIT: u64 = 100;

@@ -5,8 +5,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
 use super::Tenant;
-use crate::qlik_sim::config::Subscription;
-use crate::qlik_sim::synth::{
+use crate::config::Subscription;
+use crate::synth::{
     CONSUMPTION_START_MS, DATA_NOW_MS, Kind, h, object_id, pick, rfc3339_ms, spread_ms, uuid,
 };
 
@@ -72,7 +72,7 @@ pub(crate) fn license_key(t: &Tenant) -> String {
         "product": t.product(),
         "tenantId": t.tenant_id,
         "valid": VALID,
-        "nonce": crate::qlik_sim::synth::alnum(t.seed, Kind::License, 0, 2, 64),
+        "nonce": crate::synth::alnum(t.seed, Kind::License, 0, 2, 64),
     });
     let signature: Vec<u8> = (0..256u64).map(|k| (h(t.seed, Kind::License, k, 3) & 0xff) as u8).collect();
     format!("{header}.{}.{}", URL_SAFE_NO_PAD.encode(payload.to_string()), URL_SAFE_NO_PAD.encode(signature))

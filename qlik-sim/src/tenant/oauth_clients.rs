@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use super::Tenant;
-use crate::qlik_sim::synth::{Kind, h, pick, rfc3339_ms, spread_ms};
+use crate::synth::{Kind, h, pick, rfc3339_ms, spread_ms};
 
 const APP_TYPES: [&str; 4] = ["web", "web", "native", "spa"];
 

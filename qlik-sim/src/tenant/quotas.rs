@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use super::Tenant;
-use crate::qlik_sim::synth::{Kind, h};
+use crate::synth::{Kind, h};
 
 /// Quota ids, in the order they are listed.
 pub(crate) const QUOTA_IDS: [&str; 4] =

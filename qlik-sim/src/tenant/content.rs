@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::Tenant;
-use crate::qlik_sim::synth::{Kind, h, object_id, pick, rfc3339_ms, spread_ms, uuid};
+use crate::synth::{Kind, h, object_id, pick, rfc3339_ms, spread_ms, uuid};
 
 /// The most assignments one space has; assignment ids encode `space * SLOTS + j`.
 pub(crate) const SPACE_ASSIGNMENT_SLOTS: u64 = 8;
@@ -194,7 +194,7 @@ impl Tenant {
         let r = h(self.seed, Kind::App, i, 9);
         let weekly =
             |w: u64| if r.is_multiple_of(5) { (0, 0) } else { ((r >> (8 * w)) % 40, (r >> (8 * w + 4)) % 8) };
-        let first_week_ms = crate::qlik_sim::synth::DATA_NOW_MS - 28 * 86_400_000;
+        let first_week_ms = crate::synth::DATA_NOW_MS - 28 * 86_400_000;
         let week: Vec<Value> = (0..4)
             .map(|w| {
                 let (total, unique) = weekly(w);

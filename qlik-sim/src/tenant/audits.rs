@@ -7,7 +7,7 @@
 use serde_json::{Value, json};
 
 use super::Tenant;
-use crate::qlik_sim::synth::{Kind, h, object_id, rfc3339_ms, uuid};
+use crate::synth::{Kind, h, object_id, rfc3339_ms, uuid};
 
 /// The event types `/audits/types` lists, in the order events cycle through them: the
 /// session types of https://qlik.dev/apis/event/user-sessions and

@@ -98,7 +98,7 @@ pub(crate) fn route(t: &Tenant, ctx: &Ctx, who: Principal, keys_enabled: bool) -
             }
         }
         ["api", "v1", "quotas"] => {
-            let usage = crate::qlik_sim::paging::bool_param(ctx, "reportUsage")?;
+            let usage = crate::paging::bool_param(ctx, "reportUsage")?;
             Ok(Reply::ok(t.quotas_json(usage)))
         }
         // Qlik says the endpoint feeds "the consumption metrics in the admin console"

@@ -6,10 +6,10 @@
 
 use serde_json::{Value, json};
 
-use crate::qlik_sim::http::{ApiError, Ctx, Reply};
-use crate::qlik_sim::paging;
-use crate::qlik_sim::scim;
-use crate::qlik_sim::tenant::{EXECUTION_PERIODS, Tenant};
+use crate::http::{ApiError, Ctx, Reply};
+use crate::paging;
+use crate::scim;
+use crate::tenant::{EXECUTION_PERIODS, Tenant};
 
 /// The tag of this listing's `page` cursors.
 const TAG: &str = "executions";

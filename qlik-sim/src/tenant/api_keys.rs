@@ -3,8 +3,8 @@
 use serde_json::{Value, json};
 
 use super::Tenant;
-use crate::qlik_sim::keys::KeyKind;
-use crate::qlik_sim::synth::{Kind, h, object_id, pick, rfc3339_ms, spread_ms};
+use crate::keys::KeyKind;
+use crate::synth::{Kind, h, object_id, pick, rfc3339_ms, spread_ms};
 
 impl Tenant {
     /// The id of API key `i` (also the `jti` of an issued key).
