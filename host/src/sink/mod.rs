@@ -20,15 +20,10 @@
 //!   and the run stops rather than replace it; so does one it lists that is no longer
 //!   the table we made (a view, a table without `_instance` in its key).
 
-pub mod csv;
-pub mod file_keys;
 pub mod files;
-pub mod jsonl;
 pub mod lock;
-pub mod postgres;
 pub mod schema;
 pub mod sql;
-pub mod sqlite;
 
 use std::collections::BTreeMap;
 
@@ -315,10 +310,10 @@ pub async fn open(spec: &str) -> Result<Box<dyn Destination>> {
         if path.is_empty() {
             return Err(Error::config("dest", "sqlite: needs a file, e.g. sqlite:./datahub.db"));
         }
-        return Ok(Box::new(sqlite::SqliteDestination::open(path).await?));
+        return Ok(Box::new(sql::sqlite::SqliteDestination::open(path).await?));
     }
     if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
-        return Ok(Box::new(postgres::PostgresDestination::connect(spec).await?));
+        return Ok(Box::new(sql::postgres::PostgresDestination::connect(spec).await?));
     }
     if let Some(dir) = spec.strip_prefix("jsonl:") {
         return Ok(Box::new(files::FileDestination::open(dir, files::Format::Jsonl)?));

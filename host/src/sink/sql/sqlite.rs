@@ -16,12 +16,12 @@ use connector_api::{Error, ErrorKind, Result, SyncMode, ViewDescriptor};
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ToSql};
 
-use super::lock::{InstanceLock, instance_tag};
-use super::schema::{Cell, ColumnType};
-use super::sql::{
+use super::{
     Batch, SqlDestination, Store, Table, books, column_defs, ident, ident_list, statement, upsert_clause,
 };
-use super::{StreamPlan, dest_error};
+use crate::sink::lock::{InstanceLock, instance_tag};
+use crate::sink::schema::{Cell, ColumnType};
+use crate::sink::{StreamPlan, dest_error};
 
 /// SQLite's page cache, in KiB. It fills as a hub grows and counts in the host's memory:
 /// at 32 MiB a 20,000-user tenant took the run past 100 MB, and 8 MiB loads as fast

@@ -32,11 +32,11 @@ use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
 
-use super::schema::{Cell, ColumnType};
-use super::sql::{
+use super::{
     Batch, SqlDestination, Store, Table, books, column_defs, ident, ident_list, statement, upsert_clause,
 };
-use super::{BATCH_ROWS, StreamPlan, redact_destination};
+use crate::sink::schema::{Cell, ColumnType};
+use crate::sink::{BATCH_ROWS, StreamPlan, redact_destination};
 
 /// How long any statement waits for a lock another session holds (a report's `LOCK
 /// TABLE`, a long `ALTER`) before the run fails with a message saying so; a URL's

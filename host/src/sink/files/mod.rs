@@ -11,12 +11,17 @@
 //!   together with the file's length at that point. A failed stream or run, or the next
 //!   run after a crash, truncates the file back to that length, so records are neither
 //!   lost nor repeated; a key appended again (an update, a look-back window read twice)
-//!   is compacted away at the end of the run ([`super::file_keys`]), so the file holds
+//!   is compacted away at the end of the run ([`keys`]), so the file holds
 //!   each key once, as a table would;
 //! - one run per instance: a lock file in `DIR/.locks/`;
 //! - a stream file that `_state.json` does not list is not ours, and the run stops.
 //!
 //! Runs of every instance are appended to `DIR/_runs.jsonl`.
+
+pub mod csv;
+pub mod format;
+pub mod jsonl;
+pub mod keys;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
@@ -28,32 +33,15 @@ use connector_api::{Error, ErrorKind, Result, State, SyncMode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::csv::CsvWriter;
-use super::file_keys::{self, FileKeys};
-use super::jsonl::JsonlWriter;
+use self::csv::CsvWriter;
+pub use self::format::Format;
+use self::jsonl::JsonlWriter;
+use self::keys::FileKeys;
 use super::lock::{InstanceLock, held_by_another_run};
 use super::{
     CommitPolicy, Destination, LoadStats, RunInfo, RunOutcome, RunRecord, RunStatus, StreamPlan, dest_error,
     foreign_table, now_rfc3339, unselected_stream,
 };
-
-/// The file format of a folder destination.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    /// JSON Lines.
-    Jsonl,
-    /// CSV with a header row.
-    Csv,
-}
-
-impl Format {
-    fn ext(self) -> &'static str {
-        match self {
-            Format::Jsonl => "jsonl",
-            Format::Csv => "csv",
-        }
-    }
-}
 
 /// A stream's entry in `_state.json`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -524,10 +512,10 @@ impl Destination for FileDestination {
                         None => len,
                     };
                     truncate(&file.final_path, committed, len)?;
-                    let keys = file.keys.take().unwrap_or_default();
+                    let seen = file.keys.take().unwrap_or_default();
                     // A key the file already held was appended again: keep its last record.
-                    let committed = if keys.repeated > 0 {
-                        file_keys::compact(&file.final_path, self.format, &file.plan)
+                    let committed = if seen.repeated > 0 {
+                        keys::compact(&file.final_path, self.format, &file.plan)
                             .map_err(io_err(format!("cannot compact {}", file.final_path.display())))?
                     } else {
                         committed
@@ -537,10 +525,10 @@ impl Destination for FileDestination {
                         stats.insert(
                             stream.clone(),
                             LoadStats {
-                                rows: file.rows_before + keys.new,
+                                rows: file.rows_before + seen.new,
                                 rows_before: file.rows_before,
-                                inserted: Some(keys.new),
-                                updated: Some(keys.repeated),
+                                inserted: Some(seen.new),
+                                updated: Some(seen.repeated),
                             },
                         );
                     }
