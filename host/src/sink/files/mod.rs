@@ -39,9 +39,38 @@ use self::jsonl::JsonlWriter;
 use self::keys::FileKeys;
 use super::lock::{InstanceLock, held_by_another_run};
 use super::{
-    CommitPolicy, Destination, LoadStats, RunInfo, RunOutcome, RunRecord, RunStatus, StreamPlan, dest_error,
-    foreign_table, now_rfc3339, unselected_stream,
+    CommitPolicy, Destination, LoadStats, Registration, RunInfo, RunOutcome, RunRecord, RunStatus, Spec,
+    StreamPlan, dest_error, foreign_table, must_exist, now_rfc3339, unselected_stream,
 };
+
+/// `jsonl:DIR`: a folder of JSON Lines files.
+pub const JSONL: Registration = Registration {
+    schemes: &["jsonl:"],
+    form: "jsonl:DIR",
+    description: "A folder of JSON Lines files, one per stream and tenant",
+    example: "jsonl:./export",
+    open: |spec| Box::pin(async move { open(spec, Format::Jsonl) }),
+    open_existing: |spec| Box::pin(async move { open_existing(spec, Format::Jsonl) }),
+};
+
+/// `csv:DIR`: a folder of CSV files.
+pub const CSV: Registration = Registration {
+    schemes: &["csv:"],
+    form: "csv:DIR",
+    description: "A folder of CSV files with a header row, one per stream and tenant",
+    example: "csv:./export",
+    open: |spec| Box::pin(async move { open(spec, Format::Csv) }),
+    open_existing: |spec| Box::pin(async move { open_existing(spec, Format::Csv) }),
+};
+
+fn open(spec: Spec<'_>, format: Format) -> Result<Box<dyn Destination>> {
+    Ok(Box::new(FileDestination::open(spec.rest, format)?))
+}
+
+fn open_existing(spec: Spec<'_>, format: Format) -> Result<Box<dyn Destination>> {
+    must_exist(spec.path())?;
+    open(spec, format)
+}
 
 /// A stream's entry in `_state.json`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
