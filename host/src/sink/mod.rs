@@ -24,6 +24,7 @@
 //!   and the run stops rather than replace it; so does one it lists that is no longer
 //!   the table we made (a view, a table without `_instance` in its key).
 
+pub mod checkpoints;
 pub mod files;
 pub mod lock;
 pub mod registry;

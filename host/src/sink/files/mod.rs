@@ -37,10 +37,11 @@ use self::csv::CsvWriter;
 pub use self::format::Format;
 use self::jsonl::JsonlWriter;
 use self::keys::FileKeys;
+use super::checkpoints::Checkpoints;
 use super::lock::{InstanceLock, held_by_another_run};
 use super::{
-    CommitPolicy, Destination, LoadStats, Registration, RunInfo, RunOutcome, RunRecord, RunStatus, Spec,
-    StreamPlan, dest_error, foreign_table, must_exist, now_rfc3339, unselected_stream,
+    Destination, LoadStats, Registration, RunInfo, RunOutcome, RunRecord, RunStatus, Spec, StreamPlan,
+    dest_error, foreign_table, must_exist, now_rfc3339, unselected_stream,
 };
 
 /// `jsonl:DIR`: a folder of JSON Lines files.
@@ -126,10 +127,8 @@ struct StreamFile {
 struct FileRun {
     info: RunInfo,
     files: HashMap<String, StreamFile>,
-    final_states: BTreeMap<String, Value>,
-    /// Incremental checkpoints not saved yet, with their file's length when they came.
-    pending: BTreeMap<String, (Value, u64)>,
-    policy: CommitPolicy,
+    /// Checkpoints not saved yet; an incremental one with its file's length when it came.
+    checkpoints: Checkpoints<u64>,
     doc: StateDoc,
 }
 
@@ -439,14 +438,7 @@ impl Destination for FileDestination {
             files.insert(plan.stream.clone(), self.open_stream(plan, &mut doc, &run.instance)?);
         }
         self.write_doc(&run.instance, &doc)?;
-        self.run = Some(FileRun {
-            info: run.clone(),
-            files,
-            final_states: BTreeMap::new(),
-            pending: BTreeMap::new(),
-            policy: CommitPolicy::default(),
-            doc,
-        });
+        self.run = Some(FileRun { info: run.clone(), files, checkpoints: Checkpoints::default(), doc });
         Ok(())
     }
 
@@ -455,9 +447,7 @@ impl Destination for FileDestination {
         let Some(file) = run.files.get_mut(stream) else {
             return Err(unselected_stream("record", stream));
         };
-        if file.partial_path.is_none() {
-            run.policy.rows(records.len());
-        }
+        run.checkpoints.wrote(file.partial_path.is_some(), records.len());
         if let Some(keys) = &mut file.keys {
             for record in &records {
                 keys.add(&file.plan, record);
@@ -482,18 +472,14 @@ impl Destination for FileDestination {
         let Some(file) = run.files.get_mut(stream) else {
             return Err(unselected_stream("checkpoint", stream));
         };
-        if file.partial_path.is_some() {
-            run.final_states.insert(stream.to_string(), value);
-            return Ok(());
-        }
-        let offset =
-            file.writer.flush().map_err(io_err(format!("cannot flush {}", file.final_path.display())))?;
-        run.pending.insert(stream.to_string(), (value, offset));
-        if !run.policy.due() {
+        let staged = file.partial_path.is_some();
+        let flushed =
+            || file.writer.flush().map_err(io_err(format!("cannot flush {}", file.final_path.display())));
+        if !run.checkpoints.keep(stream, value, staged, flushed)? {
             return Ok(());
         }
         // The records a checkpoint covers reach the disk before the checkpoint does.
-        for (stream, (value, offset)) in std::mem::take(&mut run.pending) {
+        for (stream, (value, offset)) in run.checkpoints.take_pending() {
             if let Some(file) = run.files.get_mut(&stream) {
                 file.writer.sync().map_err(io_err(format!("cannot sync {}", file.final_path.display())))?;
             }
@@ -501,7 +487,6 @@ impl Destination for FileDestination {
             entry.value = Some(value);
             entry.offset = Some(offset);
         }
-        run.policy.committed();
         let (instance, doc) = (run.info.instance.clone(), run.doc.clone());
         self.write_doc(&instance, &doc)
     }
@@ -523,7 +508,7 @@ impl Destination for FileDestination {
                 (Some(partial), false) => {
                     std::fs::rename(partial, &file.final_path)
                         .map_err(io_err(format!("cannot replace {}", file.final_path.display())))?;
-                    entry.value = run.final_states.remove(stream);
+                    entry.value = run.checkpoints.take_final(stream, &outcome.failed);
                     entry.offset = Some(len);
                     stats.insert(
                         stream.clone(),
@@ -532,7 +517,7 @@ impl Destination for FileDestination {
                 }
                 (None, _) => {
                     // A failed stream keeps what its last checkpoint covers, no more.
-                    let committed = match run.pending.remove(stream) {
+                    let committed = match run.checkpoints.take_pending_of(stream) {
                         Some((value, offset)) => {
                             entry.value = Some(value);
                             offset
