@@ -11,8 +11,8 @@
 //!   together with the file's length at that point. A failed stream or run, or the next
 //!   run after a crash, truncates the file back to that length, so records are neither
 //!   lost nor repeated; a key appended again (an update, a look-back window read twice)
-//!   is compacted away at the end of the run ([`keys`]), so the file holds
-//!   each key once, as a table would;
+//!   is compacted away at the end of the run ([`keys`]), so the file holds each key
+//!   once, as a table would;
 //! - one run per instance: a lock file in `DIR/.locks/`;
 //! - a stream file that `_state.json` does not list is not ours, and the run stops.
 //!
