@@ -72,7 +72,7 @@ const BENCH_BATCH: usize = 500;
 /// Loads `rows` synthetic consumption-like records straight into `dest` through the
 /// `Destination` trait: the sink's own ceiling, without HTTP or JSON parsing upstream.
 async fn sink_only(dest: &str, rows: u64) -> f64 {
-    let mut d = sink::open(dest).await.expect("open destination");
+    let mut d = sink::registry::open(dest).await.expect("open destination");
     let col = |name: &str, ty| Column { name: name.into(), ty, description: String::new() };
     let plan = StreamPlan {
         stream: "events".into(),

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::sink::registry;
+
 /// The default destination: an SQLite file in the working directory.
 pub const DEFAULT_DEST: &str = "sqlite:./datahub.db";
 
@@ -58,7 +60,7 @@ pub enum LogFormat {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// List the connectors linked into this binary.
+    /// List the connectors linked into this binary, then the destinations it loads into.
     List {
         /// Print JSON instead of a table.
         #[arg(long)]
@@ -103,8 +105,8 @@ pub enum Command {
     Run(RunArgs),
     /// List recent runs recorded in a destination.
     Runs {
-        /// Destination to read (`sqlite:PATH`, `postgres://…`, `jsonl:DIR`, `csv:DIR`).
-        #[arg(long, default_value = DEFAULT_DEST)]
+        /// Destination to read (its help lists the registered destinations).
+        #[arg(long, default_value = DEFAULT_DEST, help = registry::read_help())]
         dest: String,
         /// How many runs to show, newest first.
         #[arg(long, default_value_t = 20)]
@@ -186,9 +188,8 @@ pub struct RunArgs {
     /// streams that completed are committed and the run exits 5).
     #[arg(long)]
     pub atomic: bool,
-    /// Destination: `sqlite:PATH`, `postgres://user@host/db`, `jsonl:DIR` or `csv:DIR`.
-    /// Overrides `destination` in the config file; default `sqlite:./datahub.db`.
-    #[arg(long)]
+    /// Destination (its help lists the registered destinations).
+    #[arg(long, help = registry::run_help(DEFAULT_DEST))]
     pub dest: Option<String>,
     /// Print nothing but errors.
     #[arg(long)]

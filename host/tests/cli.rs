@@ -29,6 +29,19 @@ async fn list_shows_the_test_connector_registered_only_through_the_registry() {
     assert!(ids.contains(&"test-source"));
 }
 
+#[tokio::test]
+async fn list_shows_every_registered_destination_after_the_connectors() {
+    let out = cli(&["list"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let (connectors, destinations) = out.stdout.split_once("\nDestinations (--dest):\n").expect(&out.stdout);
+    assert!(connectors.lines().any(|l| l.starts_with("test-source ")), "{}", out.stdout);
+    for entry in host::sink::registry::DESTINATIONS {
+        assert!(destinations.lines().any(|l| l.starts_with(entry.schemes[0])), "{}", out.stdout);
+        assert!(destinations.contains(entry.example), "{}", out.stdout);
+    }
+    assert!(destinations.contains("postgres:// postgresql://"), "{destinations}");
+}
+
 #[test]
 fn duplicate_ids_are_reported() {
     let a: Arc<dyn Connector> = Arc::new(TestConnector);

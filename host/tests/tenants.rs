@@ -157,7 +157,8 @@ async fn views_made_by_runs_ending_together_do_not_collide() {
     let seats = one("SELECT count(*) FROM qlik_sense.licence_usage").await;
     assert!(seats > 0);
     let views = connector_api::registry::find("qlik-sense").unwrap().views();
-    let (mut a, mut b) = (host::sink::open(&url).await.unwrap(), host::sink::open(&url).await.unwrap());
+    let (mut a, mut b) =
+        (host::sink::registry::open(&url).await.unwrap(), host::sink::registry::open(&url).await.unwrap());
     for round in 0..20 {
         if round % 2 == 0 {
             client.batch_execute("DROP VIEW qlik_sense.licence_usage").await.unwrap();

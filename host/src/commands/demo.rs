@@ -40,7 +40,7 @@ pub async fn demo(dest: &str, quiet: bool, json_out: bool, out: &mut (dyn Write 
     }
     let connector = connector_api::registry::find(Simulator::CONNECTOR)?;
     let config = ConfigFile::from_json(connector, sim.connector_config(), Some("demo".to_string()))?;
-    let mut destination = sink::open(dest).await?;
+    let mut destination = sink::registry::open(dest).await?;
     let mut progress = Progress::new(ProgressMode::detect(quiet || json_out));
     let (summary, error) = sync(&config, destination.as_mut(), &RunOptions::default(), &mut progress).await;
     let exit = report(&summary, error, quiet, json_out, out)?;

@@ -1,4 +1,5 @@
-//! `connector-host list`: every connector linked into this binary.
+//! `connector-host list`: every connector linked into this binary, then every
+//! destination it loads into.
 
 use std::io::Write;
 
@@ -7,8 +8,11 @@ use connector_api::registry::Registry;
 
 use super::{table, write_err};
 use crate::exit::Exit;
+use crate::sink::registry::DESTINATIONS;
 
-/// Prints the registered connectors, sorted by id, as a table or JSON.
+/// Prints the registered connectors, sorted by id, as a table or JSON; a table is
+/// followed by the registered destinations under a heading of their own. The JSON
+/// stays the array of connector metadata that scripts already read.
 pub fn list(registry: &Registry, json: bool, out: &mut (dyn Write + Send)) -> Result<Exit> {
     let connectors = registry.all();
     if json {
@@ -24,6 +28,12 @@ pub fn list(registry: &Registry, json: bool, out: &mut (dyn Write + Send)) -> Re
             .collect();
         out.write_all(table(&["ID", "NAME", "VERSION", "DESCRIPTION"], &rows).as_bytes())
             .map_err(write_err)?;
+        let rows: Vec<Vec<String>> = DESTINATIONS
+            .iter()
+            .map(|d| vec![d.schemes.join(" "), d.example.to_string(), d.description.to_string()])
+            .collect();
+        let destinations = table(&["SCHEME", "EXAMPLE", "DESCRIPTION"], &rows);
+        write!(out, "\nDestinations (--dest):\n{destinations}").map_err(write_err)?;
     }
     Ok(Exit::Ok)
 }

@@ -10,7 +10,7 @@ use crate::sink;
 
 /// Prints the `limit` most recent runs, newest first.
 pub async fn runs(dest: &str, limit: usize, json: bool, out: &mut (dyn Write + Send)) -> Result<Exit> {
-    let mut destination = sink::open_existing(dest).await?;
+    let mut destination = sink::registry::open_existing(dest).await?;
     let runs = destination.recent_runs(limit).await?;
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(&runs).unwrap_or_default()).map_err(write_err)?;

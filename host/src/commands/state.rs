@@ -16,7 +16,8 @@ pub async fn state(registry: &Registry, action: StateAction, out: &mut (dyn Writ
     match action {
         StateAction::Show { config, dest } => {
             let config = ConfigFile::load_identity(&config, registry)?;
-            let mut destination = sink::open_existing(&choose_dest(dest.as_deref(), &config)).await?;
+            let mut destination =
+                sink::registry::open_existing(&choose_dest(dest.as_deref(), &config)).await?;
             let state = destination.load_state(&config.instance()).await?;
             let shown = serde_json::json!({"instance": config.instance(), "streams": state.streams});
             writeln!(out, "{}", serde_json::to_string_pretty(&shown).unwrap_or_default())
@@ -35,7 +36,8 @@ pub async fn state(registry: &Registry, action: StateAction, out: &mut (dyn Writ
                         .with_hint(format!("Known streams: {}", known.join(", "))));
                 }
             }
-            let mut destination = sink::open_existing(&choose_dest(dest.as_deref(), &config)).await?;
+            let mut destination =
+                sink::registry::open_existing(&choose_dest(dest.as_deref(), &config)).await?;
             let n = destination.reset_state(&config.instance(), streams.as_deref()).await?;
             writeln!(
                 out,

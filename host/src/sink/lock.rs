@@ -4,7 +4,7 @@
 //! `<lock dir>/<instance>.lock`. The operating system releases it when the process
 //! ends, however it ends, so a killed run never leaves a stale lock behind; lock files
 //! are never deleted, since deleting a lock file races with the next run opening it.
-//! PostgreSQL uses a session advisory lock instead (see [`super::postgres`]).
+//! PostgreSQL uses a session advisory lock instead (see [`super::sql::postgres`]).
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};

@@ -1,5 +1,9 @@
 //! Destinations: where `run` loads records, and where runs and checkpoints are kept.
 //!
+//! Each kind of store is a folder (`sql/sqlite.rs`, `sql/postgres.rs`, `files/`) that
+//! implements [`Destination`] and declares its [`Registration`]; [`registry`] lists
+//! them and opens the one a `--dest` spec names (docs/writing-a-destination.md).
+//!
 //! Every destination honours the same contract (docs/data-contract.md), so several
 //! tenants share one hub and a failed, killed or concurrent run never leaves
 //! half-written data behind:
@@ -20,20 +24,18 @@
 //!   and the run stops rather than replace it; so does one it lists that is no longer
 //!   the table we made (a view, a table without `_instance` in its key).
 
-pub mod csv;
-pub mod file_keys;
+pub mod checkpoints;
 pub mod files;
-pub mod jsonl;
 pub mod lock;
-pub mod postgres;
+pub mod registry;
 pub mod schema;
 pub mod sql;
-pub mod sqlite;
 
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use connector_api::{Error, ErrorKind, Result, State};
+use futures::future::BoxFuture;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -306,46 +308,54 @@ pub trait Destination: Send {
     async fn abort(&mut self, outcome: &RunOutcome) -> Result<()>;
 }
 
-/// Opens the destination `spec` names: `sqlite:PATH`, `postgres://…`, `jsonl:DIR`,
-/// `csv:DIR`.
-pub async fn open(spec: &str) -> Result<Box<dyn Destination>> {
-    connector_api::secret::register_url_credentials(spec);
-    if let Some(path) = spec.strip_prefix("sqlite:") {
-        let path = path.trim_start_matches("//");
-        if path.is_empty() {
-            return Err(Error::config("dest", "sqlite: needs a file, e.g. sqlite:./datahub.db"));
-        }
-        return Ok(Box::new(sqlite::SqliteDestination::open(path).await?));
-    }
-    if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
-        return Ok(Box::new(postgres::PostgresDestination::connect(spec).await?));
-    }
-    if let Some(dir) = spec.strip_prefix("jsonl:") {
-        return Ok(Box::new(files::FileDestination::open(dir, files::Format::Jsonl)?));
-    }
-    if let Some(dir) = spec.strip_prefix("csv:") {
-        return Ok(Box::new(files::FileDestination::open(dir, files::Format::Csv)?));
-    }
-    Err(Error::config("dest", format!("unknown destination `{}`", redact_destination(spec)))
-        .with_hint("Use sqlite:PATH, postgres://user@host/db, jsonl:DIR or csv:DIR"))
+/// How a destination is opened from what follows its scheme: [`Registration::open`]
+/// and [`Registration::open_existing`].
+pub type Open = for<'a> fn(Spec<'a>) -> BoxFuture<'a, Result<Box<dyn Destination>>>;
+
+/// A destination as `--dest` names it, split at its scheme.
+#[derive(Debug, Clone, Copy)]
+pub struct Spec<'a> {
+    /// The whole spec as written (`postgres://hub@db/hub`), which a URL needs whole.
+    pub full: &'a str,
+    /// What follows the scheme (`./datahub.db` of `sqlite:./datahub.db`).
+    pub rest: &'a str,
 }
 
-/// Opens a destination that must already hold a hub, for commands that only look at
-/// (or tidy) what runs left: a mistyped `sqlite:` path or folder is reported, not
-/// created empty.
-pub async fn open_existing(spec: &str) -> Result<Box<dyn Destination>> {
-    let local = ["sqlite:", "jsonl:", "csv:"]
-        .iter()
-        .find_map(|prefix| spec.strip_prefix(prefix))
-        .map(|path| path.trim_start_matches("//"));
-    if let Some(path) = local.filter(|p| !p.is_empty() && !std::path::Path::new(p).exists()) {
-        return Err(Error::config(
-            "dest",
-            format!("there is no hub at {path}: nothing was loaded there yet"),
-        )
-        .with_hint("Check --dest (or `destination` in the config file): it names where `run` loaded"));
+impl Spec<'_> {
+    /// What follows the scheme as a local path: a leading `//` (`sqlite://x.db`) is
+    /// dropped.
+    pub fn path(&self) -> &str {
+        self.rest.trim_start_matches("//")
     }
-    open(spec).await
+}
+
+/// A kind of destination: its entry in [`registry::DESTINATIONS`], declared beside its
+/// store, from which `open`, `--help`, `list` and the unknown-scheme error all read.
+#[derive(Debug)]
+pub struct Registration {
+    /// The schemes that select it, as `--dest` starts (`sqlite:`, `postgres://`).
+    pub schemes: &'static [&'static str],
+    /// Its spec in the abstract, for help and hints (`sqlite:PATH`).
+    pub form: &'static str,
+    /// What it is, in one line, for `list`.
+    pub description: &'static str,
+    /// A spec to copy (`sqlite:./datahub.db`).
+    pub example: &'static str,
+    /// Opens it for `run`, creating what a first run needs.
+    pub open: Open,
+    /// Opens it for commands that only look at (or tidy) what runs left, which must
+    /// not create an empty hub where a mistyped name points.
+    pub open_existing: Open,
+}
+
+/// For [`Registration::open_existing`] of a local destination: an error when `path`
+/// (a file or folder) does not exist, so a typo is reported rather than created empty.
+pub fn must_exist(path: &str) -> Result<()> {
+    if path.is_empty() || std::path::Path::new(path).exists() {
+        return Ok(());
+    }
+    Err(Error::config("dest", format!("there is no hub at {path}: nothing was loaded there yet"))
+        .with_hint("Check --dest (or `destination` in the config file): it names where `run` loaded"))
 }
 
 /// `spec` with any password replaced by `****`, safe to print: the URL's user-info
@@ -393,14 +403,5 @@ mod tests {
             redact_destination("postgresql://hub:hun/ter@2@[::1/hub"),
             "postgresql://hub:****@[::1/hub"
         );
-    }
-
-    #[tokio::test]
-    async fn bad_destinations_are_config_errors() {
-        for spec in ["sqlite:", "jsonl:", "mysql://x", "datahub.db"] {
-            let err = open(spec).await.err().expect(spec);
-            assert_eq!(err.kind(), ErrorKind::Config, "{spec}: {err}");
-            assert_eq!(err.context_value("field"), Some("dest"), "{spec}");
-        }
     }
 }

@@ -24,7 +24,7 @@ pub async fn run(registry: &Registry, args: RunArgs, out: &mut (dyn Write + Send
     if let [path] = paths.as_slice() {
         let config = ConfigFile::load(path, registry)?;
         let dest_spec = choose_dest(args.dest.as_deref(), &config);
-        let mut dest = sink::open(&dest_spec).await?;
+        let mut dest = sink::registry::open(&dest_spec).await?;
         let mut progress = Progress::new(ProgressMode::detect(args.quiet || args.json));
         let (summary, error) = sync(&config, dest.as_mut(), &options(&args), &mut progress).await;
         return report(&summary, error, args.quiet, args.json, out);

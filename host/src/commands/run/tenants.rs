@@ -118,7 +118,7 @@ async fn one(
     };
     let span = tracing::info_span!("tenant", instance = %config.instance());
     async {
-        let mut destination = match sink::open(&choose_dest(dest, &config)).await {
+        let mut destination = match sink::registry::open(&choose_dest(dest, &config)).await {
             Ok(d) => d,
             Err(e) => return failed(e),
         };

@@ -9,8 +9,10 @@
 //! them out, so both databases keep the same promises by construction.
 
 pub mod books;
+pub mod postgres;
 pub mod run;
 pub mod shape;
+pub mod sqlite;
 
 use async_trait::async_trait;
 use connector_api::{Result, ViewDescriptor};

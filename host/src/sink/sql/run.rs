@@ -4,9 +4,9 @@
 //!   one it lists that is no longer the table we made: [`shape`]; stopping on a
 //!   changed column type, adding new columns, keeping old ones) and a load: a staging
 //!   table for full refresh, an upsert for incremental;
-//! - incremental checkpoints wait in `pending_states` and are committed with every
-//!   incremental row written before them once the [`CommitPolicy`] says so;
-//!   full-refresh checkpoints wait for the final swap;
+//! - checkpoints wait in the run's [`Checkpoints`], the bookkeeping file destinations
+//!   share: incremental ones are committed with every incremental row written before
+//!   them once its policy says so, full-refresh ones wait for the final swap;
 //! - `commit` replaces the instance's rows of every full-refresh stream that did not
 //!   fail, saves their checkpoints and the run's outcome in one transaction;
 //! - `abort` rolls back what is not committed and records the outcome.
@@ -18,11 +18,12 @@ use connector_api::{Error, Result, State, SyncMode, ViewDescriptor};
 use serde_json::Value;
 
 use super::{Batch, Store, Table, books, column_defs, ident, ident_list, shape};
+use crate::sink::checkpoints::Checkpoints;
 use crate::sink::lock::held_by_another_run;
 use crate::sink::schema::{INSTANCE, reconcile, sql_name};
 use crate::sink::{
-    BATCH_ROWS, CommitPolicy, Destination, IDLE_COMMIT, LoadStats, RunInfo, RunOutcome, RunRecord, RunStatus,
-    StreamPlan, foreign_table, now_rfc3339, unselected_stream,
+    BATCH_ROWS, Destination, IDLE_COMMIT, LoadStats, RunInfo, RunOutcome, RunRecord, RunStatus, StreamPlan,
+    foreign_table, now_rfc3339, unselected_stream,
 };
 
 /// A hub in an SQL database: the [`Destination`] every SQL store shares.
@@ -44,11 +45,8 @@ struct Target<L> {
 struct ActiveRun<L> {
     info: RunInfo,
     targets: HashMap<String, Target<L>>,
-    /// Full-refresh checkpoints, saved by the final swap.
-    final_states: BTreeMap<String, Value>,
-    /// Incremental checkpoints not committed yet (see [`CommitPolicy`]).
-    pending_states: BTreeMap<String, Value>,
-    policy: CommitPolicy,
+    /// Checkpoints not committed yet; the open transaction holds their rows.
+    checkpoints: Checkpoints<()>,
     extracted_at: String,
     rows_since_stamp: usize,
 }
@@ -135,10 +133,9 @@ impl<S: Store> SqlDestination<S> {
             self.store.flush(&mut target.load).await?;
         }
         self.store.settle().await?;
-        for (stream, value) in std::mem::take(&mut run.pending_states) {
+        for (stream, (value, ())) in run.checkpoints.take_pending() {
             books::save_state(&mut self.store, &run.info, &stream, &value).await?;
         }
-        run.policy.committed();
         self.commit_tx().await
     }
 
@@ -160,8 +157,7 @@ impl<S: Store> SqlDestination<S> {
                 format!("INSERT INTO {} ({columns}) SELECT {columns} FROM {staging}", target.table.quoted());
             self.store.execute(&insert).await?;
         }
-        let finals = run.final_states.iter().filter(|(s, _)| !outcome.failed.contains_key(*s));
-        for (stream, value) in finals.chain(&run.pending_states) {
+        for (stream, value) in run.checkpoints.to_save(&outcome.failed) {
             books::save_state(&mut self.store, &run.info, stream, value).await?;
         }
         books::record_outcome(&mut self.store, outcome).await?;
@@ -230,9 +226,7 @@ impl<S: Store> Destination for SqlDestination<S> {
         self.run = Some(ActiveRun {
             info: run.clone(),
             targets,
-            final_states: BTreeMap::new(),
-            pending_states: BTreeMap::new(),
-            policy: CommitPolicy::default(),
+            checkpoints: Checkpoints::default(),
             extracted_at: now_rfc3339(),
             rows_since_stamp: 0,
         });
@@ -248,16 +242,14 @@ impl<S: Store> Destination for SqlDestination<S> {
         let batch =
             Batch { plan: &target.plan, records: &records, run: &run.info, extracted_at: &run.extracted_at };
         self.store.write(&mut target.load, batch).await?;
-        if !target.staged {
-            run.policy.rows(records.len());
-        }
+        run.checkpoints.wrote(target.staged, records.len());
         // Every BATCH_ROWS rows the rows' stamp moves on, and a one-writer store commits
         // so other runs take turns (incremental rows wait for the checkpoint covering them).
         run.rows_since_stamp += records.len();
         if run.rows_since_stamp >= BATCH_ROWS {
             run.rows_since_stamp = 0;
             run.extracted_at = now_rfc3339();
-            if S::ONE_WRITER && !run.policy.pending() {
+            if S::ONE_WRITER && !run.checkpoints.policy().pending() {
                 return self.commit_progress().await;
             }
         }
@@ -267,8 +259,9 @@ impl<S: Store> Destination for SqlDestination<S> {
     async fn idle(&mut self) -> Result<()> {
         // Every checkpoint waiting is committed with the rows it covers, so whatever
         // waits (rows in the open transaction, checkpoints) may be committed here.
-        let waiting = |r: &ActiveRun<S::Load>| self.in_tx || !r.pending_states.is_empty();
-        if S::ONE_WRITER && self.run.as_ref().is_some_and(|r| waiting(r) && r.policy.age() >= IDLE_COMMIT) {
+        let waiting = |r: &ActiveRun<S::Load>| self.in_tx || r.checkpoints.waiting();
+        let old = |r: &ActiveRun<S::Load>| r.checkpoints.policy().age() >= IDLE_COMMIT;
+        if S::ONE_WRITER && self.run.as_ref().is_some_and(|r| waiting(r) && old(r)) {
             return self.commit_progress().await;
         }
         Ok(())
@@ -279,12 +272,11 @@ impl<S: Store> Destination for SqlDestination<S> {
         let Some(target) = run.targets.get(stream) else {
             return Err(unselected_stream("checkpoint", stream));
         };
-        if target.staged {
-            run.final_states.insert(stream.to_string(), value);
-            return Ok(());
+        if run.checkpoints.keep(stream, value, target.staged, || Ok(()))? {
+            self.commit_progress().await
+        } else {
+            Ok(())
         }
-        run.pending_states.insert(stream.to_string(), value);
-        if run.policy.due() { self.commit_progress().await } else { Ok(()) }
     }
 
     async fn commit(&mut self, outcome: &RunOutcome) -> Result<BTreeMap<String, LoadStats>> {

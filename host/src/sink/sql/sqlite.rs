@@ -13,15 +13,16 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use connector_api::{Error, ErrorKind, Result, SyncMode, ViewDescriptor};
+use futures::future::BoxFuture;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ToSql};
 
-use super::lock::{InstanceLock, instance_tag};
-use super::schema::{Cell, ColumnType};
-use super::sql::{
+use super::{
     Batch, SqlDestination, Store, Table, books, column_defs, ident, ident_list, statement, upsert_clause,
 };
-use super::{StreamPlan, dest_error};
+use crate::sink::lock::{InstanceLock, instance_tag};
+use crate::sink::schema::{Cell, ColumnType};
+use crate::sink::{Destination, Registration, Spec, StreamPlan, dest_error, must_exist};
 
 /// SQLite's page cache, in KiB. It fills as a hub grows and counts in the host's memory:
 /// at 32 MiB a 20,000-user tenant took the run past 100 MB, and 8 MiB loads as fast
@@ -152,6 +153,30 @@ fn may_wait<T>(f: impl FnOnce() -> T) -> T {
 /// every table with it, so leftovers of a killed run can be dropped safely.
 fn staging_prefix(instance: &str) -> String {
     format!("_stg_{}__", instance_tag(instance))
+}
+
+/// `sqlite:PATH`, the default destination.
+pub const DESTINATION: Registration = Registration {
+    schemes: &["sqlite:"],
+    form: "sqlite:PATH",
+    description: "An SQLite database file, created by the first run",
+    example: "sqlite:./datahub.db",
+    open,
+    open_existing: |spec| {
+        Box::pin(async move {
+            must_exist(spec.path())?;
+            open(spec).await
+        })
+    },
+};
+
+fn open(spec: Spec<'_>) -> BoxFuture<'_, Result<Box<dyn Destination>>> {
+    Box::pin(async move {
+        if spec.path().is_empty() {
+            return Err(Error::config("dest", format!("sqlite: needs a file, e.g. {}", DESTINATION.example)));
+        }
+        Ok(Box::new(SqliteDestination::open(spec.path()).await?) as Box<dyn Destination>)
+    })
 }
 
 impl SqliteDestination {

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::schema::{Cell, Column, cell};
+use crate::sink::schema::{Cell, Column, cell};
 
 /// Appends records to a `.csv` file.
 pub struct CsvWriter {

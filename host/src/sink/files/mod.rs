@@ -11,12 +11,17 @@
 //!   together with the file's length at that point. A failed stream or run, or the next
 //!   run after a crash, truncates the file back to that length, so records are neither
 //!   lost nor repeated; a key appended again (an update, a look-back window read twice)
-//!   is compacted away at the end of the run ([`super::file_keys`]), so the file holds
-//!   each key once, as a table would;
+//!   is compacted away at the end of the run ([`keys`]), so the file holds each key
+//!   once, as a table would;
 //! - one run per instance: a lock file in `DIR/.locks/`;
 //! - a stream file that `_state.json` does not list is not ours, and the run stops.
 //!
 //! Runs of every instance are appended to `DIR/_runs.jsonl`.
+
+pub mod csv;
+pub mod format;
+pub mod jsonl;
+pub mod keys;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
@@ -28,31 +33,44 @@ use connector_api::{Error, ErrorKind, Result, State, SyncMode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::csv::CsvWriter;
-use super::file_keys::{self, FileKeys};
-use super::jsonl::JsonlWriter;
+use self::csv::CsvWriter;
+pub use self::format::Format;
+use self::jsonl::JsonlWriter;
+use self::keys::FileKeys;
+use super::checkpoints::Checkpoints;
 use super::lock::{InstanceLock, held_by_another_run};
 use super::{
-    CommitPolicy, Destination, LoadStats, RunInfo, RunOutcome, RunRecord, RunStatus, StreamPlan, dest_error,
-    foreign_table, now_rfc3339, unselected_stream,
+    Destination, LoadStats, Registration, RunInfo, RunOutcome, RunRecord, RunStatus, Spec, StreamPlan,
+    dest_error, foreign_table, must_exist, now_rfc3339, unselected_stream,
 };
 
-/// The file format of a folder destination.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    /// JSON Lines.
-    Jsonl,
-    /// CSV with a header row.
-    Csv,
+/// `jsonl:DIR`: a folder of JSON Lines files.
+pub const JSONL: Registration = Registration {
+    schemes: &["jsonl:"],
+    form: "jsonl:DIR",
+    description: "A folder of JSON Lines files, one per stream and tenant",
+    example: "jsonl:./export",
+    open: |spec| Box::pin(async move { open(spec, Format::Jsonl) }),
+    open_existing: |spec| Box::pin(async move { open_existing(spec, Format::Jsonl) }),
+};
+
+/// `csv:DIR`: a folder of CSV files.
+pub const CSV: Registration = Registration {
+    schemes: &["csv:"],
+    form: "csv:DIR",
+    description: "A folder of CSV files with a header row, one per stream and tenant",
+    example: "csv:./export",
+    open: |spec| Box::pin(async move { open(spec, Format::Csv) }),
+    open_existing: |spec| Box::pin(async move { open_existing(spec, Format::Csv) }),
+};
+
+fn open(spec: Spec<'_>, format: Format) -> Result<Box<dyn Destination>> {
+    Ok(Box::new(FileDestination::open(spec.rest, format)?))
 }
 
-impl Format {
-    fn ext(self) -> &'static str {
-        match self {
-            Format::Jsonl => "jsonl",
-            Format::Csv => "csv",
-        }
-    }
+fn open_existing(spec: Spec<'_>, format: Format) -> Result<Box<dyn Destination>> {
+    must_exist(spec.path())?;
+    open(spec, format)
 }
 
 /// A stream's entry in `_state.json`.
@@ -109,10 +127,8 @@ struct StreamFile {
 struct FileRun {
     info: RunInfo,
     files: HashMap<String, StreamFile>,
-    final_states: BTreeMap<String, Value>,
-    /// Incremental checkpoints not saved yet, with their file's length when they came.
-    pending: BTreeMap<String, (Value, u64)>,
-    policy: CommitPolicy,
+    /// Checkpoints not saved yet; an incremental one with its file's length when it came.
+    checkpoints: Checkpoints<u64>,
     doc: StateDoc,
 }
 
@@ -422,14 +438,7 @@ impl Destination for FileDestination {
             files.insert(plan.stream.clone(), self.open_stream(plan, &mut doc, &run.instance)?);
         }
         self.write_doc(&run.instance, &doc)?;
-        self.run = Some(FileRun {
-            info: run.clone(),
-            files,
-            final_states: BTreeMap::new(),
-            pending: BTreeMap::new(),
-            policy: CommitPolicy::default(),
-            doc,
-        });
+        self.run = Some(FileRun { info: run.clone(), files, checkpoints: Checkpoints::default(), doc });
         Ok(())
     }
 
@@ -438,9 +447,7 @@ impl Destination for FileDestination {
         let Some(file) = run.files.get_mut(stream) else {
             return Err(unselected_stream("record", stream));
         };
-        if file.partial_path.is_none() {
-            run.policy.rows(records.len());
-        }
+        run.checkpoints.wrote(file.partial_path.is_some(), records.len());
         if let Some(keys) = &mut file.keys {
             for record in &records {
                 keys.add(&file.plan, record);
@@ -465,18 +472,14 @@ impl Destination for FileDestination {
         let Some(file) = run.files.get_mut(stream) else {
             return Err(unselected_stream("checkpoint", stream));
         };
-        if file.partial_path.is_some() {
-            run.final_states.insert(stream.to_string(), value);
-            return Ok(());
-        }
-        let offset =
-            file.writer.flush().map_err(io_err(format!("cannot flush {}", file.final_path.display())))?;
-        run.pending.insert(stream.to_string(), (value, offset));
-        if !run.policy.due() {
+        let staged = file.partial_path.is_some();
+        let flushed =
+            || file.writer.flush().map_err(io_err(format!("cannot flush {}", file.final_path.display())));
+        if !run.checkpoints.keep(stream, value, staged, flushed)? {
             return Ok(());
         }
         // The records a checkpoint covers reach the disk before the checkpoint does.
-        for (stream, (value, offset)) in std::mem::take(&mut run.pending) {
+        for (stream, (value, offset)) in run.checkpoints.take_pending() {
             if let Some(file) = run.files.get_mut(&stream) {
                 file.writer.sync().map_err(io_err(format!("cannot sync {}", file.final_path.display())))?;
             }
@@ -484,7 +487,6 @@ impl Destination for FileDestination {
             entry.value = Some(value);
             entry.offset = Some(offset);
         }
-        run.policy.committed();
         let (instance, doc) = (run.info.instance.clone(), run.doc.clone());
         self.write_doc(&instance, &doc)
     }
@@ -506,7 +508,7 @@ impl Destination for FileDestination {
                 (Some(partial), false) => {
                     std::fs::rename(partial, &file.final_path)
                         .map_err(io_err(format!("cannot replace {}", file.final_path.display())))?;
-                    entry.value = run.final_states.remove(stream);
+                    entry.value = run.checkpoints.take_final(stream, &outcome.failed);
                     entry.offset = Some(len);
                     stats.insert(
                         stream.clone(),
@@ -515,7 +517,7 @@ impl Destination for FileDestination {
                 }
                 (None, _) => {
                     // A failed stream keeps what its last checkpoint covers, no more.
-                    let committed = match run.pending.remove(stream) {
+                    let committed = match run.checkpoints.take_pending_of(stream) {
                         Some((value, offset)) => {
                             entry.value = Some(value);
                             offset
@@ -524,10 +526,10 @@ impl Destination for FileDestination {
                         None => len,
                     };
                     truncate(&file.final_path, committed, len)?;
-                    let keys = file.keys.take().unwrap_or_default();
+                    let seen = file.keys.take().unwrap_or_default();
                     // A key the file already held was appended again: keep its last record.
-                    let committed = if keys.repeated > 0 {
-                        file_keys::compact(&file.final_path, self.format, &file.plan)
+                    let committed = if seen.repeated > 0 {
+                        keys::compact(&file.final_path, self.format, &file.plan)
                             .map_err(io_err(format!("cannot compact {}", file.final_path.display())))?
                     } else {
                         committed
@@ -537,10 +539,10 @@ impl Destination for FileDestination {
                         stats.insert(
                             stream.clone(),
                             LoadStats {
-                                rows: file.rows_before + keys.new,
+                                rows: file.rows_before + seen.new,
                                 rows_before: file.rows_before,
-                                inserted: Some(keys.new),
-                                updated: Some(keys.repeated),
+                                inserted: Some(seen.new),
+                                updated: Some(seen.repeated),
                             },
                         );
                     }

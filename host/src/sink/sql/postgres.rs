@@ -32,11 +32,11 @@ use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
 
-use super::schema::{Cell, ColumnType};
-use super::sql::{
+use super::{
     Batch, SqlDestination, Store, Table, books, column_defs, ident, ident_list, statement, upsert_clause,
 };
-use super::{BATCH_ROWS, StreamPlan, redact_destination};
+use crate::sink::schema::{Cell, ColumnType};
+use crate::sink::{BATCH_ROWS, Destination, Registration, Spec, StreamPlan, redact_destination};
 
 /// How long any statement waits for a lock another session holds (a report's `LOCK
 /// TABLE`, a long `ALTER`) before the run fails with a message saying so; a URL's
@@ -154,6 +154,20 @@ fn tls_connector() -> tokio_postgres_rustls::MakeRustlsConnect {
             .with_root_certificates(roots)
             .with_no_client_auth();
     tokio_postgres_rustls::MakeRustlsConnect::new(config)
+}
+
+/// `postgres://` (or `postgresql://`), a server many people and machines share.
+pub const DESTINATION: Registration = Registration {
+    schemes: &["postgres://", "postgresql://"],
+    form: "postgres://user@host/db",
+    description: "A PostgreSQL database, a schema per connector",
+    example: "postgres://hub@db.example.com/hub",
+    open: |spec| Box::pin(open(spec)),
+    open_existing: |spec| Box::pin(open(spec)),
+};
+
+async fn open(spec: Spec<'_>) -> Result<Box<dyn Destination>> {
+    Ok(Box::new(PostgresDestination::connect(spec.full).await?))
 }
 
 impl PostgresDestination {

@@ -15,8 +15,8 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::files::Format;
-use super::schema::{SeenKeys, StreamPlan, key_text, key_values};
+use super::format::Format;
+use crate::sink::schema::{SeenKeys, StreamPlan, key_text, key_values};
 
 /// The keys of one incremental stream's file, and what this run added to them.
 #[derive(Debug, Default)]
