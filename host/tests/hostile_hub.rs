@@ -334,4 +334,16 @@ async fn runs_and_state_on_a_file_that_is_not_a_database_say_so_as_run_does() {
     let out = finish(binary(&["runs", "--dest", &missing]).spawn().unwrap()).await;
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("there is no hub at"), "{}", out.stderr);
+    // An empty file is no hub, and reading it must not make one (SQLite would).
+    let empty = tenant.dir.path().join("empty.db");
+    std::fs::write(&empty, b"").unwrap();
+    let dest = format!("sqlite:{}", empty.display());
+    for args in
+        [vec!["runs", "--dest", &dest], vec!["state", "show", "--config", &tenant.config, "--dest", &dest]]
+    {
+        let out = finish(binary(&args).spawn().unwrap()).await;
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains("the file is empty"), "{args:?}: {}", out.stderr);
+        assert_eq!(std::fs::metadata(&empty).unwrap().len(), 0, "{args:?} wrote into the empty file");
+    }
 }

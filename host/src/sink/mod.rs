@@ -350,11 +350,18 @@ pub struct Registration {
 
 /// For [`Registration::open_existing`] of a local destination: an error when `path`
 /// (a file or folder) does not exist, so a typo is reported rather than created empty.
+///
+/// An empty file is no hub either: SQLite would take it for a new database and the
+/// reading command would write one into it.
 pub fn must_exist(path: &str) -> Result<()> {
-    if path.is_empty() || std::path::Path::new(path).exists() {
-        return Ok(());
-    }
-    Err(Error::config("dest", format!("there is no hub at {path}: nothing was loaded there yet"))
+    let metadata = std::fs::metadata(path);
+    let what = match &metadata {
+        _ if path.is_empty() => return Ok(()),
+        Ok(m) if m.is_file() && m.len() == 0 => "the file is empty",
+        Ok(_) => return Ok(()),
+        Err(_) => "nothing was loaded there yet",
+    };
+    Err(Error::config("dest", format!("there is no hub at {path}: {what}"))
         .with_hint("Check --dest (or `destination` in the config file): it names where `run` loaded"))
 }
 
