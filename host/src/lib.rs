@@ -12,6 +12,7 @@
 //! - [`engine`]: one run of one connector instance into one destination;
 //! - [`sink`]: destinations (SQLite, PostgreSQL, JSON Lines, CSV);
 //! - [`progress`]: progress bars and log lines;
+//! - [`text_table`]: the text tables the summary and commands print;
 //! - [`exit`]: the documented exit codes.
 #![deny(missing_docs)]
 
@@ -22,6 +23,7 @@ pub mod engine;
 pub mod exit;
 pub mod progress;
 pub mod sink;
+pub mod text_table;
 
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};

@@ -101,7 +101,7 @@ impl Source<Tenant> for TenantDocument {
     }
 
     async fn plan(&self, ctx: &Ctx) -> Result<Plan> {
-        let tenant_id = Value::String(crate::streams::tenant::tenant_id(ctx).await?);
+        let tenant_id = Value::String(tenant_id(ctx).await?);
         let document =
             get_object(ctx, ctx.connector.url(&(self.path)(tenant_id.as_str().unwrap_or_default()), &[]))
                 .await?;
@@ -149,4 +149,21 @@ impl Source<Tenant> for Listing {
             }),
         }))
     }
+}
+
+/// The tenant's id, from `tenants/me`, for the streams whose endpoint names it or whose one
+/// record is keyed by it: looked up by the first of them, its retries reported under that
+/// stream, and shared with the others of the read.
+pub async fn tenant_id(ctx: &Ctx) -> Result<String> {
+    let id = ctx.connector.id.get_or_try_init(|| async {
+        let tenant = get_object(ctx, ctx.connector.url("/api/v1/tenants/me", &[])).await?;
+        match tenant.get("id").and_then(Value::as_str) {
+            Some(id) if !id.is_empty() => Ok(id.to_string()),
+            _ => {
+                Err(connector_api::Error::new(ErrorKind::Source, "/api/v1/tenants/me answered without an id")
+                    .with_hint(crate::remediation::SOURCE_PROTOCOL))
+            }
+        }
+    });
+    id.await.cloned()
 }

@@ -4,9 +4,10 @@ use std::io::Write;
 
 use connector_api::Result;
 
-use super::{table, write_err};
+use super::write_err;
 use crate::exit::Exit;
 use crate::sink;
+use crate::text_table;
 
 /// Prints the `limit` most recent runs, newest first.
 pub async fn runs(dest: &str, limit: usize, json: bool, out: &mut (dyn Write + Send)) -> Result<Exit> {
@@ -29,7 +30,9 @@ pub async fn runs(dest: &str, limit: usize, json: bool, out: &mut (dyn Write + S
             ]
         })
         .collect();
-    out.write_all(table(&["RUN", "INSTANCE", "STARTED", "STATUS", "RECORDS", "ERROR"], &rows).as_bytes())
-        .map_err(write_err)?;
+    out.write_all(
+        text_table::render(&["RUN", "INSTANCE", "STARTED", "STATUS", "RECORDS", "ERROR"], &rows).as_bytes(),
+    )
+    .map_err(write_err)?;
     Ok(Exit::Ok)
 }

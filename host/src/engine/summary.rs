@@ -4,8 +4,8 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use crate::commands::table;
 use crate::sink::{LoadStats, RunStatus};
+use crate::text_table;
 
 /// How one stream ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -100,7 +100,9 @@ impl RunSummary {
             })
             .collect();
         writeln!(out)?;
-        out.write_all(table(&["STREAM", "MODE", "RECORDS", "NEW/UPDATED", "DURATION"], &rows).as_bytes())?;
+        out.write_all(
+            text_table::render(&["STREAM", "MODE", "RECORDS", "NEW/UPDATED", "DURATION"], &rows).as_bytes(),
+        )?;
         writeln!(out)?;
         let failures: Vec<&StreamSummary> =
             self.streams.iter().filter(|s| s.result == StreamResult::Failed).collect();

@@ -203,11 +203,6 @@ impl StreamPlan {
         }
     }
 
-    /// `qlik_sense__users`: the table name in single-namespace stores.
-    pub fn flat_table(&self) -> String {
-        format!("{}__{}", self.connector, sql_name(&self.stream))
-    }
-
     /// The table's primary key: the instance, then the stream's own key. With the instance
     /// first, what a run does to its own tenant's rows (count them before and after, delete
     /// them for a full refresh) reads one range of the key's index instead of the whole

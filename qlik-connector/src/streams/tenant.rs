@@ -63,23 +63,6 @@ const LICENCE_STATUS_COLUMNS: [(&str, &str); 8] = [
     ("extensionStatus", "license_extension_status"),
 ];
 
-/// The tenant's id, from `tenants/me`, for the streams whose endpoint names it or whose one
-/// record is keyed by it: looked up by the first of them, its retries reported under that
-/// stream, and shared with the others of the read.
-pub async fn tenant_id(ctx: &Ctx) -> Result<String> {
-    let id = ctx.connector.id.get_or_try_init(|| async {
-        let tenant = get_object(ctx, ctx.connector.url("/api/v1/tenants/me", &[])).await?;
-        match tenant.get("id").and_then(Value::as_str) {
-            Some(id) if !id.is_empty() => Ok(id.to_string()),
-            _ => {
-                Err(connector_api::Error::new(ErrorKind::Source, "/api/v1/tenants/me answered without an id")
-                    .with_hint(crate::remediation::SOURCE_PROTOCOL))
-            }
-        }
-    });
-    id.await.cloned()
-}
-
 /// Reads the tenant and its licence status; a key that may not read the status still
 /// reads the tenant, with a warning.
 pub struct TenantSource;
