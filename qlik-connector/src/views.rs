@@ -17,7 +17,14 @@ pub const LICENCE_USAGE: ViewDescriptor = ViewDescriptor {
     name: "licence_usage",
     description: "Per tenant and licence assignment of a user on the tenant: the licence type, the user's last login and last app use, and days_idle, the whole days since the later of the two (since the assignment when the user did neither).",
     requires: &["users", "license_assignments", "license_consumption", "user_sessions"],
-    sqlite: "SELECT *, CAST(julianday('now') - julianday(coalesce(last_active, assigned_at)) AS INTEGER) AS days_idle FROM (
+    // Days between two times is dialect arithmetic (julianday, extract epoch): no portable
+    // form, so a destination of another dialect leaves the view out.
+    dialects: &[("sqlite", SQLITE), ("postgres", POSTGRES)],
+    portable: None,
+};
+
+/// `licence_usage` in SQLite.
+const SQLITE: &str = "SELECT *, CAST(julianday('now') - julianday(coalesce(last_active, assigned_at)) AS INTEGER) AS days_idle FROM (
   SELECT a._instance AS _instance, u.id AS user_id, coalesce(u.name, a.name) AS name, u.email AS email,
          u.status AS status, a.subject AS subject, a.type AS licence_type, a.excess AS excess,
          a.created AS assigned_at, s.last_login AS last_login, c.last_app_use AS last_app_use,
@@ -34,8 +41,10 @@ pub const LICENCE_USAGE: ViewDescriptor = ViewDescriptor {
              FROM {license_consumption} GROUP BY _instance, user_id) c
          ON c._instance = a._instance AND c.user_id = u.id
   WHERE a.orphan IS NOT 1
-)",
-    postgres: "SELECT *, floor(extract(epoch FROM now() - coalesce(last_active, assigned_at)) / 86400)::bigint AS days_idle FROM (
+)";
+
+/// `licence_usage` in PostgreSQL.
+const POSTGRES: &str = "SELECT *, floor(extract(epoch FROM now() - coalesce(last_active, assigned_at)) / 86400)::bigint AS days_idle FROM (
   SELECT a._instance AS _instance, u.id AS user_id, coalesce(u.name, a.name) AS name, u.email AS email,
          u.status AS status, a.subject AS subject, a.type AS licence_type, a.excess AS excess,
          a.created AS assigned_at, s.last_login AS last_login, c.last_app_use AS last_app_use,
@@ -49,5 +58,4 @@ pub const LICENCE_USAGE: ViewDescriptor = ViewDescriptor {
              FROM {license_consumption} GROUP BY _instance, user_id) c
          ON c._instance = a._instance AND c.user_id = u.id
   WHERE a.orphan IS NOT TRUE
-) usage",
-};
+) usage";

@@ -15,7 +15,7 @@ pub mod shape;
 pub mod sqlite;
 
 use async_trait::async_trait;
-use connector_api::{Result, ViewDescriptor};
+use connector_api::Result;
 use serde_json::Value;
 
 use super::schema::{ColumnType, INSTANCE};
@@ -123,8 +123,10 @@ pub trait Store: Send {
     /// SQL that makes `view` show `sql`, replacing an older version of it.
     fn replace_view(view: &Table, sql: &str) -> String;
 
-    /// `view`'s query in this dialect.
-    fn view_sql(view: &ViewDescriptor) -> &'static str;
+    /// The dialect's name, which connectors key their views' SQL by
+    /// ([`connector_api::ViewDescriptor::dialects`]); a new SQL destination names its own and says so in
+    /// its documentation.
+    const DIALECT: &'static str;
 
     /// Runs `sql` with `args`; how many rows it changed.
     async fn exec(&mut self, sql: &str, args: &[&str]) -> Result<u64>;

@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use connector_api::{Error, ErrorKind, Result, SyncMode, ViewDescriptor};
+use connector_api::{Error, ErrorKind, Result, SyncMode};
 use futures::SinkExt;
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
@@ -305,9 +305,7 @@ impl Store for Postgres {
         format!("CREATE OR REPLACE VIEW {} AS {sql}", view.quoted())
     }
 
-    fn view_sql(view: &ViewDescriptor) -> &'static str {
-        view.postgres
-    }
+    const DIALECT: &'static str = "postgres";
 
     async fn exec(&mut self, sql: &str, args: &[&str]) -> Result<u64> {
         let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a as &(dyn ToSql + Sync)).collect();

@@ -314,7 +314,11 @@ impl<S: Store> Destination for SqlDestination<S> {
                 tracing::debug!(view = %name, missing = %missing.join(","), "View waits for its streams' tables");
                 continue;
             }
-            let sql = view.render(S::view_sql(view), |s| table(s).quoted());
+            let Some(sql) = view.sql_for(S::DIALECT) else {
+                tracing::warn!(view = %name, dialect = S::DIALECT, "The connector writes this view for other SQL dialects only; it is left out");
+                continue;
+            };
+            let sql = view.render(sql, |s| table(s).quoted());
             // Under the lock on table changes, so that runs of other tenants making the
             // same view at the same moment take turns instead of colliding in the catalog.
             let made = async {

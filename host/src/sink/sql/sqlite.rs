@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use connector_api::{Error, ErrorKind, Result, SyncMode, ViewDescriptor};
+use connector_api::{Error, ErrorKind, Result, SyncMode};
 use futures::future::BoxFuture;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ToSql};
@@ -267,9 +267,7 @@ impl Store for Sqlite {
         format!("DROP VIEW IF EXISTS {v}; CREATE VIEW {v} AS {sql}", v = view.quoted())
     }
 
-    fn view_sql(view: &ViewDescriptor) -> &'static str {
-        view.sqlite
-    }
+    const DIALECT: &'static str = "sqlite";
 
     // `$n` is SQLite's `?n`; the SQL handed here has no other `$` (its names are
     // `sql_name`s and its values parameters).
