@@ -20,8 +20,8 @@
 //! read one at a time across every clone of a client, from their first byte past that
 //! size until the classifier is done with them (see [`RetryingClient::execute`]). A run of
 //! `n` requests in flight then holds at most `n` × [`LARGE_BODY_BYTES`] plus one cap of
-//! bodies, whatever its concurrency and however large its pages: 60 MiB pages on eight
-//! listings at once took 893 MB, where a 150 MB footprint is promised.
+//! bodies, whatever its concurrency and however large its pages (the README's measured
+//! section gives the figures).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

@@ -67,9 +67,9 @@ impl ToSql for Cell<'_> {
 const FINDINGS: usize = 3;
 
 /// What `PRAGMA quick_check` finds wrong with the database `conn` holds; `None` when it
-/// finds it sound. It reads every page: 0.5-0.7 s for a 560 MB hub holding 1.5 million
-/// rows, more than a small tenant's whole run (0.2 s), so it runs only where a run has
-/// reason to doubt the file: after a run of the instance ended uncleanly, and when
+/// finds it sound. It reads every page, which on a large hub costs more than a small
+/// tenant's whole run (docs/data-contract.md gives the figures), so it runs only where a
+/// run has reason to doubt the file: after a run of the instance ended uncleanly, and when
 /// SQLite reported an error.
 fn damage(conn: &Connection) -> Option<String> {
     let sql = format!("PRAGMA quick_check({FINDINGS})");
