@@ -16,6 +16,11 @@ use crate::client::QlikClient;
 use crate::config::Settings;
 use crate::pagination::pages;
 
+/// The largest `limit` most of Qlik's list endpoints accept (users, groups, roles, spaces,
+/// apps, API keys, OAuth clients, audits, licence assignments). A stream whose endpoint
+/// accepts another declares its own beside it (consumption: 200).
+pub const MAX_LIMIT: u32 = 100;
+
 /// The tenant a read goes to: what every stream's plan builds its requests from.
 pub struct Tenant {
     /// The tenant's client.

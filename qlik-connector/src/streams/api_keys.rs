@@ -2,10 +2,7 @@
 //! security fact. Only metadata: Qlik never returns a key's value after creation.
 
 use super::{Access, StreamDef, Ty, col};
-use crate::read::Listing;
-
-/// Largest `limit` the endpoint accepts.
-pub const MAX_LIMIT: u32 = 100;
+use crate::read::{Listing, MAX_LIMIT};
 
 /// The `api_keys` stream.
 pub const API_KEYS: StreamDef = StreamDef {

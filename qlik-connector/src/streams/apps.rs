@@ -9,10 +9,7 @@
 use serde_json::{Map, Value};
 
 use super::{Access, StreamDef, Ty, col, derived, record_spreading};
-use crate::read::Listing;
-
-/// Largest `limit` the endpoint accepts.
-pub const MAX_LIMIT: u32 = 100;
+use crate::read::{Listing, MAX_LIMIT};
 
 /// The item types read: Qlik Sense apps and QlikView documents, in one listing
 /// (`resourceType` takes a comma-separated list, https://qlik.dev/apis/rest/items).

@@ -1,10 +1,7 @@
 //! `groups`: the tenant's groups (`/v1/groups`).
 
 use super::{Access, StreamDef, Ty, col};
-use crate::read::Listing;
-
-/// Largest `limit` the endpoint accepts.
-pub const MAX_LIMIT: u32 = 100;
+use crate::read::{Listing, MAX_LIMIT};
 
 /// The `groups` stream.
 pub const GROUPS: StreamDef = StreamDef {

@@ -25,10 +25,7 @@ use futures::TryStreamExt;
 use serde_json::{Map, Value};
 
 use super::{Access, StreamDef, Ty, col, derived};
-use crate::read::{Ctx, Tenant};
-
-/// Largest `limit` the endpoint accepts.
-pub const MAX_LIMIT: u32 = 100;
+use crate::read::{Ctx, MAX_LIMIT, Tenant};
 
 /// The `type` of an assignment Qlik sent without one.
 pub const UNTYPED: &str = "unspecified";

@@ -3,10 +3,7 @@
 //! metadata; Qlik never returns a client secret after creation.
 
 use super::{Access, StreamDef, Ty, col};
-use crate::read::Listing;
-
-/// Largest `limit` the endpoint accepts.
-pub const MAX_LIMIT: u32 = 100;
+use crate::read::{Listing, MAX_LIMIT};
 
 /// The `oauth_clients` stream.
 pub const OAUTH_CLIENTS: StreamDef = StreamDef {

@@ -1,10 +1,7 @@
 //! `roles`: default and custom roles (`/v1/roles`).
 
 use super::{Access, StreamDef, Ty, col};
-use crate::read::Listing;
-
-/// Largest `limit` the endpoint accepts.
-pub const MAX_LIMIT: u32 = 100;
+use crate::read::{Listing, MAX_LIMIT};
 
 /// The `roles` stream.
 pub const ROLES: StreamDef = StreamDef {

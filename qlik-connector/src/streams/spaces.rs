@@ -14,10 +14,7 @@ use connector_api::Result;
 use connector_api::read::{Chain, FanOut, Plan, Source};
 
 use super::{Access, StreamDef, Ty, col};
-use crate::read::{Ctx, Tenant};
-
-/// Largest `limit` the endpoints accept.
-pub const MAX_LIMIT: u32 = 100;
+use crate::read::{Ctx, MAX_LIMIT, Tenant};
 
 /// The `spaces` stream.
 pub const SPACES: StreamDef = StreamDef {

@@ -29,10 +29,7 @@ use time::{Date, Duration, OffsetDateTime, Time};
 
 use super::license_consumption::fallback_id;
 use super::{Access, StreamDef, Ty, col, derived};
-use crate::read::{Ctx, Tenant, expect_object, get_object};
-
-/// Largest `limit` the endpoint accepts.
-pub const MAX_LIMIT: u32 = 100;
+use crate::read::{Ctx, MAX_LIMIT, Tenant, expect_object, get_object};
 
 /// How long Qlik keeps audit events online when `/v1/audits/settings` does not say: 90 days.
 pub const DEFAULT_RETENTION: Duration = Duration::days(90);

@@ -17,10 +17,7 @@ use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 
 use super::{Access, StreamDef, Ty, col, derived};
-use crate::read::{Ctx, Tenant};
-
-/// Largest `limit` the endpoint accepts.
-pub const MAX_LIMIT: u32 = 100;
+use crate::read::{Ctx, MAX_LIMIT, Tenant};
 
 /// Every user status Qlik knows.
 pub const STATUSES: [&str; 5] = ["active", "invited", "disabled", "deleted", "provisioned"];
