@@ -149,3 +149,25 @@ fn the_kubernetes_example_runs_what_the_binary_accepts() {
     assert_eq!(configs_run, tenants, "one CronJob per tenant config");
     assert_eq!(cronjobs.len(), tenants.len(), "one CronJob per tenant config");
 }
+
+/// The production binary (`--no-default-features`, as the Dockerfile and the README's
+/// `cargo install` build it) links neither the tests nor the simulator: `host` depends on
+/// the simulator crate only through the `demo` feature, and on the tests crate only for
+/// its own tests; the simulator crate itself knows no test code.
+#[test]
+fn the_production_binary_links_no_test_or_simulator_code() {
+    let manifest = |path: &str| -> toml::Table {
+        toml::from_str(&std::fs::read_to_string(repo().join(path)).unwrap()).unwrap()
+    };
+    let host = manifest("host/Cargo.toml");
+    let deps = host["dependencies"].as_table().unwrap();
+    assert!(!deps.contains_key("tests"), "host's [dependencies] name the tests crate");
+    assert_eq!(deps["qlik-sim"].get("optional").and_then(toml::Value::as_bool), Some(true));
+    let features = host["features"].as_table().unwrap();
+    assert_eq!(features["demo"].as_array().unwrap(), &[toml::Value::from("dep:qlik-sim")]);
+    let linked_by_default: Vec<&str> =
+        features["default"].as_array().unwrap().iter().filter_map(toml::Value::as_str).collect();
+    assert_eq!(linked_by_default, ["demo"], "only the demo pulls the simulator in");
+    let sim = manifest("qlik-sim/Cargo.toml");
+    assert!(!sim["dependencies"].as_table().unwrap().contains_key("tests"));
+}
