@@ -9,80 +9,17 @@ mod common;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::watched::{Run, watched};
 use tests::qlik_sim::{Faults, Hostile, SimConfig, Simulator};
-use tokio::io::AsyncReadExt;
 
 /// No case may take longer than this.
 const DEADLINE: Duration = Duration::from_secs(60);
 
-/// What one run of the binary did.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-    elapsed: Duration,
-    /// Peak resident memory (`VmHWM`), as last seen before the process exited.
-    peak_rss_mib: f64,
-}
-
-impl Run {
-    /// Both streams, for assertion messages.
-    fn output(&self) -> String {
-        format!("exit {}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr)
-    }
-}
-
-/// Runs `connector-host args` with `env` added, failing the test if it outlives
-/// [`DEADLINE`].
+/// Runs `connector-host args` with `env` added, within [`DEADLINE`].
 async fn host(args: &[&str], env: &[(&str, OsString)]) -> Run {
-    let started = Instant::now();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_connector-host"))
-        .args(args)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .env_remove("QLIK_API_KEY")
-        .env_remove("PGPASSWORD")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let status_file = format!("/proc/{}/status", child.id().unwrap());
-    let drain = |mut pipe: Box<dyn tokio::io::AsyncRead + Unpin + Send>| {
-        tokio::spawn(async move {
-            let mut bytes = Vec::new();
-            let _ = pipe.read_to_end(&mut bytes).await;
-            String::from_utf8_lossy(&bytes).into_owned()
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().unwrap()));
-    let stderr = drain(Box::new(child.stderr.take().unwrap()));
-    let mut peak_kib = 0u64;
-    let status = loop {
-        if let Ok(status) = std::fs::read_to_string(&status_file)
-            && let Some(kib) = status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        {
-            peak_kib = peak_kib.max(kib);
-        }
-        tokio::select! {
-            status = child.wait() => break status.unwrap(),
-            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
-        }
-        assert!(started.elapsed() < DEADLINE, "connector-host {args:?} still running after {DEADLINE:?}");
-    };
-    Run {
-        code: status.code().expect("exited, not killed"),
-        stdout: stdout.await.unwrap(),
-        stderr: stderr.await.unwrap(),
-        elapsed: started.elapsed(),
-        peak_rss_mib: peak_kib as f64 / 1024.0,
-    }
+    watched(args, env, DEADLINE).await
 }
 
 /// A Qlik config for `sim` in `dir` whose key comes from the file `key` (the admin key).
@@ -456,18 +393,24 @@ async fn a_postgres_password_in_the_url_is_never_shown_or_stored() {
     assert_no_secret(&stored, &secrets, &[]);
 }
 
-/// `users` answered with `body` (a one-page listing) into SQLite and, when a server is
-/// configured, PostgreSQL: the binary's run and what each destination's `users` holds
-/// as `id|name` lines.
-async fn users_from(body: &str) -> Vec<(&'static str, Run, Vec<String>)> {
+/// A small tenant whose `path` answers 200 with the JSON `body`, whatever is asked.
+async fn answering(path: &str, body: &str) -> Simulator {
     let hostile = Hostile::Canned {
-        path: "/api/v1/users".into(),
+        path: path.into(),
         status: 200,
         content_type: Some("application/json".into()),
         body: body.as_bytes().to_vec(),
     };
     let sim = Simulator::start(SimConfig::small()).await.unwrap();
     sim.set_faults(Faults { hostile: Some(hostile), ..Faults::default() });
+    sim
+}
+
+/// `users` answered with `body` (a one-page listing) into SQLite and, when a server is
+/// configured, PostgreSQL: the binary's run and what each destination's `users` holds
+/// as `id|name` lines.
+async fn users_from(body: &str) -> Vec<(&'static str, Run, Vec<String>)> {
+    let sim = answering("/api/v1/users", body).await;
     let dir = tempfile::tempdir().unwrap();
     let config = qlik_config(dir.path(), &sim);
     let db = dir.path().join("hub.db");
@@ -535,14 +478,7 @@ async fn numeric_ids_and_nul_characters_land_alike_everywhere() {
 /// `license_consumption` answered with `body` on every request, into a fresh SQLite file:
 /// the run, the rows stored, and the paths the simulator was asked for.
 async fn consumption_from(body: &str) -> (Run, i64, Vec<String>) {
-    let hostile = Hostile::Canned {
-        path: "/api/v1/licenses/consumption".into(),
-        status: 200,
-        content_type: Some("application/json".into()),
-        body: body.as_bytes().to_vec(),
-    };
-    let sim = Simulator::start(SimConfig::small()).await.unwrap();
-    sim.set_faults(Faults { hostile: Some(hostile), ..Faults::default() });
+    let sim = answering("/api/v1/licenses/consumption", body).await;
     let dir = tempfile::tempdir().unwrap();
     let config = qlik_config(dir.path(), &sim);
     let db = dir.path().join("hub.db");

@@ -7,33 +7,17 @@
 mod common;
 
 use std::path::Path;
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::watched::{Run, watched};
 use serde_json::Value;
 use tests::digest::{KeyDigest, key_digest};
 use tests::qlik_sim::{Faults, Hostile, SimConfig, Simulator};
-use tokio::io::AsyncReadExt;
 
 /// No case may take longer than this.
 const DEADLINE: Duration = Duration::from_secs(120);
 
-/// What one run of the binary did.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-    elapsed: Duration,
-    /// Peak resident memory (`VmHWM`), as last seen before the process exited.
-    peak_rss_mib: f64,
-}
-
 impl Run {
-    /// Both streams, for assertion messages.
-    fn output(&self) -> String {
-        format!("exit {}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr)
-    }
-
     /// The JSON summary `--json` prints.
     fn summary(&self) -> Value {
         serde_json::from_str(&self.stdout)
@@ -41,52 +25,9 @@ impl Run {
     }
 }
 
-/// Runs `connector-host args`, failing the test if it outlives [`DEADLINE`].
+/// Runs `connector-host args` within [`DEADLINE`].
 async fn host(args: &[&str]) -> Run {
-    let started = Instant::now();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_connector-host"))
-        .args(args)
-        .env_remove("QLIK_API_KEY")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let status_file = format!("/proc/{}/status", child.id().unwrap());
-    let drain = |mut pipe: Box<dyn tokio::io::AsyncRead + Unpin + Send>| {
-        tokio::spawn(async move {
-            let mut bytes = Vec::new();
-            let _ = pipe.read_to_end(&mut bytes).await;
-            String::from_utf8_lossy(&bytes).into_owned()
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().unwrap()));
-    let stderr = drain(Box::new(child.stderr.take().unwrap()));
-    let mut peak_kib = 0u64;
-    let status = loop {
-        if let Ok(status) = std::fs::read_to_string(&status_file)
-            && let Some(kib) = status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        {
-            peak_kib = peak_kib.max(kib);
-        }
-        tokio::select! {
-            status = child.wait() => break status.unwrap(),
-            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
-        }
-        assert!(started.elapsed() < DEADLINE, "connector-host {args:?} still running after {DEADLINE:?}");
-    };
-    Run {
-        code: status.code().expect("exited, not killed"),
-        stdout: stdout.await.unwrap(),
-        stderr: stderr.await.unwrap(),
-        elapsed: started.elapsed(),
-        peak_rss_mib: peak_kib as f64 / 1024.0,
-    }
+    watched(args, &[], DEADLINE).await
 }
 
 /// A Qlik config for `sim` in `dir`, its key in a file, with `extra` settings lines.

@@ -2,6 +2,8 @@
 //! registers, plus helpers to drive the CLI in-process.
 #![allow(dead_code)]
 
+pub mod watched;
+
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
