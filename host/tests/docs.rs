@@ -2,10 +2,11 @@
 //! `connector-host docs <id>` prints today, for every connector the binary links.
 //! Regenerate with `cargo run -p host -- docs <id> > docs/connectors/<id>.md`.
 //!
-//! `docs/writing-a-destination.md` quotes the host's code the way
-//! `docs/writing-a-connector.md` quotes SCIM's (checked in `tests/tests/scim_guide.rs`):
-//! every fenced block whose first line names a file (`// path`) must appear in it
-//! verbatim, piece by piece between `// …` lines, and every file it names must exist.
+//! The two guides quote the code they teach: `docs/writing-a-connector.md` quotes SCIM's
+//! connector, `docs/writing-a-destination.md` the host's destinations. Every fenced block
+//! whose first line names a file of the workspace (`// path` or `# path`) must appear in
+//! that file verbatim, piece by piece, where `// …` or `# …` lines mark what the guide left
+//! out. A refactor that changes quoted code fails here until the guide follows.
 
 mod common;
 
@@ -71,24 +72,31 @@ fn blocks(markdown: &str) -> Vec<Vec<&str>> {
     out
 }
 
-/// Splits a quote at its `// …` lines into pieces that must each appear verbatim.
+/// Splits a quote at its elision markers into pieces that must each appear verbatim.
 fn pieces(lines: &[&str]) -> Vec<String> {
     lines
-        .split(|l| l.trim() == "// …")
+        .split(|l| matches!(l.trim(), "// …" | "# …"))
         .map(|piece| piece.join("\n").trim_matches('\n').to_string())
         .filter(|piece| !piece.trim().is_empty())
         .collect()
 }
 
-#[test]
-fn destination_guide_quotes_the_code_as_it_is() {
+/// The drift between `guide` (a path from the workspace root) and the code it quotes, and
+/// how many quotes were checked. A block naming a file that does not exist is drift too,
+/// as is any `host/…` path the prose names (placeholders such as `<name>.rs` aside).
+fn drift(guide: &str) -> (Vec<String>, usize) {
     let root = workspace_root();
-    let guide = std::fs::read_to_string(root.join("docs/writing-a-destination.md")).unwrap();
+    let text = std::fs::read_to_string(root.join(guide)).unwrap();
     let mut checked = 0;
     let mut failures = Vec::new();
-    for block in blocks(&guide) {
-        let Some(path) = block.first().and_then(|l| l.strip_prefix("// ")) else { continue };
-        let Ok(source) = std::fs::read_to_string(root.join(path.trim())) else {
+    for block in blocks(&text) {
+        let Some(first) = block.first() else { continue };
+        let Some(path) = first.strip_prefix("// ").or_else(|| first.strip_prefix("# ")) else { continue };
+        let path = path.trim();
+        if !path.contains('/') && !root.join(path).is_file() {
+            continue; // an example file of the reader's (`# scim.toml`), not one of ours
+        }
+        let Ok(source) = std::fs::read_to_string(root.join(path)) else {
             failures.push(format!("{path}: no such file"));
             continue;
         };
@@ -100,12 +108,30 @@ fn destination_guide_quotes_the_code_as_it_is() {
             }
         }
     }
-    // Every `host/…` path the prose names, but for placeholders such as `<name>.rs`.
-    for path in guide.split('`').filter(|s| s.starts_with("host/") && !s.contains('<')) {
+    for path in text.split('`').filter(|s| s.starts_with("host/") && !s.contains('<')) {
         if !root.join(path).exists() {
             failures.push(format!("{path}: named by the guide, but not in the workspace"));
         }
     }
+    (failures, checked)
+}
+
+#[test]
+fn connector_guide_quotes_the_code_as_it_is() {
+    let (failures, checked) = drift("docs/writing-a-connector.md");
+    assert!(failures.is_empty(), "the connector guide drifted from the code:\n{}", failures.join("\n"));
+    assert!(checked >= 20, "only {checked} quotes checked: did the guide lose its file-name lines?");
+}
+
+#[test]
+fn destination_guide_quotes_the_code_as_it_is() {
+    let (failures, checked) = drift("docs/writing-a-destination.md");
     assert!(failures.is_empty(), "the destination guide drifted from the code:\n{}", failures.join("\n"));
     assert!(checked >= 8, "only {checked} quotes checked: did the guide lose its file-name lines?");
+}
+
+#[test]
+fn elision_markers_split_quotes() {
+    let lines = ["fn a() {}", "    // …", "fn b() {}", "", "fn c() {}"];
+    assert_eq!(pieces(&lines), vec!["fn a() {}".to_string(), "fn b() {}\n\nfn c() {}".to_string()]);
 }
