@@ -87,11 +87,7 @@ impl Notice {
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .find(|l| {
-                l.contains("rel=\"deprecation\"")
-                    || l.contains("rel=\"sunset\"")
-                    || l.contains("rel=deprecation")
-            })
+            .find(|l| announces(l))
             .and_then(|l| l.split(';').next())
             .map(|target| {
                 target.trim().trim_start_matches('<').trim_end_matches('>').chars().take(MAX_VALUE).collect()
@@ -120,6 +116,16 @@ impl Notice {
             said.join("; ")
         )
     }
+}
+
+/// Whether `link`, one `<target>; param=value …` entry of a `Link` header, has a relation
+/// type `deprecation` (RFC 9745) or `sunset` (RFC 8594), quoted or not, among its `rel`s.
+fn announces(link: &str) -> bool {
+    link.split(';').skip(1).filter_map(|param| param.trim().strip_prefix("rel=")).any(|rel| {
+        rel.trim_matches('"')
+            .split_whitespace()
+            .any(|r| r.eq_ignore_ascii_case("deprecation") || r.eq_ignore_ascii_case("sunset"))
+    })
 }
 
 /// An RFC 9745 date (`@1793491200`) as `2026-11-01`; `None` for anything else.
@@ -230,6 +236,20 @@ mod tests {
             let err = validate(bad).unwrap_err();
             assert_eq!(err.context_value("field"), Some("api_version"), "{bad}");
             assert_eq!(err.hint(), Some(remediation::API_VERSION_INVALID), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_link_announces_by_its_relation_quoted_or_not() {
+        for link in [
+            r#"<https://qlik.dev/changelog/1>; rel="deprecation""#,
+            "<https://qlik.dev/changelog/1>; rel=sunset",
+            r#"<https://qlik.dev/changelog/1>; type="text/html"; rel="alternate sunset""#,
+        ] {
+            assert!(announces(link), "{link}");
+        }
+        for link in [r#"<https://x/deprecation>; rel="next""#, "<https://x>", "<https://x>; title=sunset"] {
+            assert!(!announces(link), "{link}");
         }
     }
 
