@@ -117,15 +117,7 @@ async fn span(ctx: &Ctx, from: Option<&str>) -> Result<Option<(OffsetDateTime, O
         let mut query = vec![("limit", "1".to_string()), ("sort", sort.to_string())];
         query.extend(from.map(|f| ("filter", f.to_string())));
         let url = ctx.connector.url(PATH, &query);
-        async move {
-            let answer = get_object(ctx, url).await?;
-            let end = answer
-                .get("data")
-                .and_then(Value::as_array)
-                .and_then(|d| d.first())
-                .and_then(|e| e.get("endTime"));
-            Ok::<_, connector_api::Error>(end.and_then(Value::as_str).and_then(Cursor::parse).map(|c| c.at))
-        }
+        async move { Ok::<_, connector_api::Error>(first_end(&get_object(ctx, url).await?)) }
     };
     let (first, last) = futures::try_join!(edge("+endTime"), edge("-endTime"))?;
     Ok(first.zip(last))
@@ -160,20 +152,19 @@ async fn compound_filter_refusal(
         }
         Err(err) => return Err(err),
     };
-    let end = answer
-        .get("data")
-        .and_then(Value::as_array)
-        .and_then(|d| d.first())
-        .and_then(|e| e.get("endTime"))
-        .and_then(Value::as_str)
-        .and_then(Cursor::parse)
-        .map(|c| c.at);
-    Ok(match end {
+    Ok(match first_end(&answer) {
         Some(end) if end >= first && end < cut => None,
         _ => Some(format!(
             "Qlik Cloud did not apply the compound filter `{filter}` on {PATH} (its first event is not the one the filter selects); {fallback}"
         )),
     })
+}
+
+/// The `endTime` of the first event of a listing's `answer`, if it has one that reads as a
+/// time.
+fn first_end(answer: &Map<String, Value>) -> Option<OffsetDateTime> {
+    let end = answer.get("data")?.as_array()?.first()?.get("endTime")?.as_str()?;
+    Cursor::parse(end).map(|c| c.at)
 }
 
 /// Up to `slices - 1` instants cutting `[first, last]` into equal spans, whole seconds
